@@ -1,0 +1,46 @@
+"""The envelope every event carries."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from uuid import UUID
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+
+
+class Frozen(BaseModel):
+    """Base for immutable value objects: frozen, and strict about unknown fields."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def as_utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
+
+
+class Envelope(Frozen):
+    """Fields shared by every event.
+
+    ``occurred_at`` is the decision time (a tick's scheduled_for, never the wall clock), so a
+    replay decides the same; ``recorded_at`` is when the event was written.
+    """
+
+    event_id: UUID
+    type: str
+    schema_version: int = 1
+    occurred_at: AwareDatetime
+    recorded_at: AwareDatetime
+    tenant_id: str = Field(min_length=1)
+    correlation_id: UUID | None = None
+    causation_id: UUID | None = None
+    replay_id: str | None = None
+
+    @field_validator("occurred_at", "recorded_at")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        return as_utc(value)
+
+
+def utcnow() -> datetime:
+    """The wall clock, for ``recorded_at`` only (decisions take time as a parameter)."""
+    return datetime.now(UTC)

@@ -1,0 +1,11 @@
+"""Errors of the event contract. Every error leadflow raises on purpose derives from LeadflowError."""
+
+from __future__ import annotations
+
+
+class LeadflowError(Exception):
+    """Base of every error leadflow raises on purpose."""
+
+
+class EventDecodeError(LeadflowError):
+    """Bytes that are not a valid event of the contract (the reason says which field and why)."""

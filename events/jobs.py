@@ -1,0 +1,75 @@
+"""Job events: what each part of a run did. The projector folds the parts into one run."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+from uuid import UUID
+
+from pydantic import AwareDatetime, Field
+
+from .envelope import Envelope, Frozen
+from .names import JobName, TickSource, Topic
+
+
+class RunInfo(Frozen):
+    """The tick a run answers; repeated on every job event so each can be folded alone."""
+
+    scheduled_for: AwareDatetime
+    source: TickSource
+    max_leads: int | None = None
+    requested_by: str | None = None
+    retry_of: UUID | None = None
+    attempt: int = 0
+
+
+class JobEvent(Envelope):
+    """One part of a run (``part`` is the reporting instance; a run may have several)."""
+
+    topic: ClassVar[Topic] = Topic.JOBS_EVENTS
+    run_id: UUID
+    job: JobName
+    part: str
+    run: RunInfo
+
+
+class RunCounts(Frozen):
+    leads_processed: int = Field(default=0, ge=0)
+    leads_succeeded: int = Field(default=0, ge=0)
+    leads_failed: int = Field(default=0, ge=0)
+
+
+class JobStarted(JobEvent):
+    type: Literal["job.started"] = "job.started"
+    started_at: AwareDatetime
+
+
+class JobCompleted(JobEvent):
+    type: Literal["job.completed"] = "job.completed"
+    started_at: AwareDatetime
+    completed_at: AwareDatetime
+    duration_seconds: float = Field(ge=0)
+    counts: RunCounts
+    partitions: tuple[int, ...] = ()
+    partitions_total: int = 0
+    backlog: int | None = None
+
+
+class JobFailed(JobEvent):
+    type: Literal["job.failed"] = "job.failed"
+    started_at: AwareDatetime
+    completed_at: AwareDatetime
+    duration_seconds: float = Field(ge=0)
+    counts: RunCounts
+    reason: str
+    error: str
+    partitions: tuple[int, ...] = ()
+    partitions_total: int = 0
+    backlog: int | None = None
+
+
+class JobSkipped(JobEvent):
+    type: Literal["job.skipped"] = "job.skipped"
+    reason: str
+
+
+JOB_EVENT_TYPES: tuple[type[JobEvent], ...] = (JobStarted, JobCompleted, JobFailed, JobSkipped)

@@ -1,0 +1,141 @@
+"""The lead state machine: which transitions are legal, how events are built and folded.
+
+A lead's life:  NEW -> SCORED -> QUALIFIED -> ROUTED -> CONTACTED (step 1..n)
+                              \\-> REJECTED
+Re-scoring (a replay through a new model) may move SCORED, QUALIFIED or REJECTED back to
+SCORED so the lead re-enters qualification; a routed or contacted lead keeps its route
+and contact history (see docs/state-machine.md).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TypeVar
+from uuid import UUID
+
+from . import ids
+from .envelope import utcnow
+from .errors import LeadflowError
+from .lead import Lead
+from .lead_events import (
+    LeadContacted,
+    LeadCreated,
+    LeadEvent,
+    LeadQualified,
+    LeadRejected,
+    LeadRouted,
+    LeadScored,
+)
+from .names import LeadStatus
+
+S = LeadStatus
+
+#: event type -> statuses it may leave from (None: the lead does not exist yet).
+ALLOWED_FROM: dict[str, frozenset[LeadStatus | None]] = {
+    LeadCreated.model_fields["type"].default: frozenset({None}),
+    LeadScored.model_fields["type"].default: frozenset({S.NEW, S.SCORED, S.QUALIFIED, S.REJECTED}),
+    LeadQualified.model_fields["type"].default: frozenset({S.SCORED}),
+    LeadRejected.model_fields["type"].default: frozenset({S.SCORED}),
+    LeadRouted.model_fields["type"].default: frozenset({S.QUALIFIED}),
+    LeadContacted.model_fields["type"].default: frozenset({S.ROUTED, S.CONTACTED}),
+}
+
+E = TypeVar("E", bound=LeadEvent)
+
+
+class IllegalTransition(LeadflowError):
+    """An event that the lead's current status does not allow."""
+
+    def __init__(self, lead_id: UUID | str | None, status: LeadStatus | None, attempted: str,
+                 detail: str = "") -> None:
+        self.lead_id = lead_id
+        self.status = status
+        self.attempted = attempted
+        self.detail = detail
+        where = status.value if status else "no state (lead does not exist)"
+        message = f"lead {lead_id}: {attempted} is not allowed from {where}"
+        super().__init__(f"{message}: {detail}" if detail else message)
+
+
+def event_type(cls: type[LeadEvent]) -> str:
+    return cls.model_fields["type"].default
+
+
+def check_transition(current: Lead | None, cls: type[LeadEvent]) -> None:
+    """Raise IllegalTransition unless ``cls`` may follow the lead's current status."""
+    status = current.status if current is not None else None
+    attempted = event_type(cls)
+    if status not in ALLOWED_FROM[attempted]:
+        lead_id = current.lead_id if current is not None else None
+        raise IllegalTransition(lead_id, status, attempted)
+
+
+def _check_invariants(lead: Lead, event: LeadEvent) -> None:
+    required = {
+        S.SCORED: lead.score is not None,
+        S.QUALIFIED: lead.qualification is not None and lead.qualification.qualified,
+        S.REJECTED: lead.qualification is not None and not lead.qualification.qualified,
+        S.ROUTED: lead.route is not None and lead.qualification is not None,
+        S.CONTACTED: lead.outreach is not None and lead.route is not None,
+    }
+    if not required.get(lead.status, True):
+        raise IllegalTransition(lead.lead_id, lead.status, event.type,
+                                "snapshot lacks the fields its status requires")
+
+
+def apply(current: Lead | None, event: LeadEvent) -> Lead:
+    """Fold one event into the lead's state; raise IllegalTransition if it does not follow."""
+    check_transition(current, type(event))
+    new = event.lead
+    if new.status is not event.target:
+        raise IllegalTransition(new.lead_id, current.status if current else None, event.type,
+                                f"snapshot status {new.status} should be {event.target}")
+    expected_version = 1 if current is None else current.version + 1
+    if new.version != expected_version:
+        raise IllegalTransition(new.lead_id, current.status if current else None, event.type,
+                                f"version {new.version}, expected {expected_version}")
+    if current is not None and new.lead_id != current.lead_id:
+        raise IllegalTransition(current.lead_id, current.status, event.type,
+                                f"snapshot belongs to lead {new.lead_id}")
+    if isinstance(event, LeadContacted):
+        previous_step = current.outreach.step if current and current.outreach else 0
+        if event.step != previous_step + 1 or new.outreach is None or new.outreach.step != event.step:
+            raise IllegalTransition(new.lead_id, current.status if current else None, event.type,
+                                    f"step {event.step} does not follow step {previous_step}")
+    _check_invariants(new, event)
+    return new
+
+
+def transition(
+    cls: type[E],
+    cause: LeadEvent,
+    *,
+    at: datetime,
+    correlation_id: UUID | None,
+    replay_id: str | None = None,
+    current: Lead | None = None,
+    recorded_at: datetime | None = None,
+    cause_key: str | None = None,
+    **fields: object,
+) -> E:
+    """Build the event that moves ``current`` (default: the cause's snapshot) by ``cls``.
+
+    ``fields`` holds snapshot changes (score=..., route=...) and event fields (reasons=...).
+    The id is derived from the cause (or ``cause_key``, e.g. a send's idempotency key), the
+    transition and the replay, so a redelivered cause yields the same event.
+    """
+    base = current if current is not None else cause.lead
+    check_transition(base, cls)
+    event_fields = {k: fields.pop(k) for k in list(fields) if k in cls.model_fields}
+    lead = base.evolve(status=cls.target, version=base.version + 1, updated_at=at, **fields)
+    return cls(
+        event_id=ids.event_id(cause_key or cause.event_id, event_type(cls), replay_id),
+        occurred_at=at,
+        recorded_at=recorded_at or utcnow(),
+        tenant_id=lead.tenant_id,
+        correlation_id=correlation_id,
+        causation_id=cause.event_id,
+        replay_id=replay_id,
+        lead=lead,
+        **event_fields,
+    )

@@ -1,0 +1,161 @@
+-- Read models folded from the log by the projector (services/projector/). Applied into one
+-- Postgres schema (live: leadflow_read; a rebuild writes a shadow schema and swaps it in), so
+-- names here are unqualified. The consumed offsets live beside the models they produced.
+
+CREATE TABLE IF NOT EXISTS projector_offsets (
+    topic        text NOT NULL,
+    partition    integer NOT NULL,
+    next_offset  bigint NOT NULL,
+    PRIMARY KEY (topic, partition)
+);
+
+CREATE TABLE IF NOT EXISTS leads (
+    lead_id            uuid PRIMARY KEY,
+    tenant_id          text NOT NULL,
+    campaign_id        text NOT NULL,
+    email              text NOT NULL,
+    first_name         text,
+    last_name          text,
+    title              text,
+    company            text,
+    domain             text,
+    industry           text,
+    employees          integer,
+    country            text,
+    status             text NOT NULL,
+    version            integer NOT NULL,
+    score              integer,
+    score_factors      jsonb,
+    model_version      text,
+    qualified          boolean,
+    reasons            text[],
+    segment            text,
+    sequence_id        text,
+    owner              text,
+    contact_step       integer,
+    last_contacted_at  timestamptz,
+    next_action_at     timestamptz,
+    do_not_contact     boolean NOT NULL DEFAULT false,
+    created_at         timestamptz NOT NULL,
+    updated_at         timestamptz NOT NULL,
+    last_event_id      uuid NOT NULL
+);
+CREATE INDEX IF NOT EXISTS leads_status ON leads (status);
+CREATE INDEX IF NOT EXISTS leads_campaign_status ON leads (campaign_id, status);
+CREATE INDEX IF NOT EXISTS leads_email ON leads (email);
+
+CREATE TABLE IF NOT EXISTS lead_events (
+    event_id        uuid PRIMARY KEY,
+    lead_id         uuid NOT NULL,
+    type            text NOT NULL,
+    version         integer NOT NULL,
+    status          text NOT NULL,
+    tenant_id       text NOT NULL,
+    campaign_id     text NOT NULL,
+    occurred_at     timestamptz NOT NULL,
+    recorded_at     timestamptz NOT NULL,
+    correlation_id  uuid,
+    causation_id    uuid,
+    replay_id       text,
+    topic           text NOT NULL,
+    partition       integer NOT NULL,
+    "offset"        bigint NOT NULL,
+    payload         jsonb NOT NULL
+);
+CREATE INDEX IF NOT EXISTS lead_events_lead ON lead_events (lead_id, version);
+CREATE INDEX IF NOT EXISTS lead_events_recorded ON lead_events (recorded_at);
+
+-- One row per part of a run (an instance's share); job_runs is their fold.
+CREATE TABLE IF NOT EXISTS job_run_parts (
+    run_id            uuid NOT NULL,
+    part              text NOT NULL,
+    job               text NOT NULL,
+    status            text NOT NULL,
+    started_at        timestamptz,
+    completed_at      timestamptz,
+    leads_processed   integer NOT NULL DEFAULT 0,
+    leads_succeeded   integer NOT NULL DEFAULT 0,
+    leads_failed      integer NOT NULL DEFAULT 0,
+    partitions        integer[] NOT NULL DEFAULT '{}',
+    partitions_total  integer NOT NULL DEFAULT 0,
+    backlog           bigint,
+    reason            text,
+    error             text,
+    PRIMARY KEY (run_id, part)
+);
+
+CREATE TABLE IF NOT EXISTS job_runs (
+    run_id            uuid PRIMARY KEY,
+    job               text NOT NULL,
+    tenant_id         text NOT NULL,
+    campaign_id       text,
+    source            text NOT NULL,
+    scheduled_for     timestamptz NOT NULL,
+    requested_by      text,
+    retry_of          uuid,
+    attempt           integer NOT NULL DEFAULT 0,
+    max_leads         integer,
+    status            text NOT NULL,
+    started_at        timestamptz,
+    completed_at      timestamptz,
+    duration_seconds  double precision,
+    leads_processed   integer NOT NULL DEFAULT 0,
+    leads_succeeded   integer NOT NULL DEFAULT 0,
+    leads_failed      integer NOT NULL DEFAULT 0,
+    parts             integer NOT NULL DEFAULT 0,
+    partitions_total  integer NOT NULL DEFAULT 0,
+    partitions_covered integer NOT NULL DEFAULT 0,
+    backlog           bigint,
+    reason            text,
+    error             text,
+    counted           boolean NOT NULL DEFAULT false,
+    recorded_at       timestamptz NOT NULL
+);
+CREATE INDEX IF NOT EXISTS job_runs_job_started ON job_runs (job, started_at DESC);
+CREATE INDEX IF NOT EXISTS job_runs_recorded ON job_runs (recorded_at DESC);
+CREATE INDEX IF NOT EXISTS job_runs_scheduled ON job_runs (job, scheduled_for);
+
+-- Per job and tenant ('*' = all tenants): the seed dashboard's CronMetrics, kept as totals
+-- so retention can prune job_runs without losing them.
+CREATE TABLE IF NOT EXISTS job_metrics (
+    job                      text NOT NULL,
+    tenant_id                text NOT NULL,
+    total_runs               integer NOT NULL DEFAULT 0,
+    successful_runs          integer NOT NULL DEFAULT 0,
+    failed_runs              integer NOT NULL DEFAULT 0,
+    skipped_runs             integer NOT NULL DEFAULT 0,
+    total_leads_processed    bigint NOT NULL DEFAULT 0,
+    total_leads_succeeded    bigint NOT NULL DEFAULT 0,
+    total_leads_failed       bigint NOT NULL DEFAULT 0,
+    total_duration_seconds   double precision NOT NULL DEFAULT 0,
+    consecutive_failures     integer NOT NULL DEFAULT 0,
+    last_run_at              timestamptz,
+    last_success_at          timestamptz,
+    last_failure_at          timestamptz,
+    PRIMARY KEY (job, tenant_id)
+);
+
+-- Per day (UTC), tenant and campaign: leads entering each status and rejections by reason.
+CREATE TABLE IF NOT EXISTS pipeline_daily (
+    day          date NOT NULL,
+    tenant_id    text NOT NULL,
+    campaign_id  text NOT NULL,
+    metric       text NOT NULL,   -- 'entered:<STATUS>' or 'rejected:<reason>'
+    count        bigint NOT NULL DEFAULT 0,
+    PRIMARY KEY (day, tenant_id, campaign_id, metric)
+);
+
+CREATE TABLE IF NOT EXISTS dead_letters (
+    event_id      uuid PRIMARY KEY,
+    stage         text,
+    lead_id       uuid,
+    tenant_id     text NOT NULL,
+    origin        text NOT NULL,
+    original_type text,
+    error_type    text NOT NULL,
+    error         text NOT NULL,
+    attempts      integer NOT NULL,
+    recorded_at   timestamptz NOT NULL,
+    payload       jsonb NOT NULL
+);
+CREATE INDEX IF NOT EXISTS dead_letters_recorded ON dead_letters (recorded_at DESC);

@@ -1,0 +1,1 @@
+"""leadflow services: one package per service, plus the shared runtime and the CLI."""

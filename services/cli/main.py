@@ -1,0 +1,196 @@
+"""The `leadflow` command line. One error boundary: a LeadflowError prints its cause and exits 1."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import socket
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+from rich.console import Console
+
+from events import JobName, LeadflowError
+
+from ..runtime.logging import setup_logging
+from ..runtime.settings import Settings, load_settings
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="leadflow: outbound lead pipelines as an event-driven state machine.")
+topics_app = typer.Typer(no_args_is_help=True, help="Create and inspect the Kafka topics.")
+db_app = typer.Typer(no_args_is_help=True, help="Apply the Postgres schema.")
+schemas_app = typer.Typer(no_args_is_help=True, help="Generate schemas/ from the event models.")
+app.add_typer(topics_app, name="topics")
+app.add_typer(db_app, name="db")
+app.add_typer(schemas_app, name="schemas")
+
+console = Console(stderr=False)
+err = Console(stderr=True)
+T = TypeVar("T")
+
+ConfigOption = Annotated[Path | None, typer.Option(
+    "--config", "-c", envvar="LEADFLOW_CONFIG", help="Config file (TOML).", show_envvar=True)]
+SERVICES = ("harvest", "score", "qualify", "route", "contact", "projector", "clock", "dashboard")
+
+
+def run_async(factory: Callable[[], Awaitable[T]]) -> T:
+    """Run a coroutine under the error boundary: known errors print a cause and exit 1."""
+    try:
+        return asyncio.run(factory())  # type: ignore[arg-type]
+    except LeadflowError as exc:
+        err.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+
+
+def settings_for(config: Path | None) -> Settings:
+    try:
+        return load_settings(config=config)
+    except LeadflowError as exc:
+        err.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(1) from None
+
+
+def who() -> str:
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    return f"cli:{user}@{socket.gethostname()}"
+
+
+@app.command()
+def run(service: Annotated[str, typer.Argument(help=f"One of: {', '.join(SERVICES)}.")],
+        config: ConfigOption = None) -> None:
+    """Run one service in the foreground (several `run`s of a stage form one consumer group)."""
+    if service not in SERVICES:
+        err.print(f"[bold red]error:[/] unknown service {service!r}; choose one of {', '.join(SERVICES)}")
+        raise typer.Exit(2)
+    settings = settings_for(config)
+    setup_logging(settings.log_level, service)
+    from .services import run_service
+
+    run_async(lambda: run_service(service, settings))
+
+
+@app.command()
+def tick(job: Annotated[JobName, typer.Argument(help="The job to run now.")],
+         max_leads: Annotated[int | None, typer.Option("--max-leads", min=1,
+                                                      help="Cap for this run.")] = None,
+         tenant: Annotated[str | None, typer.Option(help="Only this tenant.")] = None,
+         campaign: Annotated[str | None, typer.Option(help="Only this campaign.")] = None,
+         wait: Annotated[bool, typer.Option("--wait", help="Follow the run and print its result; "
+                                            "exit 1 if it failed.")] = False,
+         timeout: Annotated[float, typer.Option(help="Seconds to wait with --wait.")] = 600,
+         config: ConfigOption = None) -> None:
+    """Publish a manual tick: run a job now."""
+    from .ticks import publish_manual_tick
+
+    settings = settings_for(config)
+    failed = run_async(lambda: publish_manual_tick(
+        settings, job, requested_by=who(), max_leads=max_leads, tenant=tenant, campaign=campaign,
+        wait=wait, timeout=timeout, console=console))
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command(name="import")
+def import_file(path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+                tenant: Annotated[str, typer.Option(help="Tenant of the imported leads.")] = "default",
+                campaign: Annotated[str, typer.Option(help="Campaign of the leads.")] = "default",
+                config: ConfigOption = None) -> None:
+    """Harvest one CSV or JSONL file now: new leads go to leads.new, bad rows are listed by line."""
+    from .importer import import_source
+
+    settings = settings_for(config)
+    path = path.resolve()
+    bad = run_async(lambda: import_source(settings, path, tenant=tenant, campaign=campaign,
+                                          requested_by=who(), console=console))
+    if bad:
+        raise typer.Exit(3)
+
+
+@app.command()
+def dev(config: ConfigOption = None) -> None:
+    """Run everything locally: Postgres, a broker, every service, the dashboard, demo data."""
+    from .dev import run_dev
+
+    run_async(lambda: run_dev(config, console))
+
+
+@app.command()
+def demo(config: ConfigOption = None,
+         keep_logs: Annotated[bool, typer.Option(help="Keep service logs in .leadflow/")] = False,
+         ) -> None:
+    """Start everything, tick each stage once in pipeline order, print the result, stop."""
+    from .demo import run_demo
+
+    run_async(lambda: run_demo(config, console, keep_logs=keep_logs))
+
+
+@topics_app.command("create")
+def topics_create(config: ConfigOption = None) -> None:
+    """Create every topic with its configured partition count (existing ones are kept)."""
+    from ..runtime.bus import ensure_topics
+
+    settings = settings_for(config)
+    counts = run_async(lambda: ensure_topics(settings.kafka_bootstrap_servers,
+                                             settings.pipeline.topics))
+    for name, n in counts.items():
+        console.print(f"{name:<32} {n} partitions")
+
+
+@topics_app.command("describe")
+def topics_describe(config: ConfigOption = None) -> None:
+    """Show each topic's partition count (0: missing)."""
+    from events import Topic
+
+    from ..runtime.bus import describe_topics
+
+    settings = settings_for(config)
+    names = [t.physical(settings.prefix) for t in Topic]
+    counts = run_async(lambda: describe_topics(settings.kafka_bootstrap_servers, names))
+    for topic in Topic:
+        name = topic.physical(settings.prefix)
+        want = settings.pipeline.topics.partitions_for(topic)
+        have = counts.get(name, 0)
+        note = "" if have == want else ("  [red]missing[/]" if not have else f"  (config: {want})")
+        console.print(f"{name:<32} {have} partitions{note}")
+
+
+@db_app.command("migrate")
+def db_migrate(config: ConfigOption = None) -> None:
+    """Apply schemas/sql to DATABASE_URL (idempotent)."""
+    from ..runtime.db import apply_schema
+
+    settings = settings_for(config)
+    run_async(lambda: apply_schema(settings.database_url))
+    console.print("schema applied")
+
+
+@schemas_app.command("write")
+def schemas_write(out: Annotated[Path, typer.Option(help="Folder for the JSON Schemas.")] = Path(
+        "schemas/events")) -> None:
+    """Regenerate one JSON Schema per event type from events/ (a test fails when they drift)."""
+    from events.schema_export import event_schemas, file_name, render
+
+    out.mkdir(parents=True, exist_ok=True)
+    schemas = event_schemas()
+    for stale in out.glob("*.schema.json"):
+        if stale.name not in {file_name(t) for t in schemas}:
+            stale.unlink()
+    for event_type, schema in schemas.items():
+        (out / file_name(event_type)).write_text(render(schema))
+    console.print(f"wrote {len(schemas)} schemas to {out}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Harvest: CSV / JSONL sources into NEW leads on leads.new."""

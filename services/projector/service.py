@@ -1,0 +1,187 @@
+"""The projector: folds every topic into the read models, exactly once.
+
+Partitions are assigned by hand (no consumer group): the consumed offsets live in Postgres
+beside the read models and commit in the same transaction as each batch's writes; on start
+the projector seeks to them. One projector per schema holds a Postgres advisory lock; a
+second one waits as a standby.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+import zlib
+from collections.abc import Callable, Sequence
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.errors import KafkaError
+
+from events import Envelope, EventDecodeError, Topic, decode
+
+from ..runtime.bus import Publisher, make_broker
+from ..runtime.db import READ_SCHEMA, open_connection, quote_ident
+from ..runtime.dead_letters import dead_letter
+from ..runtime.errors import InfrastructureError
+from ..runtime.settings import Settings
+from . import store
+from .fold import Positioned, fold
+
+log = logging.getLogger(__name__)
+
+
+def lock_key(schema: str) -> int:
+    """Advisory lock id of the projector writing ``schema``."""
+    return zlib.crc32(f"leadflow-projector:{schema}".encode())
+
+
+class Projector:
+    """Consumes all topics from its stored offsets and applies batches transactionally."""
+
+    def __init__(self, settings: Settings, *, schema: str = READ_SCHEMA, batch_size: int = 5000,
+                 topics: Sequence[Topic] = tuple(Topic), publish_dead_letters: bool = True) -> None:
+        self.settings = settings
+        self.schema = schema
+        self.batch_size = batch_size
+        self.topic_names = [t.physical(settings.prefix) for t in topics]
+        self.publish_dead_letters = publish_dead_letters
+        self.events_applied = 0
+        self.lag: int | None = None
+        self._conn: asyncpg.Connection | None = None
+        self._consumer: AIOKafkaConsumer | None = None
+        self._broker = make_broker(settings.kafka_bootstrap_servers, client_id="leadflow-projector")
+        self._publisher = Publisher(self._broker, settings.prefix)
+        self._stop = asyncio.Event()
+
+    @property
+    def conn(self) -> asyncpg.Connection:
+        assert self._conn is not None, "Projector.start() was not called"
+        return self._conn
+
+    @property
+    def consumer(self) -> AIOKafkaConsumer:
+        assert self._consumer is not None, "Projector.start() was not called"
+        return self._consumer
+
+    async def start(self, *, wait_for_lock: bool = True) -> None:
+        """Take the schema's lock (waiting as standby), then seek to the stored offsets."""
+        self._conn = await open_connection(self.settings.database_url)
+        await self.conn.execute(f"SET search_path TO {quote_ident(self.schema)}, public")
+        while not await self.conn.fetchval("SELECT pg_try_advisory_lock($1)", lock_key(self.schema)):
+            if not wait_for_lock:
+                raise InfrastructureError(f"another projector is writing schema {self.schema}")
+            log.info("another projector is active; standing by", extra={"action": "standby"})
+            await asyncio.sleep(2)
+        if self.publish_dead_letters:
+            await self._broker.start()
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.settings.kafka_bootstrap_servers, group_id=None,
+            enable_auto_commit=False, auto_offset_reset="earliest", client_id="leadflow-projector",
+            max_poll_records=self.batch_size, fetch_max_wait_ms=200,
+            max_partition_fetch_bytes=4 * 1024 * 1024)
+        try:
+            await self.consumer.start()
+        except KafkaError as exc:
+            raise InfrastructureError(f"cannot reach the broker: {exc}") from exc
+        await self._assign()
+
+    async def _assign(self) -> None:
+        await self.consumer.topics()
+        tps = [TopicPartition(name, p) for name in self.topic_names
+               for p in sorted(self.consumer.partitions_for_topic(name) or ())]
+        if not tps:
+            raise InfrastructureError(f"none of the topics {self.topic_names} exist; run "
+                                      "`leadflow topics create` first")
+        self.consumer.assign(tps)
+        offsets = await store.stored_offsets(self.conn)
+        for tp in tps:
+            stored = offsets.get((tp.topic, tp.partition))
+            if stored is None:
+                await self.consumer.seek_to_beginning(tp)
+            else:
+                self.consumer.seek(tp, stored)
+
+    async def stop(self) -> None:
+        if self._consumer is not None:
+            await self._consumer.stop()
+        if self.publish_dead_letters:
+            await self._broker.stop()
+        if self._conn is not None:
+            await self._conn.close()  # closing the session releases the advisory lock
+            self._conn = None
+
+    async def step(self, timeout_ms: int = 500) -> int:
+        """Fold one batch; return how many messages it consumed."""
+        records = await self.consumer.getmany(timeout_ms=timeout_ms, max_records=self.batch_size)
+        batch = [r for part in records.values() for r in part]
+        if batch:
+            await self.apply(batch)
+        self.lag = await self._lag()
+        return len(batch)
+
+    async def apply(self, records: Sequence[ConsumerRecord]) -> None:
+        positioned: list[Positioned] = []
+        undecodable = []
+        for record in records:
+            event: Envelope | None = None
+            try:
+                event = decode(record.value)
+            except EventDecodeError as exc:
+                undecodable.append((record, exc))
+            positioned.append(Positioned(record.topic, record.partition, record.offset, event))
+        if undecodable:
+            await self._report_undecodable(undecodable)
+        async with self.conn.transaction():
+            loaded = await store.load(self.conn, [p for p in positioned if p.event is not None])
+            changes = fold(positioned, loaded)
+            await store.write(self.conn, changes)
+        self.events_applied += len(records)
+
+    async def _report_undecodable(self, items: list[tuple[ConsumerRecord, Exception]]) -> None:
+        dlq = Topic.LEADS_DLQ.physical(self.settings.prefix)
+        letters = [dead_letter(r, None, e, attempts=1) for r, e in items if r.topic != dlq]
+        for record, exc in items:
+            log.warning("skipping undecodable message %s[%d]@%d: %s", record.topic,
+                        record.partition, record.offset, exc, extra={"action": "undecodable"})
+        if letters and self.publish_dead_letters:
+            await self._publisher.publish(letters)
+
+    async def _lag(self) -> int | None:
+        """Messages behind the log's end (None until every partition has been fetched once)."""
+        total = 0
+        for tp in self.consumer.assignment():
+            high = self.consumer.highwater(tp)
+            if high is None:
+                return None
+            total += max(0, high - await self.consumer.position(tp))
+        return total
+
+    async def catch_up(self, *, idle_polls: int = 2,
+                       progress: Callable[[int, int | None], None] | None = None) -> int:
+        """Fold until ``idle_polls`` polls in a row bring nothing; return messages consumed."""
+        consumed, idle = 0, 0
+        while idle < idle_polls:
+            n = await self.step(timeout_ms=300)
+            consumed += n
+            idle = 0 if n else idle + 1
+            if progress is not None:
+                progress(n, self.lag)
+        return consumed
+
+    async def run_forever(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self._stop.set)
+        await self.start()
+        last_log = time.monotonic()
+        try:
+            while not self._stop.is_set():
+                await self.step()
+                if time.monotonic() - last_log > 60:
+                    last_log = time.monotonic()
+                    log.info("projector: %d events applied, lag %s", self.events_applied,
+                             self.lag, extra={"action": "projector_progress"})
+        finally:
+            await self.stop()

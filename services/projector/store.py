@@ -1,0 +1,182 @@
+"""Owner of the read-model tables: loads what a batch needs, writes what it changed.
+
+The connection's search_path selects the schema (live or a rebuild's shadow), so the SQL here
+never names one. Bulk rows go through COPY into temporary tables, then one statement each.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import asyncpg
+
+from events import DeadLettered, LeadEvent
+
+from .fold import Changes, Loaded, Positioned, keys_of
+from .rows import MetricsRow, PartRow, RunRow
+
+LEAD_COLUMNS = (
+    "lead_id", "tenant_id", "campaign_id", "email", "first_name", "last_name", "title", "company",
+    "domain", "industry", "employees", "country", "status", "version", "score", "score_factors",
+    "model_version", "qualified", "reasons", "segment", "sequence_id", "owner", "contact_step",
+    "last_contacted_at", "next_action_at", "do_not_contact", "created_at", "updated_at",
+    "last_event_id",
+)
+
+LEAD_EVENT_COLUMNS = (
+    "event_id", "lead_id", "type", "version", "status", "tenant_id", "campaign_id", "occurred_at",
+    "recorded_at", "correlation_id", "causation_id", "replay_id", "topic", "partition", "offset",
+    "payload",
+)
+
+DEAD_LETTER_COLUMNS = (
+    "event_id", "stage", "lead_id", "tenant_id", "origin", "original_type", "error_type", "error",
+    "attempts", "recorded_at", "payload",
+)
+
+
+def lead_row(event: LeadEvent) -> tuple[Any, ...]:
+    """The ``leads`` row for the snapshot an event carries."""
+    lead = event.lead
+    score, qual, route, outreach = lead.score, lead.qualification, lead.route, lead.outreach
+    return (
+        lead.lead_id, lead.tenant_id, lead.campaign_id, lead.email, lead.first_name,
+        lead.last_name, lead.title, lead.company, lead.domain, lead.industry, lead.employees,
+        lead.country, lead.status.value, lead.version,
+        score.value if score else None, dict(score.factors) if score else None,
+        score.model_version if score else None,
+        qual.qualified if qual else None, list(qual.reasons) if qual else None,
+        route.segment if route else None, route.sequence_id if route else None,
+        route.owner if route else None,
+        outreach.step if outreach else None, outreach.last_contacted_at if outreach else None,
+        outreach.next_action_at if outreach else None,
+        lead.do_not_contact, lead.created_at, lead.updated_at, event.event_id,
+    )
+
+
+def lead_event_row(item: Positioned) -> tuple[Any, ...]:
+    event = item.event
+    assert isinstance(event, LeadEvent)
+    lead = event.lead
+    return (
+        event.event_id, lead.lead_id, event.type, lead.version, lead.status.value, lead.tenant_id,
+        lead.campaign_id, event.occurred_at, event.recorded_at, event.correlation_id,
+        event.causation_id, event.replay_id, item.topic, item.partition, item.offset,
+        event.model_dump(mode="json"),
+    )
+
+
+def dead_letter_row(event: DeadLettered) -> tuple[Any, ...]:
+    return (
+        event.event_id, event.stage.value if event.stage else None, event.lead_id, event.tenant_id,
+        event.origin, event.original_type, event.error_type, event.error, event.attempts,
+        event.recorded_at, event.model_dump(mode="json"),
+    )
+
+
+async def stored_offsets(conn: asyncpg.Connection) -> dict[tuple[str, int], int]:
+    rows = await conn.fetch("SELECT topic, partition, next_offset FROM projector_offsets")
+    return {(r["topic"], r["partition"]): r["next_offset"] for r in rows}
+
+
+async def load(conn: asyncpg.Connection, batch: Sequence[Positioned]) -> Loaded:
+    """Read the current rows for every key the batch touches."""
+    leads, event_ids, runs, jobs = keys_of(batch)
+    loaded = Loaded()
+    if leads:
+        rows = await conn.fetch("SELECT lead_id, version FROM leads WHERE lead_id = ANY($1::uuid[])",
+                                list(leads))
+        loaded.lead_versions = {r["lead_id"]: r["version"] for r in rows}
+    if event_ids:
+        rows = await conn.fetch(
+            """
+            SELECT event_id FROM lead_events WHERE event_id = ANY($1::uuid[])
+            UNION ALL
+            SELECT event_id FROM dead_letters WHERE event_id = ANY($1::uuid[])
+            """, list(event_ids))
+        loaded.known_event_ids = {r["event_id"] for r in rows}
+    if runs:
+        rows = await conn.fetch("SELECT * FROM job_run_parts WHERE run_id = ANY($1::uuid[])", list(runs))
+        loaded.parts = {(r["run_id"], r["part"]): PartRow.from_row(r) for r in rows}
+        rows = await conn.fetch("SELECT * FROM job_runs WHERE run_id = ANY($1::uuid[])", list(runs))
+        loaded.runs = {r["run_id"]: RunRow.from_row(r) for r in rows}
+    if jobs:
+        rows = await conn.fetch("SELECT * FROM job_metrics WHERE job = ANY($1::text[])", list(jobs))
+        loaded.metrics = {(r["job"], r["tenant_id"]): MetricsRow.from_row(r) for r in rows}
+    return loaded
+
+
+async def _ensure_temp_tables(conn: asyncpg.Connection) -> None:
+    await conn.execute(
+        """
+        CREATE TEMP TABLE IF NOT EXISTS batch_leads
+            (LIKE leads INCLUDING DEFAULTS) ON COMMIT DELETE ROWS;
+        """)
+
+
+async def write(conn: asyncpg.Connection, changes: Changes) -> None:
+    """Write one batch's changes and offsets; the caller holds the transaction."""
+    if changes.leads:
+        await _ensure_temp_tables(conn)
+        await conn.copy_records_to_table(
+            "batch_leads", records=[lead_row(e) for e in changes.leads.values()],
+            columns=LEAD_COLUMNS)
+        assignments = ", ".join(f"{c} = EXCLUDED.{c}" for c in LEAD_COLUMNS if c != "lead_id")
+        await conn.execute(
+            f"""
+            INSERT INTO leads ({", ".join(LEAD_COLUMNS)})
+            SELECT {", ".join(LEAD_COLUMNS)} FROM batch_leads
+            ON CONFLICT (lead_id) DO UPDATE SET {assignments}
+            WHERE leads.version < EXCLUDED.version
+            """)  # noqa: S608 - column names are constants of this module
+    if changes.lead_events:
+        await conn.copy_records_to_table(
+            "lead_events", records=[lead_event_row(i) for i in changes.lead_events],
+            columns=LEAD_EVENT_COLUMNS)
+    if changes.dead_letters:
+        await conn.executemany(
+            f"""
+            INSERT INTO dead_letters ({", ".join(DEAD_LETTER_COLUMNS)})
+            VALUES ({", ".join(f"${i}" for i in range(1, len(DEAD_LETTER_COLUMNS) + 1))})
+            ON CONFLICT (event_id) DO NOTHING
+            """, [dead_letter_row(e) for e in changes.dead_letters])  # noqa: S608
+    await _upsert(conn, "job_run_parts", PartRow.columns(), ("run_id", "part"),
+                  [p.astuple() for p in changes.parts.values()])
+    await _upsert(conn, "job_runs", RunRow.columns(), ("run_id",),
+                  [r.astuple() for r in changes.runs.values()])
+    await _upsert(conn, "job_metrics", MetricsRow.columns(), ("job", "tenant_id"),
+                  [m.astuple() for m in changes.metrics.values()])
+    if changes.daily:
+        keys = list(changes.daily)
+        await conn.execute(
+            """
+            INSERT INTO pipeline_daily (day, tenant_id, campaign_id, metric, count)
+            SELECT * FROM unnest($1::date[], $2::text[], $3::text[], $4::text[], $5::bigint[])
+            ON CONFLICT (day, tenant_id, campaign_id, metric)
+            DO UPDATE SET count = pipeline_daily.count + EXCLUDED.count
+            """,
+            [k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys], [k[3] for k in keys],
+            [changes.daily[k] for k in keys])
+    if changes.offsets:
+        items = list(changes.offsets.items())
+        await conn.execute(
+            """
+            INSERT INTO projector_offsets (topic, partition, next_offset)
+            SELECT * FROM unnest($1::text[], $2::int[], $3::bigint[])
+            ON CONFLICT (topic, partition) DO UPDATE SET next_offset = EXCLUDED.next_offset
+            """,
+            [k[0] for k, _ in items], [k[1] for k, _ in items], [v for _, v in items])
+
+
+async def _upsert(conn: asyncpg.Connection, table: str, columns: tuple[str, ...],
+                  key: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
+    if not rows:
+        return
+    placeholders = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
+    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns if c not in key)
+    await conn.executemany(
+        f"""
+        INSERT INTO {table} ({", ".join(columns)}) VALUES ({placeholders})
+        ON CONFLICT ({", ".join(key)}) DO UPDATE SET {updates}
+        """, rows)  # noqa: S608 - table and column names are constants of this package

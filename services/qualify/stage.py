@@ -1,0 +1,37 @@
+"""Qualify stage: SCORED leads become QUALIFIED (leads.qualified) or REJECTED (leads.rejected)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import ClassVar
+
+from events import JobName, LeadEvent, LeadQualified, LeadRejected, LeadScored, transition
+
+from ..runtime.config import QualifyConfig
+from ..runtime.drain import Inbound, Outcome, decide_each
+from ..runtime.runs import RunContext
+from .decide import qualify_lead
+
+
+class QualifyLogic:
+    job: ClassVar[JobName] = JobName.QUALIFY
+    accepts: ClassVar[tuple[type[LeadEvent], ...]] = (LeadScored,)
+
+    def __init__(self, config: QualifyConfig) -> None:
+        self.config = config
+
+    def decide(self, item: Inbound, ctx: RunContext) -> list[LeadQualified | LeadRejected]:
+        event = item.event
+        assert isinstance(event, LeadEvent)
+        outcome = qualify_lead(event.lead, self.config)
+        common = dict(at=ctx.at, correlation_id=ctx.run_id, replay_id=ctx.replay_id,
+                      qualification=outcome)
+        if outcome.qualified:
+            return [transition(LeadQualified, event, **common)]
+        return [transition(LeadRejected, event, reasons=outcome.reasons, **common)]
+
+    async def process(self, items: Sequence[Inbound], ctx: RunContext) -> list[Outcome]:
+        return decide_each(items, lambda item: self.decide(item, ctx))
+
+    async def published(self, outcomes: Sequence[Outcome], ctx: RunContext) -> None:
+        return None

@@ -1,0 +1,53 @@
+"""Route stage: QUALIFIED leads get a sequence and an owner and move to leads.routed."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import ClassVar
+
+import asyncpg
+
+from events import JobName, LeadEvent, LeadQualified, LeadRouted, transition
+
+from ..runtime.config import RouteConfig
+from ..runtime.drain import Inbound, Outcome, decide_each
+from ..runtime.errors import InfrastructureError
+from ..runtime.runs import RunContext
+from . import assignments
+from .decide import assign, pick_segment
+
+
+class RouteLogic:
+    job: ClassVar[JobName] = JobName.ROUTE
+    accepts: ClassVar[tuple[type[LeadEvent], ...]] = (LeadQualified,)
+
+    def __init__(self, config: RouteConfig, pool: asyncpg.Pool) -> None:
+        self.config = config
+        self.pool = pool
+
+    async def process(self, items: Sequence[Inbound], ctx: RunContext) -> list[Outcome]:
+        leads = [item.event.lead for item in items if isinstance(item.event, LeadEvent)]
+        segments = {lead.lead_id: pick_segment(lead, self.config.segments) for lead in leads}
+        try:
+            slots = await assignments.allocate(self.pool, [
+                (lead.lead_id, lead.tenant_id, segments[lead.lead_id].name) for lead in leads])
+        except (OSError, asyncpg.PostgresError) as exc:
+            raise InfrastructureError(f"route assignments unavailable: {exc}") from exc
+
+        def decide(item: Inbound) -> list[LeadRouted]:
+            event = item.event
+            assert isinstance(event, LeadEvent)
+            lead_id = event.lead.lead_id
+            route = assign(segments[lead_id], slots[lead_id].seq)
+            return [transition(LeadRouted, event, at=ctx.at, correlation_id=ctx.run_id,
+                               replay_id=ctx.replay_id, route=route)]
+
+        return decide_each(items, decide)
+
+    async def published(self, outcomes: Sequence[Outcome], ctx: RunContext) -> None:
+        owners = {}
+        for outcome in outcomes:
+            for event in outcome.events:
+                if isinstance(event, LeadRouted) and event.lead.route is not None:
+                    owners[event.lead.lead_id] = event.lead.route.owner
+        await assignments.record_owners(self.pool, owners)

@@ -1,0 +1,1 @@
+"""What every service shares: settings, config file, broker, database, the tick-driven stage runner."""

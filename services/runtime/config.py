@@ -1,0 +1,385 @@
+"""The one config file (TOML): schedules, ICP, rules, sequences, quotas. Validated at start.
+
+Every section has defaults that reproduce the nightly cron schedule users run today, so an
+empty file is a valid config. ``load_config`` raises ConfigError naming each bad key.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from datetime import timedelta
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from croniter import croniter
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from events.names import PIPELINE, JobName, Topic
+
+from .durations import parse_duration
+from .errors import ConfigError
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _duration(value: Any) -> Any:
+    if isinstance(value, str):
+        return parse_duration(value)
+    if isinstance(value, int | float):
+        return timedelta(seconds=value)
+    return value
+
+
+Duration = Annotated[timedelta, BeforeValidator(_duration)]
+
+
+# --- schedules ---------------------------------------------------------------------------
+
+
+class Catchup(StrEnum):
+    NONE = "none"
+    LATEST = "latest"
+    ALL = "all"
+
+
+class Overlap(StrEnum):
+    SKIP = "skip"
+    BUFFER_ONE = "buffer_one"
+    ALLOW = "allow"
+
+
+class ScheduleFields(Section):
+    schedule: str = "0 2 * * *"
+    timezone: str = "UTC"
+
+    @field_validator("schedule")
+    @classmethod
+    def _valid_schedule(cls, value: str) -> str:
+        text = value.strip()
+        if text.lower().startswith("every "):
+            interval = parse_duration(text[6:])
+            if interval.total_seconds() < 1:
+                raise ValueError("an 'every' interval must be at least 1s")
+            return text
+        if not croniter.is_valid(text):
+            raise ValueError(
+                f"{value!r} is neither a cron expression (5 fields, e.g. '0 2 * * *') "
+                "nor 'every <duration>' (e.g. 'every 5m')"
+            )
+        return text
+
+    @field_validator("timezone")
+    @classmethod
+    def _valid_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown timezone {value!r}; use an IANA name such as 'UTC' or 'Europe/Berlin'"
+            ) from None
+        return value
+
+
+class ScopedSchedule(ScheduleFields):
+    """A schedule for one tenant (and optionally one campaign) of a job."""
+
+    tenant: str = Field(min_length=1)
+    campaign: str | None = None
+    enabled: bool = True
+    max_leads_per_run: int | None = Field(default=None, ge=1)
+
+
+class JobConfig(ScheduleFields):
+    """How and when one job runs."""
+
+    enabled: bool = True
+    max_leads_per_run: int = Field(default=100, ge=1)
+    timeout_seconds: float = Field(default=3600, gt=0)
+    retry_on_failure: bool = True
+    max_retries: int = Field(default=3, ge=0)
+    retry_backoff_seconds: float = Field(default=60, ge=0)
+    catchup: Catchup = Catchup.LATEST
+    catchup_window: Duration = timedelta(days=1)
+    overlap: Overlap = Overlap.SKIP
+    jitter_seconds: float = Field(default=0, ge=0)
+    pause_after_failures: int = Field(default=0, ge=0)
+    scopes: tuple[ScopedSchedule, ...] = ()
+
+
+def _default_jobs() -> dict[JobName, JobConfig]:
+    hours = {JobName.HARVEST: 2, JobName.SCORE: 3, JobName.QUALIFY: 4, JobName.ROUTE: 5,
+             JobName.CONTACT: 6}
+    jobs = {
+        job: JobConfig(schedule=f"0 {hour} * * *",
+                       max_leads_per_run=50 if job is JobName.CONTACT else 100)
+        for job, hour in hours.items()
+    }
+    jobs[JobName.RETENTION] = JobConfig(schedule="30 1 * * *", max_leads_per_run=100_000)
+    return jobs
+
+
+# --- stages ------------------------------------------------------------------------------
+
+
+class HarvestSource(Section):
+    path: Path
+    format: Literal["csv", "jsonl", "auto"] = "auto"
+    tenant: str = Field(default="default", min_length=1)
+    campaign: str = Field(default="default", min_length=1)
+
+    def resolved_format(self) -> str:
+        if self.format != "auto":
+            return self.format
+        return "jsonl" if self.path.suffix.lower() in {".jsonl", ".ndjson"} else "csv"
+
+
+class HarvestConfig(Section):
+    sources: tuple[HarvestSource, ...] = ()
+
+
+class EmployeeBand(Section):
+    min: int = Field(ge=0)
+    max: int | None = None
+    points: int = Field(ge=0, le=100)
+
+
+class ScoreConfig(Section):
+    model_version: str = "icp-v1"
+    industry: dict[str, int] = Field(default_factory=lambda: {
+        "software": 30, "saas": 30, "fintech": 25, "financial services": 20,
+        "healthcare": 15, "manufacturing": 12, "retail": 10, "education": 5,
+    })
+    employees: tuple[EmployeeBand, ...] = (
+        EmployeeBand(min=1, max=10, points=5),
+        EmployeeBand(min=11, max=50, points=12),
+        EmployeeBand(min=51, max=200, points=20),
+        EmployeeBand(min=201, max=1000, points=25),
+        EmployeeBand(min=1001, max=None, points=22),
+    )
+    country: dict[str, int] = Field(default_factory=lambda: {
+        "US": 20, "CA": 16, "GB": 18, "DE": 16, "FR": 14, "NL": 15, "SE": 14, "AU": 12,
+    })
+    seniority: dict[str, int] = Field(default_factory=lambda: {
+        "c_level": 25, "vp": 22, "director": 18, "manager": 10, "individual": 3,
+    })
+    seniority_keywords: dict[str, tuple[str, ...]] = Field(default_factory=lambda: {
+        "c_level": ("chief", "ceo", "cto", "cfo", "coo", "cmo", "cro", "founder", "president",
+                    "owner"),
+        "vp": ("vp", "vice president", "head of", "svp", "evp"),
+        "director": ("director",),
+        "manager": ("manager", "lead", "principal"),
+    })
+
+    @model_validator(mode="after")
+    def _keywords_have_points(self) -> ScoreConfig:
+        unknown = set(self.seniority_keywords) - set(self.seniority)
+        if unknown:
+            raise ValueError(f"seniority_keywords names levels without points: {sorted(unknown)}; "
+                             "add them to [score.seniority]")
+        return self
+
+
+class QualifyConfig(Section):
+    min_score: int = Field(default=50, ge=0, le=100)
+    required_fields: tuple[str, ...] = ("email", "company")
+    suppressed_domains: tuple[str, ...] = ()
+
+    @field_validator("required_fields")
+    @classmethod
+    def _known_fields(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        from events.lead import Lead
+
+        unknown = [f for f in value if f not in Lead.model_fields]
+        if unknown:
+            raise ValueError(f"unknown lead fields {unknown}; choose from {sorted(Lead.model_fields)}")
+        return value
+
+    @field_validator("suppressed_domains")
+    @classmethod
+    def _lower(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(d.strip().lower() for d in value)
+
+
+class Segment(Section):
+    """Leads matching every condition given go to ``sequence`` with one of ``owners``."""
+
+    name: str = Field(min_length=1)
+    sequence: str = Field(min_length=1)
+    owners: tuple[str, ...] = Field(min_length=1)
+    industries: tuple[str, ...] | None = None
+    countries: tuple[str, ...] | None = None
+    min_employees: int | None = None
+    max_employees: int | None = None
+    min_score: int | None = None
+
+    @property
+    def is_catch_all(self) -> bool:
+        return all(getattr(self, f) is None for f in
+                   ("industries", "countries", "min_employees", "max_employees", "min_score"))
+
+
+class RouteConfig(Section):
+    segments: tuple[Segment, ...] = (
+        Segment(name="enterprise", min_employees=1001, sequence="enterprise",
+                owners=("ava", "ben")),
+        Segment(name="mid-market", min_employees=51, sequence="standard",
+                owners=("cleo", "dan", "eve")),
+        Segment(name="smb", sequence="standard", owners=("finn",)),
+    )
+
+    @field_validator("segments")
+    @classmethod
+    def _last_catches_all(cls, value: tuple[Segment, ...]) -> tuple[Segment, ...]:
+        if not value or not value[-1].is_catch_all:
+            raise ValueError("the last segment must have no conditions so that every qualified "
+                             "lead is routed; add a catch-all segment at the end")
+        names = [s.name for s in value]
+        if len(set(names)) != len(names):
+            raise ValueError(f"segment names must be unique: {names}")
+        return value
+
+
+class SequenceStep(Section):
+    name: str
+    subject: str
+    body: str
+
+
+class SequenceConfig(Section):
+    steps: tuple[SequenceStep, ...] = Field(min_length=1, max_length=10)
+    cooldown: Duration = timedelta(hours=24)
+
+
+def _default_sequences() -> dict[str, SequenceConfig]:
+    def steps(tone: str) -> tuple[SequenceStep, ...]:
+        return (
+            SequenceStep(name="intro", subject="{company} and leadflow",
+                         body=f"Hi {{first_name}},\n\n{tone}\n"),
+            SequenceStep(name="followup1", subject="Re: {company} and leadflow",
+                         body="Hi {first_name}, following up on my last note.\n"),
+            SequenceStep(name="followup2", subject="Closing the loop, {first_name}",
+                         body="Hi {first_name}, one last note from me.\n"),
+        )
+
+    return {
+        "enterprise": SequenceConfig(steps=steps("Teams like {company} run outbound on a log.")),
+        "standard": SequenceConfig(steps=steps("A quick idea for {company}.")),
+    }
+
+
+class ContactConfig(Section):
+    sender: Literal["proof", "smtp"] = "proof"
+    sequences: dict[str, SequenceConfig] = Field(default_factory=_default_sequences)
+    from_address: str = "outreach@leadflow.invalid"
+
+
+class StageConfig(Section):
+    """How a stage drains its input within a run."""
+
+    batch_size: int = Field(default=500, ge=1, le=10_000)
+    max_attempts: int = Field(default=3, ge=1)
+    retry_backoff: Duration = timedelta(milliseconds=50)
+    idle_poll: Duration = timedelta(seconds=1)
+
+
+class TopicsConfig(Section):
+    prefix: str = ""
+    partitions: int = Field(default=12, ge=1, le=1000)
+    overrides: dict[Topic, int] = Field(default_factory=lambda: {
+        Topic.CLOCK_TICKS: 1, Topic.CONTROL: 1, Topic.JOBS_EVENTS: 3,
+    })
+
+    def partitions_for(self, topic: Topic) -> int:
+        return self.overrides.get(topic, self.partitions)
+
+
+class LeadflowConfig(Section):
+    """The whole config file."""
+
+    topics: TopicsConfig = TopicsConfig()
+    jobs: dict[JobName, JobConfig] = Field(default_factory=_default_jobs)
+    stage: StageConfig = StageConfig()
+    harvest: HarvestConfig = HarvestConfig()
+    score: ScoreConfig = ScoreConfig()
+    qualify: QualifyConfig = QualifyConfig()
+    route: RouteConfig = RouteConfig()
+    contact: ContactConfig = ContactConfig()
+
+    @field_validator("jobs", mode="before")
+    @classmethod
+    def _merge_defaults(cls, value: Any) -> Any:
+        # A file that configures one job keeps the defaults of the others.
+        if not isinstance(value, dict):
+            return value
+        merged: dict[Any, Any] = {k.value: v.model_dump() for k, v in _default_jobs().items()}
+        for name, job in value.items():
+            base = merged.get(name, {})
+            merged[name] = {**base, **job} if isinstance(job, dict) else job
+        return merged
+
+    @model_validator(mode="after")
+    def _sequences_exist(self) -> LeadflowConfig:
+        missing = sorted({s.sequence for s in self.route.segments} - set(self.contact.sequences))
+        if missing:
+            raise ValueError(f"route.segments name sequences {missing} that [contact.sequences] "
+                             "does not define")
+        return self
+
+    def job(self, job: JobName) -> JobConfig:
+        return self.jobs.get(job) or _default_jobs()[job]
+
+    @property
+    def pipeline_jobs(self) -> tuple[JobName, ...]:
+        return PIPELINE
+
+
+def load_config(path: Path | str | None) -> LeadflowConfig:
+    """Read and validate the config file (None: the built-in defaults)."""
+    if path is None:
+        return LeadflowConfig()
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist; pass --config or set "
+                          "LEADFLOW_CONFIG to an existing TOML file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    _resolve_source_paths(raw, path.parent)
+    try:
+        return LeadflowConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(exc, str(path))) from exc
+
+
+def _resolve_source_paths(raw: dict[str, Any], base: Path) -> None:
+    # Source paths are relative to the config file, not to wherever the command runs.
+    for source in raw.get("harvest", {}).get("sources", []) or []:
+        if isinstance(source, dict) and isinstance(source.get("path"), str):
+            candidate = Path(source["path"])
+            if not candidate.is_absolute():
+                source["path"] = str((base / candidate).resolve())
+
+
+def describe_validation_error(exc: ValidationError, where: str) -> str:
+    """One line per bad key: ``file: key.path: what is wrong``."""
+    lines = [f"invalid configuration in {where}:"]
+    for err in exc.errors(include_url=False):
+        key = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-")) or "<root>"
+        message = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            message = "unknown key (check the spelling against the config reference in README.md)"
+        lines.append(f"  {key}: {message}")
+    return "\n".join(lines)

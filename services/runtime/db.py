@@ -1,0 +1,141 @@
+"""Postgres access: pools, and applying the DDL in schemas/sql."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.resources
+import json
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
+
+from .errors import InfrastructureError
+
+log = logging.getLogger(__name__)
+
+#: Schema that holds the live read models (a rebuild fills a shadow schema and swaps it in).
+READ_SCHEMA = "leadflow_read"
+
+#: Advisory lock key serialising DDL between processes that start together.
+_DDL_LOCK = 0x1EADF10
+
+
+def sql_text(name: str) -> str:
+    """Text of one DDL file in schemas/sql."""
+    return importlib.resources.files("schemas").joinpath("sql", name).read_text(encoding="utf-8")
+
+
+def service_ddl_files() -> list[str]:
+    """The numbered DDL files for service-owned tables, in order."""
+    folder = importlib.resources.files("schemas").joinpath("sql")
+    return sorted(p.name for p in folder.iterdir() if p.name[:3].isdigit() and p.name.endswith(".sql"))
+
+
+def _jsonb_encode(value: Any) -> bytes:
+    return b"\x01" + json.dumps(value, separators=(",", ":")).encode()
+
+
+def _jsonb_decode(data: bytes) -> Any:
+    return json.loads(data[1:])
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    # Binary format, so that COPY (always binary in asyncpg) can write json columns too.
+    await conn.set_type_codec("jsonb", encoder=_jsonb_encode, decoder=_jsonb_decode,
+                              schema="pg_catalog", format="binary")
+    await conn.set_type_codec("json", encoder=lambda v: json.dumps(v).encode(),
+                              decoder=json.loads, schema="pg_catalog", format="binary")
+
+
+async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 4,
+                      search_path: str | None = None, attempts: int = 30) -> asyncpg.Pool:
+    """A pool with JSON codecs; retries while the server is starting, then says what to check."""
+    settings = {"search_path": f"{search_path}, public"} if search_path else None
+    last: Exception | None = None
+    for _ in range(attempts):
+        try:
+            return await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size,
+                                             init=_init_connection, server_settings=settings)
+        except (OSError, asyncpg.CannotConnectNowError, asyncpg.TooManyConnectionsError) as exc:
+            last = exc
+            await asyncio.sleep(0.5)
+        except asyncpg.PostgresError as exc:
+            raise InfrastructureError(f"Postgres refused the connection: {exc}; check DATABASE_URL") from exc
+    raise InfrastructureError(
+        f"cannot reach Postgres at {redact_dsn(dsn)} ({last}); start it or set DATABASE_URL"
+    ) from last
+
+
+def redact_dsn(dsn: str) -> str:
+    """The DSN without its password, for messages."""
+    if "@" not in dsn or "://" not in dsn:
+        return dsn
+    scheme, rest = dsn.split("://", 1)
+    creds, host = rest.rsplit("@", 1)
+    user = creds.split(":", 1)[0]
+    return f"{scheme}://{user}@{host}"
+
+
+async def open_connection(dsn: str) -> asyncpg.Connection:
+    """One connection with the JSON codecs; the caller closes it."""
+    try:
+        conn = await asyncpg.connect(dsn)
+    except (OSError, asyncpg.PostgresError) as exc:
+        raise InfrastructureError(
+            f"cannot reach Postgres at {redact_dsn(dsn)} ({exc}); start it or set DATABASE_URL"
+        ) from exc
+    await _init_connection(conn)
+    return conn
+
+
+@asynccontextmanager
+async def connect(dsn: str) -> AsyncIterator[asyncpg.Connection]:
+    """One connection with the JSON codecs, closed on exit."""
+    conn = await open_connection(dsn)
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+async def ensure_database(admin_dsn: str, name: str) -> None:
+    """Create database ``name`` through ``admin_dsn`` unless it exists."""
+    async with connect(admin_dsn) as conn:
+        if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
+            await conn.execute(f"CREATE DATABASE {quote_ident(name)}")
+
+
+async def apply_read_models(conn: asyncpg.Connection, schema: str) -> None:
+    """Create the read-model tables inside ``schema`` (idempotent)."""
+    await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{_ident(schema)}"')
+    await conn.execute(f'SET LOCAL search_path TO "{_ident(schema)}"')
+    await conn.execute(sql_text("read_models.sql"))
+
+
+async def apply_schema(dsn: str) -> None:
+    """Apply every DDL file (service tables, then the live read models); safe to run concurrently."""
+    async with connect(dsn) as conn, conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", _DDL_LOCK)
+        for name in service_ddl_files():
+            await conn.execute(sql_text(name))
+        await apply_read_models(conn, READ_SCHEMA)
+    log.info("schema applied", extra={"action": "schema_applied"})
+
+
+def _ident(name: str) -> str:
+    # Schema names cannot be bound as parameters; accept only plain identifiers.
+    if not name.replace("_", "").isalnum() or not name[0].isalpha():
+        raise ValueError(f"not a plain SQL identifier: {name!r}")
+    return name
+
+
+def quote_ident(name: str) -> str:
+    """A checked, quoted identifier for the few places SQL must name a schema."""
+    return f'"{_ident(name)}"'
+
+
+def records(rows: list[asyncpg.Record]) -> list[dict[str, Any]]:
+    return [dict(r) for r in rows]

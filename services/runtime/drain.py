@@ -1,0 +1,339 @@
+"""Tick-gated draining of a stage's input topic.
+
+Between runs the consumer keeps polling with every partition paused, so it stays in its group
+without consuming. A run resumes the partitions, takes at most the run's budget in batches
+(decode once, decide, publish the batch, await the acks, commit), and pauses them again.
+A lead whose processing keeps failing goes to leads.dlq; the run goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import ClassVar, Protocol
+
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
+from aiokafka.errors import CommitFailedError, KafkaError
+
+from events import (
+    DeadLettered,
+    Envelope,
+    EventDecodeError,
+    IllegalTransition,
+    JobName,
+    LeadEvent,
+    RunCounts,
+    Topic,
+    decode,
+    stage_group,
+)
+
+from .budget import RunBudget
+from .bus import Publisher
+from .config import StageConfig
+from .dead_letters import dead_letter
+from .errors import InfrastructureError
+from .runs import RunContext, RunResult
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """One input message, decoded."""
+
+    record: ConsumerRecord
+    event: Envelope
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What processing one input produced: events to publish, or the error that stopped it."""
+
+    inbound: Inbound
+    events: Sequence[Envelope] = ()
+    error: BaseException | None = None
+
+    @property
+    def retriable(self) -> bool:
+        # Deterministic failures would fail again; only the rest is worth another attempt.
+        return self.error is not None and not isinstance(
+            self.error, IllegalTransition | EventDecodeError | ValueError)
+
+
+class StageLogic(Protocol):
+    """A stage's decisions for a batch of inputs (I/O it needs included, e.g. a ledger)."""
+
+    job: ClassVar[JobName]
+    accepts: ClassVar[tuple[type[LeadEvent], ...]]
+
+    async def process(self, items: Sequence[Inbound], ctx: RunContext) -> list[Outcome]:
+        """One Outcome per item. Per-lead errors go in Outcome.error; raising fails the batch."""
+        ...
+
+    async def published(self, outcomes: Sequence[Outcome], ctx: RunContext) -> None:
+        """Called once the batch's outputs are acknowledged by the broker."""
+        ...
+
+
+def decide_each(items: Sequence[Inbound],
+                decide: Callable[[Inbound], Sequence[Envelope]]) -> list[Outcome]:
+    """Apply a per-lead decision; an exception becomes that lead's Outcome.error."""
+    outcomes: list[Outcome] = []
+    for item in items:
+        try:
+            outcomes.append(Outcome(item, decide(item)))
+        except Exception as exc:  # noqa: BLE001 - one bad lead must not stop the batch
+            outcomes.append(Outcome(item, error=exc))
+    return outcomes
+
+
+class _Rebalance(ConsumerRebalanceListener):
+    def __init__(self, drainer: TopicDrainer) -> None:
+        self.drainer = drainer
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        # Let the batch in flight finish and commit before its partitions move elsewhere.
+        async with self.drainer.batch_lock:
+            pass
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        if not self.drainer.running:
+            self.drainer.consumer.pause(*assigned)
+        self.drainer.seen_partitions.update(assigned)
+
+
+@dataclass(slots=True)
+class _Tally:
+    processed: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    partitions: set[int] = field(default_factory=set)
+
+    def counts(self) -> RunCounts:
+        return RunCounts(leads_processed=self.processed, leads_succeeded=self.succeeded,
+                         leads_failed=self.failed)
+
+
+class TopicDrainer:
+    """Executor for stages that drain an input topic in consumer group ``stage.<job>``."""
+
+    #: Consecutive empty polls after which a run treats its partitions as drained.
+    EMPTY_POLLS_TO_DRAIN = 2
+    POLL_MS = 150
+
+    def __init__(self, logic: StageLogic, *, topics: Sequence[Topic], bootstrap_servers: str,
+                 prefix: str, publisher: Publisher, stage: StageConfig, instance_id: str) -> None:
+        self.logic = logic
+        self.job = logic.job
+        self.topic_names = [t.physical(prefix) for t in topics]
+        self.bootstrap_servers = bootstrap_servers
+        self.prefix = prefix
+        self.publisher = publisher
+        self.stage = stage
+        self.instance_id = instance_id
+        self.running = False
+        self.batch_lock = asyncio.Lock()
+        self.seen_partitions: set[TopicPartition] = set()
+        self._consumer_lock = asyncio.Lock()
+        self._idle_poll_ms = int(stage.idle_poll.total_seconds() * 1000)
+        self._idle_task: asyncio.Task[None] | None = None
+        self._consumer: AIOKafkaConsumer | None = None
+
+    @property
+    def consumer(self) -> AIOKafkaConsumer:
+        assert self._consumer is not None, "TopicDrainer.start() was not called"
+        return self._consumer
+
+    async def start(self, *, ready_timeout: float = 60.0) -> None:
+        """Join the stage's group and wait for a partition assignment."""
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap_servers,
+            group_id=stage_group(self.job, self.prefix),
+            client_id=f"leadflow-{self.job.value}-{self.instance_id}",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=self.stage.batch_size,
+            fetch_max_wait_ms=100,
+            session_timeout_ms=6000,
+            heartbeat_interval_ms=1000,
+            max_poll_interval_ms=300_000,
+        )
+        try:
+            await self._consumer.start()
+        except KafkaError as exc:
+            raise InfrastructureError(f"cannot reach the broker at {self.bootstrap_servers}: {exc}") from exc
+        self._consumer.subscribe(self.topic_names, listener=_Rebalance(self))
+        self._idle_task = asyncio.create_task(self._idle_loop(), name=f"{self.job}-idle-poll")
+        give_up = time.monotonic() + ready_timeout
+        while not self._consumer.assignment():
+            if time.monotonic() > give_up:
+                raise InfrastructureError(
+                    f"{self.job.value}: no partition of {self.topic_names} was assigned within "
+                    f"{ready_timeout:.0f}s; check that the topics exist (leadflow topics create)")
+            await asyncio.sleep(0.05)
+
+    async def stop(self) -> None:
+        if self._idle_task is not None:
+            self._idle_task.cancel()
+            await asyncio.gather(self._idle_task, return_exceptions=True)
+        if self._consumer is not None:
+            await self._consumer.stop()
+
+    async def _idle_loop(self) -> None:
+        # Polling paused partitions keeps the member alive (max_poll_interval_ms) without consuming.
+        while True:
+            async with self._consumer_lock:
+                records = await self.consumer.getmany(timeout_ms=self._idle_poll_ms)
+                for tp, batch in records.items():  # a partition assigned mid-poll: hand it back
+                    self.consumer.seek(tp, batch[0].offset)
+            await asyncio.sleep(0)
+
+    def assigned_partitions(self) -> tuple[int, ...]:
+        return tuple(sorted(tp.partition for tp in self.consumer.assignment()))
+
+    def partitions_total(self) -> int:
+        return sum(len(self.consumer.partitions_for_topic(t) or ()) for t in self.topic_names)
+
+    async def backlog(self) -> int | None:
+        """Messages waiting in this instance's partitions (high watermark minus position)."""
+        total = 0
+        for tp in self.consumer.assignment():
+            high = self.consumer.highwater(tp)
+            if high is None:
+                return None
+            total += max(0, high - await self.consumer.position(tp))
+        return total
+
+    async def execute(self, ctx: RunContext, budget: RunBudget, deadline: float) -> RunResult:
+        tally = _Tally()
+        timed_out = False
+        async with self._consumer_lock:
+            self.running = True
+            self.seen_partitions = set(self.consumer.assignment())
+            self.consumer.resume(*self.consumer.assignment())
+            try:
+                timed_out = await self._drain(ctx, budget, deadline, tally)
+            finally:
+                self.consumer.pause(*self.consumer.assignment())
+                self.running = False
+            backlog = await self.backlog()
+        partitions = {tp.partition for tp in self.seen_partitions}
+        return RunResult(counts=tally.counts(), partitions=tuple(sorted(partitions)),
+                         partitions_total=self.partitions_total(), backlog=backlog,
+                         timed_out=timed_out)
+
+    async def _drain(self, ctx: RunContext, budget: RunBudget, deadline: float,
+                     tally: _Tally) -> bool:
+        granted, empty_polls = 0, 0
+        try:
+            while True:
+                if time.monotonic() >= deadline:
+                    return True
+                if granted == 0:
+                    granted = await budget.claim(self.stage.batch_size)
+                    if granted == 0:
+                        return False
+                records = await self.consumer.getmany(timeout_ms=self.POLL_MS,
+                                                      max_records=min(granted, self.stage.batch_size))
+                batch = [r for part in records.values() for r in part]
+                if not batch:
+                    empty_polls += 1
+                    if empty_polls >= self.EMPTY_POLLS_TO_DRAIN and await self._caught_up():
+                        return False
+                    continue
+                empty_polls = 0
+                async with self.batch_lock:
+                    await self._process_batch(batch, ctx, tally)
+                granted -= len(batch)
+        finally:
+            await budget.release(granted)
+
+    async def _caught_up(self) -> bool:
+        for tp in self.consumer.assignment():
+            high = self.consumer.highwater(tp)
+            if high is None or await self.consumer.position(tp) < high:
+                return False
+        return True
+
+    async def _process_batch(self, batch: list[ConsumerRecord], ctx: RunContext,
+                             tally: _Tally) -> None:
+        items: list[Inbound] = []
+        dead: list[DeadLettered] = []
+        for record in batch:
+            try:
+                event = decode(record.value)
+                if not isinstance(event, self.logic.accepts):
+                    raise EventDecodeError(f"{event.type} does not belong on {record.topic}")
+            except EventDecodeError as exc:
+                dead.append(dead_letter(record, self.job, exc, attempts=1))
+            else:
+                items.append(Inbound(record, event))
+        done, failed = await self._process_with_retries(items, ctx)
+        for outcome, attempts in failed:
+            assert outcome.error is not None
+            dead.append(dead_letter(outcome.inbound.record, self.job, outcome.error, attempts,
+                                    outcome.inbound.event))
+        outputs: list[Envelope] = [e for outcome in done for e in outcome.events]
+        await self.publisher.publish([*outputs, *dead])
+        await self.logic.published(done, ctx)
+        await self._commit(batch)
+        tally.processed += len(batch)
+        tally.failed += len(dead)
+        tally.succeeded += len(batch) - len(dead)
+        if dead:
+            log.warning("%d message(s) of run %s sent to the dead-letter topic", len(dead),
+                        ctx.run_id, extra={"action": "dead_lettered"})
+
+    async def _process_with_retries(
+        self, items: list[Inbound], ctx: RunContext,
+    ) -> tuple[list[Outcome], list[tuple[Outcome, int]]]:
+        """Process, retrying failed leads with backoff: (succeeded, failed with attempts made).
+
+        A batch-level InfrastructureError that outlives the attempts fails the run."""
+        failed: list[tuple[Outcome, int]] = []
+        done: list[Outcome] = []
+        pending = items
+        for attempt in range(1, self.stage.max_attempts + 1):
+            if not pending:
+                break
+            try:
+                outcomes = await self.logic.process(pending, ctx)
+            except InfrastructureError:
+                if attempt == self.stage.max_attempts:
+                    raise
+                await self._backoff(attempt)
+                continue
+            retry: list[Inbound] = []
+            for outcome in outcomes:
+                if outcome.error is None:
+                    done.append(outcome)
+                elif outcome.retriable and attempt < self.stage.max_attempts:
+                    retry.append(outcome.inbound)
+                else:
+                    failed.append((outcome, attempt))
+            pending = retry
+            if pending:
+                await self._backoff(attempt)
+        return done, failed
+
+    async def _backoff(self, attempt: int) -> None:
+        await asyncio.sleep(self.stage.retry_backoff.total_seconds() * 2 ** (attempt - 1))
+
+    async def _commit(self, batch: list[ConsumerRecord]) -> None:
+        offsets: dict[TopicPartition, int] = {}
+        for record in batch:
+            tp = TopicPartition(record.topic, record.partition)
+            offsets[tp] = max(offsets.get(tp, 0), record.offset + 1)
+        try:
+            await self.consumer.commit(offsets)
+        except CommitFailedError as exc:
+            # The partitions moved to another instance mid-batch; it will redo this batch and
+            # the deterministic ids make the repeat harmless.
+            log.warning("commit after rebalance refused (%s); the new owner will redo it", exc,
+                        extra={"action": "commit_refused"})
+        except KafkaError as exc:
+            raise InfrastructureError(f"offset commit failed: {exc}") from exc

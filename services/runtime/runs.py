@@ -1,0 +1,173 @@
+"""A tick is a run: this module turns one tick into job.started and job.completed / failed / skipped.
+
+What a run does is an Executor's business (drain a topic, read a file, prune tables); the
+controller owns the lifecycle around it: policies, the shared budget, the deadline, reporting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+from uuid import UUID
+
+import asyncpg
+
+from events import (
+    JobCompleted,
+    JobFailed,
+    JobName,
+    JobSkipped,
+    JobStarted,
+    RunCounts,
+    RunInfo,
+    TickEmitted,
+    utcnow,
+)
+from events.ids import job_event_id
+
+from .budget import RunBudget
+from .bus import Publisher
+from .config import JobConfig
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class RunContext:
+    """What a run knows: its id, the tick, and the decision time all its outputs carry."""
+
+    run_id: UUID
+    tick: TickEmitted
+    job: JobName
+    instance_id: str
+    replay_id: str | None = None
+
+    @property
+    def at(self) -> datetime:
+        """Decision time: the tick's scheduled_for, so a replay decides the same."""
+        return self.tick.scheduled_for
+
+
+@dataclass(slots=True)
+class RunResult:
+    counts: RunCounts = field(default_factory=RunCounts)
+    partitions: tuple[int, ...] = ()
+    partitions_total: int = 0
+    backlog: int | None = None
+    timed_out: bool = False
+    #: Set when the run did part of its work but could not do all of it (it reports failed).
+    error: str | None = None
+
+
+class Executor(Protocol):
+    """The work of one job inside a run."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def execute(self, ctx: RunContext, budget: RunBudget, deadline: float) -> RunResult:
+        """Do at most ``budget`` leads of work before ``deadline`` (a time.monotonic value)."""
+        ...
+
+
+def run_info(tick: TickEmitted) -> RunInfo:
+    return RunInfo(scheduled_for=tick.scheduled_for, source=tick.source, max_leads=tick.max_leads,
+                   requested_by=tick.requested_by, retry_of=tick.retry_of, attempt=tick.attempt)
+
+
+class RunController:
+    """Runs one job's ticks on this instance and reports each run's part as job events."""
+
+    #: Extra time past timeout_seconds before a run stuck inside one batch is cancelled.
+    HARD_STOP_GRACE = 30.0
+
+    def __init__(self, job: JobName, config: JobConfig, executor: Executor, publisher: Publisher,
+                 pool: asyncpg.Pool, instance_id: str) -> None:
+        self.job = job
+        self.config = config
+        self.executor = executor
+        self.publisher = publisher
+        self.pool = pool
+        self.instance_id = instance_id
+        self.runs_done = 0
+
+    def _envelope(self, tick: TickEmitted, kind: str) -> dict[str, object]:
+        now = utcnow()
+        return dict(
+            event_id=job_event_id(tick.tick_id, self.instance_id, kind),
+            occurred_at=now, recorded_at=now, tenant_id=tick.tenant_id,
+            correlation_id=tick.tick_id, causation_id=tick.tick_id, replay_id=None,
+            run_id=tick.tick_id, job=self.job, part=self.instance_id, run=run_info(tick),
+        )
+
+    def skip_reason(self, tick: TickEmitted) -> str | None:
+        """Why this tick must not run here (None: run it)."""
+        if not self.config.enabled:
+            return "disabled"
+        return None
+
+    async def on_tick(self, tick: TickEmitted) -> None:
+        """Handle one tick end to end; raises only if the outcome could not be reported."""
+        if tick.job is not self.job:
+            return
+        reason = self.skip_reason(tick)
+        if reason is not None:
+            await self.publisher.publish_one(JobSkipped(**self._envelope(tick, "skipped"),
+                                                        reason=reason))
+            log.info("run %s skipped: %s", tick.tick_id, reason, extra={"action": "run_skipped"})
+            return
+        await self.run(tick)
+
+    async def run(self, tick: TickEmitted) -> RunResult | None:
+        started_at = utcnow()
+        clock = time.monotonic()
+        await self.publisher.publish_one(JobStarted(**self._envelope(tick, "started"),
+                                                    started_at=started_at))
+        ctx = RunContext(run_id=tick.tick_id, tick=tick, job=self.job, instance_id=self.instance_id)
+        total = tick.max_leads or self.config.max_leads_per_run
+        budget = RunBudget(self.pool, tick.tick_id, self.job.value, total)
+        deadline = clock + self.config.timeout_seconds
+        log.info("run %s of %s started (source=%s, cap=%d)", tick.tick_id, self.job.value,
+                 tick.source.value, total, extra={"action": "run_started"})
+        try:
+            await budget.open()
+            result = await asyncio.wait_for(
+                self.executor.execute(ctx, budget, deadline),
+                timeout=self.config.timeout_seconds + self.HARD_STOP_GRACE,
+            )
+        except Exception as exc:
+            await self._report_failure(tick, started_at, clock, RunResult(), "error",
+                                       f"{type(exc).__name__}: {exc}")
+            log.exception("run %s failed", tick.tick_id, extra={"action": "run_failed"})
+            return None
+        if result.timed_out:
+            await self._report_failure(tick, started_at, clock, result, "timeout",
+                                       f"timeout after {self.config.timeout_seconds:g}s")
+            return result
+        completed_at = utcnow()
+        await self.publisher.publish_one(JobCompleted(
+            **self._envelope(tick, "completed"), started_at=started_at, completed_at=completed_at,
+            duration_seconds=time.monotonic() - clock, counts=result.counts,
+            partitions=result.partitions, partitions_total=result.partitions_total,
+            backlog=result.backlog,
+        ))
+        self.runs_done += 1
+        log.info("run %s completed: %d processed, %d failed", tick.tick_id,
+                 result.counts.leads_processed, result.counts.leads_failed,
+                 extra={"action": "run_completed"})
+        return result
+
+    async def _report_failure(self, tick: TickEmitted, started_at: datetime, clock: float,
+                              result: RunResult, reason: str, error: str) -> None:
+        await self.publisher.publish_one(JobFailed(
+            **self._envelope(tick, "failed"), started_at=started_at, completed_at=utcnow(),
+            duration_seconds=time.monotonic() - clock, counts=result.counts, reason=reason,
+            error=error, partitions=result.partitions, partitions_total=result.partitions_total,
+            backlog=result.backlog,
+        ))
+        self.runs_done += 1

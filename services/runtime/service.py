@@ -1,0 +1,188 @@
+"""A job's process: a FastStream app whose tick subscription drives the job's runs.
+
+Every instance reads every tick through a consumer group of its own
+(``stage.<job>.ticks.<instance>``), so a tick reaches all instances, and one that was down at
+tick time resumes from its last committed tick after a restart. The tick's offset is committed
+only once the run's outcome is published.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from collections.abc import Callable
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from faststream import AckPolicy, FastStream
+from faststream.kafka import KafkaBroker, KafkaMessage
+
+from events import STAGE_INPUTS, EventDecodeError, JobName, TickEmitted, Topic, decode
+
+from .bus import Publisher, make_broker
+from .db import create_pool
+from .dead_letters import dead_letter
+from .drain import StageLogic, TopicDrainer
+from .runs import Executor, RunController
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+ExecutorFactory = Callable[["JobService"], Executor]
+
+
+def tick_group(job: JobName, instance_id: str, prefix: str = "") -> str:
+    """The consumer group through which one instance of ``job`` receives every tick."""
+    return f"{prefix}stage.{job.value}.ticks.{instance_id}"
+
+
+async def start_tick_group_at_end(bootstrap: str, group: str, topic: str) -> None:
+    """On an instance's first start, begin at the end of the tick topic (not its whole history).
+
+    Commits the current end offsets for partitions the group never committed, so a restart
+    always resumes from a committed position and never skips a tick sent while it was down.
+    """
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group,
+                                enable_auto_commit=False, client_id=f"{group}-init")
+    await consumer.start()
+    try:
+        partitions = consumer.partitions_for_topic(topic)
+        for _ in range(50):
+            if partitions:
+                break
+            await consumer.topics()
+            partitions = consumer.partitions_for_topic(topic)
+            await asyncio.sleep(0.1)
+        tps = [TopicPartition(topic, p) for p in sorted(partitions or ())]
+        consumer.assign(tps)
+        fresh = [tp for tp in tps if await consumer.committed(tp) is None]
+        if fresh:
+            ends = await consumer.end_offsets(fresh)
+            await consumer.commit({tp: ends[tp] for tp in fresh})
+    finally:
+        await consumer.stop()
+
+
+def topic_stage(job: JobName, settings: Settings,
+                logic_factory: Callable[[JobService], StageLogic]) -> JobService:
+    """A JobService whose runs drain the job's input topic through ``logic``."""
+
+    def executor(service: JobService) -> Executor:
+        return TopicDrainer(
+            logic_factory(service), topics=STAGE_INPUTS[job],
+            bootstrap_servers=settings.kafka_bootstrap_servers, prefix=service.prefix,
+            publisher=service.publisher, stage=service.config.stage,
+            instance_id=service.instance_id)
+
+    return JobService(job, settings, executor)
+
+
+class JobService:
+    """Wires one job's executor to its ticks, its publisher and its database pool."""
+
+    def __init__(self, job: JobName, settings: Settings, executor_factory: ExecutorFactory) -> None:
+        self.job = job
+        self.settings = settings
+        self.config = settings.pipeline
+        self.instance_id = settings.instance_id
+        self.prefix = settings.prefix
+        self.broker: KafkaBroker = make_broker(settings.kafka_bootstrap_servers,
+                                               client_id=f"leadflow-{job.value}")
+        self.publisher = Publisher(self.broker, self.prefix)
+        self.pool: asyncpg.Pool | None = None
+        self.executor: Executor | None = None
+        self.controller: RunController | None = None
+        self._executor_factory = executor_factory
+        self._ready = asyncio.Event()
+        self._stopped = asyncio.Event()
+        job_config = self.config.job(job)
+        self._tick_topic = Topic.CLOCK_TICKS.physical(self.prefix)
+        self._tick_group = tick_group(job, self.instance_id, self.prefix)
+        self.tick_subscriber = self.broker.subscriber(
+            self._tick_topic,
+            group_id=self._tick_group,
+            auto_offset_reset="earliest",
+            ack_policy=AckPolicy.NACK_ON_ERROR,
+            session_timeout_ms=6000,
+            heartbeat_interval_ms=1000,
+            # The handler runs the whole run; the tick consumer must not be evicted meanwhile.
+            max_poll_interval_ms=int((job_config.timeout_seconds + 120) * 1000),
+        )
+        self.tick_subscriber(self._on_tick)
+        self.app = FastStream(self.broker, on_startup=[self._prepare],
+                              after_startup=[self._announce], after_shutdown=[self._close],
+                              logger=None)
+
+    @property
+    def db(self) -> asyncpg.Pool:
+        assert self.pool is not None, "JobService is not started"
+        return self.pool
+
+    async def _prepare(self) -> None:
+        self.pool = await create_pool(self.settings.database_url, max_size=4)
+        self.executor = self._executor_factory(self)
+        await self.executor.start()
+        self.controller = RunController(self.job, self.config.job(self.job), self.executor,
+                                        self.publisher, self.pool, self.instance_id)
+        await start_tick_group_at_end(self.settings.kafka_bootstrap_servers, self._tick_group,
+                                      self._tick_topic)
+
+    async def _announce(self) -> None:
+        consumer = self.tick_subscriber.consumer
+        while consumer is None or not consumer.assignment():
+            await asyncio.sleep(0.05)
+            consumer = self.tick_subscriber.consumer
+        await self.db.execute(
+            """
+            INSERT INTO stage_instances (job, instance_id, pid) VALUES ($1, $2, $3)
+            ON CONFLICT (job, instance_id)
+            DO UPDATE SET pid = EXCLUDED.pid, ready_at = now(), last_seen = now()
+            """,
+            self.job.value, self.instance_id, os.getpid(),
+        )
+        self._ready.set()
+        log.info("%s instance %s ready", self.job.value, self.instance_id,
+                 extra={"action": "instance_ready"})
+
+    async def _close(self) -> None:
+        if self.executor is not None:
+            await self.executor.stop()
+        if self.pool is not None:
+            await self.pool.close()
+
+    async def _on_tick(self, msg: KafkaMessage) -> None:
+        assert self.controller is not None
+        try:
+            tick = decode(msg.body)
+            if not isinstance(tick, TickEmitted):
+                raise EventDecodeError(f"{tick.type} does not belong on {self._tick_topic}")
+        except EventDecodeError as exc:
+            await self._dead_letter_tick(msg, exc)
+            return
+        await self.controller.on_tick(tick)
+
+    async def _dead_letter_tick(self, msg: KafkaMessage, exc: Exception) -> None:
+        await self.publisher.publish_one(dead_letter(msg.raw_message, self.job, exc, attempts=1))
+
+    async def wait_ready(self) -> None:
+        """Return once the instance's consumers are assigned and it is registered."""
+        await self._ready.wait()
+
+    async def start(self) -> None:
+        await self.app.start()
+
+    async def stop(self) -> None:
+        await self.app.stop()
+
+    async def run_forever(self) -> None:
+        """Run until SIGINT or SIGTERM, then stop gracefully."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self._stopped.set)
+        await self.start()
+        try:
+            await self._stopped.wait()
+        finally:
+            await self.stop()

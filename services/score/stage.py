@@ -1,0 +1,34 @@
+"""Score stage: NEW leads from leads.new become SCORED on leads.scored."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import ClassVar
+
+from events import JobName, LeadCreated, LeadEvent, LeadScored, transition
+
+from ..runtime.config import ScoreConfig
+from ..runtime.drain import Inbound, Outcome, decide_each
+from ..runtime.runs import RunContext
+from .decide import score_lead
+
+
+class ScoreLogic:
+    job: ClassVar[JobName] = JobName.SCORE
+    accepts: ClassVar[tuple[type[LeadEvent], ...]] = (LeadCreated,)
+
+    def __init__(self, config: ScoreConfig) -> None:
+        self.config = config
+
+    def decide(self, item: Inbound, ctx: RunContext) -> list[LeadScored]:
+        event = item.event
+        assert isinstance(event, LeadEvent)
+        card = score_lead(event.lead, self.config)
+        return [transition(LeadScored, event, at=ctx.at, correlation_id=ctx.run_id,
+                           replay_id=ctx.replay_id, score=card)]
+
+    async def process(self, items: Sequence[Inbound], ctx: RunContext) -> list[Outcome]:
+        return decide_each(items, lambda item: self.decide(item, ctx))
+
+    async def published(self, outcomes: Sequence[Outcome], ctx: RunContext) -> None:
+        return None
