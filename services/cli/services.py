@@ -4,17 +4,23 @@ from __future__ import annotations
 
 import importlib
 
+from ..runtime.service import JobService
 from ..runtime.settings import Settings
 
 STAGE_SERVICES = ("harvest", "score", "qualify", "route", "contact")
 
 
+def build_job_service(name: str, settings: Settings) -> JobService:
+    """The JobService of a stage (its package's ``app.build``)."""
+    if name not in STAGE_SERVICES:
+        raise ValueError(f"{name!r} is not a stage; choose one of {', '.join(STAGE_SERVICES)}")
+    return importlib.import_module(f"services.{name}.app").build(settings)
+
+
 async def run_service(name: str, settings: Settings) -> None:
     """Run ``name`` until SIGINT / SIGTERM."""
     if name in STAGE_SERVICES:
-        module = importlib.import_module(f"services.{name}.app")
-        service = module.build(settings)
-        await service.run_forever()
+        await build_job_service(name, settings).run_forever()
     elif name == "projector":
         from ..projector.service import Projector
 

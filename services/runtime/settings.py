@@ -45,6 +45,12 @@ class Settings(BaseSettings):
     def prefix(self) -> str:
         return self.pipeline.topics.prefix
 
+    def using(self, pipeline: LeadflowConfig, **changes: object) -> Settings:
+        """A copy with an already-validated config (for embedding and tests) and env changes."""
+        copy = self.model_copy(update=changes)
+        copy.__dict__["pipeline"] = pipeline
+        return copy
+
 
 def load_settings(**overrides: object) -> Settings:
     """Settings from the environment plus explicit overrides; ConfigError names a bad variable."""
