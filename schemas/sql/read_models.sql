@@ -159,3 +159,11 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     payload       jsonb NOT NULL
 );
 CREATE INDEX IF NOT EXISTS dead_letters_recorded ON dead_letters (recorded_at DESC);
+
+-- One row: how far behind the log the projector writing this schema is (for /readyz, /metrics).
+CREATE TABLE IF NOT EXISTS projector_status (
+    id              integer PRIMARY KEY DEFAULT 1 CHECK (id = 1),
+    lag             bigint,
+    events_applied  bigint NOT NULL DEFAULT 0,
+    updated_at      timestamptz NOT NULL
+);

@@ -54,6 +54,7 @@ class Projector:
         self._broker = make_broker(settings.kafka_bootstrap_servers, client_id="leadflow-projector")
         self._publisher = Publisher(self._broker, settings.prefix)
         self._stop = asyncio.Event()
+        self._status_at = 0.0
 
     @property
     def conn(self) -> asyncpg.Connection:
@@ -118,7 +119,11 @@ class Projector:
         batch = [r for part in records.values() for r in part]
         if batch:
             await self.apply(batch)
-        self.lag = await self._lag()
+        lag = await self._lag()
+        if batch or lag != self.lag or time.monotonic() - self._status_at > 5:
+            await store.record_status(self.conn, lag, len(batch))
+            self._status_at = time.monotonic()
+        self.lag = lag
         return len(batch)
 
     async def apply(self, records: Sequence[ConsumerRecord]) -> None:

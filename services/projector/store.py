@@ -169,6 +169,17 @@ async def write(conn: asyncpg.Connection, changes: Changes) -> None:
             [k[0] for k, _ in items], [k[1] for k, _ in items], [v for _, v in items])
 
 
+async def record_status(conn: asyncpg.Connection, lag: int | None, applied: int) -> None:
+    """Publish the projector's lag and progress for health checks."""
+    await conn.execute(
+        """
+        INSERT INTO projector_status (id, lag, events_applied, updated_at) VALUES (1, $1, $2, now())
+        ON CONFLICT (id) DO UPDATE SET lag = EXCLUDED.lag,
+            events_applied = projector_status.events_applied + EXCLUDED.events_applied,
+            updated_at = now()
+        """, lag, applied)
+
+
 async def _upsert(conn: asyncpg.Connection, table: str, columns: tuple[str, ...],
                   key: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
     if not rows:
