@@ -247,10 +247,24 @@ class TopicDrainer:
                     continue
                 empty_polls = 0
                 async with self.batch_lock:
-                    await self._process_batch(batch, ctx, tally)
+                    try:
+                        await self._process_batch(batch, ctx, tally)
+                    except BaseException:
+                        self._rewind(batch)
+                        raise
                 granted -= len(batch)
         finally:
             await budget.release(granted)
+
+    def _rewind(self, batch: list[ConsumerRecord]) -> None:
+        """Seek back to a failed batch's start, so the next run redoes it (as a restart would)."""
+        first: dict[TopicPartition, int] = {}
+        for record in batch:
+            tp = TopicPartition(record.topic, record.partition)
+            first[tp] = min(first.get(tp, record.offset), record.offset)
+        for tp, offset in first.items():
+            if tp in self.consumer.assignment():
+                self.consumer.seek(tp, offset)
 
     async def _caught_up(self) -> bool:
         for tp in self.consumer.assignment():

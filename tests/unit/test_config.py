@@ -1,0 +1,88 @@
+"""The config file: defaults reproduce the nightly cron; a bad key fails fast, named, with a fix."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from events import JobName
+from services.runtime.config import Catchup, load_config
+from services.runtime.durations import format_duration, parse_duration
+from services.runtime.errors import ConfigError
+from services.runtime.logging import redact
+
+
+def test_defaults_reproduce_the_nightly_schedule() -> None:
+    config = load_config(None)
+    hours = {job: config.job(job).schedule for job in
+             (JobName.HARVEST, JobName.SCORE, JobName.QUALIFY, JobName.ROUTE, JobName.CONTACT)}
+    assert hours == {JobName.HARVEST: "0 2 * * *", JobName.SCORE: "0 3 * * *",
+                     JobName.QUALIFY: "0 4 * * *", JobName.ROUTE: "0 5 * * *",
+                     JobName.CONTACT: "0 6 * * *"}
+    assert config.job(JobName.CONTACT).max_leads_per_run == 50
+    assert config.job(JobName.SCORE).max_leads_per_run == 100
+    assert config.job(JobName.SCORE).catchup is Catchup.LATEST
+
+
+def test_a_partial_jobs_section_keeps_the_other_defaults(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('[jobs.score]\nschedule = "every 5m"\n')
+    config = load_config(path)
+    assert config.job(JobName.SCORE).schedule == "every 5m"
+    assert config.job(JobName.SCORE).max_leads_per_run == 100
+    assert config.job(JobName.HARVEST).schedule == "0 2 * * *"
+
+
+@pytest.mark.parametrize(("text", "key", "hint"), [
+    ('[jobs.score]\nschedule = "at noon"\n', "jobs.score.schedule", "cron expression"),
+    ('[jobs.score]\ntimezone = "Mars/Olympus"\n', "jobs.score.timezone", "IANA"),
+    ('[jobs.bake]\nschedule = "0 1 * * *"\n', "jobs.bake", "harvest"),
+    ('[qualify]\nmin_score = 120\n', "qualify.min_score", "less than or equal to 100"),
+    ('[qualify]\nrequired_fields = ["emial"]\n', "qualify.required_fields", "unknown lead fields"),
+    ('[score]\nmodel = "x"\n', "score.model", "unknown key"),
+    ('[[route.segments]]\nname = "a"\nsequence = "nope"\nowners = ["o"]\n', "<root>", "nope"),
+    ('[jobs.score]\ncatchup_window = "soon"\n', "jobs.score.catchup_window", "not a duration"),
+])
+def test_invalid_config_names_the_key_and_the_fix(tmp_path: Path, text: str, key: str,
+                                                  hint: str) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    message = str(info.value)
+    assert str(path) in message and key in message and hint in message
+
+
+def test_missing_or_unparseable_files_say_what_to_do(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist; pass --config"):
+        load_config(tmp_path / "missing.toml")
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[jobs\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(broken)
+
+
+def test_harvest_source_paths_are_relative_to_the_config_file(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('[[harvest.sources]]\npath = "data/leads.jsonl"\n')
+    source = load_config(path).harvest.sources[0]
+    assert source.path == tmp_path / "data" / "leads.jsonl"
+    assert source.resolved_format() == "jsonl"
+
+
+@pytest.mark.parametrize(("text", "seconds"), [
+    ("30s", 30), ("15m", 900), ("2h", 7200), ("1d", 86400), ("1h30m", 5400), ("250ms", 0.25)])
+def test_durations(text: str, seconds: float) -> None:
+    assert parse_duration(text) == timedelta(seconds=seconds)
+
+
+def test_duration_errors_and_formatting() -> None:
+    with pytest.raises(ValueError, match=r"e\.g\. 30s"):
+        parse_duration("5 minutes")
+    assert format_duration(timedelta(seconds=5400)) == "1h30m"
+
+
+def test_emails_are_redacted_in_log_text() -> None:
+    assert redact("sent to jane.doe@acme.com and x@y.io") == "sent to j***@acme.com and x***@y.io"
