@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
-import getpass
-import socket
 import sys
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 import typer
-from rich.console import Console
 
-from events import JobName, LeadflowError
+from events import JobName
 
 from ..runtime.logging import setup_logging
-from ..runtime.settings import Settings, load_settings
+from .common import ConfigOption, console, err, run_async, settings_for, who
+from .projector_commands import projector_app
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="leadflow: outbound lead pipelines as an event-driven state machine.")
@@ -26,41 +22,9 @@ schemas_app = typer.Typer(no_args_is_help=True, help="Generate schemas/ from the
 app.add_typer(topics_app, name="topics")
 app.add_typer(db_app, name="db")
 app.add_typer(schemas_app, name="schemas")
+app.add_typer(projector_app, name="projector")
 
-console = Console(stderr=False)
-err = Console(stderr=True)
-T = TypeVar("T")
-
-ConfigOption = Annotated[Path | None, typer.Option(
-    "--config", "-c", envvar="LEADFLOW_CONFIG", help="Config file (TOML).", show_envvar=True)]
 SERVICES = ("harvest", "score", "qualify", "route", "contact", "projector", "clock", "dashboard")
-
-
-def run_async(factory: Callable[[], Awaitable[T]]) -> T:
-    """Run a coroutine under the error boundary: known errors print a cause and exit 1."""
-    try:
-        return asyncio.run(factory())  # type: ignore[arg-type]
-    except LeadflowError as exc:
-        err.print(f"[bold red]error:[/] {exc}")
-        raise typer.Exit(1) from None
-    except KeyboardInterrupt:
-        raise typer.Exit(130) from None
-
-
-def settings_for(config: Path | None) -> Settings:
-    try:
-        return load_settings(config=config)
-    except LeadflowError as exc:
-        err.print(f"[bold red]error:[/] {exc}")
-        raise typer.Exit(1) from None
-
-
-def who() -> str:
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = "unknown"
-    return f"cli:{user}@{socket.gethostname()}"
 
 
 @app.command()

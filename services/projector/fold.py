@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from itertools import chain
 from typing import Any
 from uuid import UUID
@@ -21,6 +21,7 @@ from events import (
     JobCompleted,
     JobEvent,
     JobFailed,
+    JobName,
     JobSkipped,
     JobStarted,
     LeadEvent,
@@ -67,10 +68,8 @@ class Changes:
     daily: Counter[tuple[date, str, str, str]] = field(default_factory=Counter)
     dead_letters: list[DeadLettered] = field(default_factory=list)
     offsets: dict[tuple[str, int], int] = field(default_factory=dict)
-
-    @property
-    def empty(self) -> bool:
-        return not (self.leads or self.lead_events or self.parts or self.dead_letters or self.offsets)
+    #: Retention runs in this batch: (tick, prune job_runs / lead_events recorded before).
+    prunes: list[tuple[TickEmitted, datetime]] = field(default_factory=list)
 
 
 def keys_of(batch: Iterable[Positioned]) -> tuple[set[UUID], set[UUID], set[UUID], set[str]]:
@@ -89,8 +88,13 @@ def keys_of(batch: Iterable[Positioned]) -> tuple[set[UUID], set[UUID], set[UUID
     return leads, event_ids, runs, jobs
 
 
-def fold(batch: Iterable[Positioned], loaded: Loaded) -> Changes:
-    """Apply a batch, in log order, to what the database holds."""
+def fold(batch: Iterable[Positioned], loaded: Loaded, *,
+         retention: timedelta = timedelta(days=30)) -> Changes:
+    """Apply a batch, in log order, to what the database holds.
+
+    A retention tick prunes rows older than its scheduled_for minus ``retention``: decided by
+    the log, not the wall clock, so a rebuild prunes exactly what the live projector pruned.
+    """
     changes = Changes()
     versions = dict(loaded.lead_versions)
     known = set(loaded.known_event_ids)
@@ -110,6 +114,8 @@ def fold(batch: Iterable[Positioned], loaded: Loaded) -> Changes:
             if event.event_id not in known:
                 known.add(event.event_id)
                 changes.dead_letters.append(event)
+        elif isinstance(event, TickEmitted) and event.job is JobName.RETENTION:
+            changes.prunes.append((event, event.scheduled_for - retention))
         elif isinstance(event, TickEmitted | ControlEvent):
             pass  # ticks become runs through job events; control state lives with contact
     return changes

@@ -19,12 +19,24 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 
-from events import Envelope, EventDecodeError, Topic, decode
+from events import (
+    Envelope,
+    EventDecodeError,
+    JobCompleted,
+    JobName,
+    JobStarted,
+    RunCounts,
+    Topic,
+    decode,
+    utcnow,
+)
+from events.ids import job_event_id
 
 from ..runtime.bus import Publisher, make_broker
 from ..runtime.db import READ_SCHEMA, open_connection, quote_ident
 from ..runtime.dead_letters import dead_letter
 from ..runtime.errors import InfrastructureError
+from ..runtime.runs import run_info
 from ..runtime.settings import Settings
 from . import store
 from .fold import Positioned, fold
@@ -68,7 +80,8 @@ class Projector:
 
     async def start(self, *, wait_for_lock: bool = True) -> None:
         """Take the schema's lock (waiting as standby), then seek to the stored offsets."""
-        self._conn = await open_connection(self.settings.database_url)
+        # No statement cache: after a rebuild swap the same names mean other tables.
+        self._conn = await open_connection(self.settings.database_url, statement_cache_size=0)
         await self.conn.execute(f"SET search_path TO {quote_ident(self.schema)}, public")
         while not await self.conn.fetchval("SELECT pg_try_advisory_lock($1)", lock_key(self.schema)):
             if not wait_for_lock:
@@ -139,10 +152,58 @@ class Projector:
         if undecodable:
             await self._report_undecodable(undecodable)
         async with self.conn.transaction():
+            stale = await self._fenced(records)
+            if stale:
+                return  # the transaction holds no writes; positions were reset
             loaded = await store.load(self.conn, [p for p in positioned if p.event is not None])
-            changes = fold(positioned, loaded)
-            await store.write(self.conn, changes)
+            changes = fold(positioned, loaded, retention=self.settings.pipeline.retention.max_age)
+            pruned = await store.write(self.conn, changes)
         self.events_applied += len(records)
+        if changes.prunes and self.publish_dead_letters:
+            await self._report_retention(changes.prunes, pruned)
+
+    async def _fenced(self, records: Sequence[ConsumerRecord]) -> bool:
+        """True (and positions reset) if the schema's stored offsets do not continue this batch.
+
+        That happens after a rebuild swapped in a schema folded to other offsets, or if another
+        projector wrote the schema: the batch is dropped and reading resumes where it says.
+        """
+        first: dict[tuple[str, int], int] = {}
+        for record in records:
+            key = (record.topic, record.partition)
+            first[key] = min(first.get(key, record.offset), record.offset)
+        stored = await store.stored_offsets(self.conn)
+        if all(stored.get(key, offset) == offset for key, offset in first.items()):
+            return False
+        log.warning("read models were written elsewhere (rebuild swap?); re-seeking to their "
+                    "offsets", extra={"action": "projector_refenced"})
+        for tp in self.consumer.assignment():
+            position = stored.get((tp.topic, tp.partition))
+            if position is None:
+                await self.consumer.seek_to_beginning(tp)
+            else:
+                self.consumer.seek(tp, position)
+        return True
+
+    async def _report_retention(self, prunes: list, pruned: list[tuple[int, int]]) -> None:  # type: ignore[type-arg]
+        """The retention tick is a run like any other: report it as job events."""
+        events = []
+        for (tick, before), (runs, lead_events) in zip(prunes, pruned, strict=True):
+            now = utcnow()
+            common = dict(occurred_at=now, recorded_at=now, tenant_id=tick.tenant_id,
+                          correlation_id=tick.tick_id, causation_id=tick.tick_id,
+                          run_id=tick.tick_id, job=JobName.RETENTION, part="projector",
+                          run=run_info(tick))
+            events.append(JobStarted(event_id=job_event_id(tick.tick_id, "projector", "started"),
+                                     started_at=now, **common))
+            events.append(JobCompleted(
+                event_id=job_event_id(tick.tick_id, "projector", "completed"), started_at=now,
+                completed_at=now, duration_seconds=0.0, **common,
+                counts=RunCounts(leads_processed=runs + lead_events,
+                                 leads_succeeded=runs + lead_events)))
+            log.info("retention: pruned %d runs and %d lead events recorded before %s", runs,
+                     lead_events, before.isoformat(), extra={"action": "retention_pruned"})
+        await self._publisher.publish(events)
 
     async def _report_undecodable(self, items: list[tuple[ConsumerRecord, Exception]]) -> None:
         dlq = Topic.LEADS_DLQ.physical(self.settings.prefix)

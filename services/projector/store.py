@@ -7,6 +7,7 @@ never names one. Bulk rows go through COPY into temporary tables, then one state
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -115,8 +116,23 @@ async def _ensure_temp_tables(conn: asyncpg.Connection) -> None:
         """)
 
 
-async def write(conn: asyncpg.Connection, changes: Changes) -> None:
-    """Write one batch's changes and offsets; the caller holds the transaction."""
+async def prune(conn: asyncpg.Connection, before: datetime) -> tuple[int, int]:
+    """Delete job runs and lead events recorded before ``before``: (runs, events) removed.
+
+    job_metrics are totals and stay; leads keep their current snapshot.
+    """
+    runs = await conn.fetch("DELETE FROM job_runs WHERE recorded_at < $1 AND status <> 'running' "
+                            "RETURNING run_id", before)
+    if runs:
+        await conn.execute("DELETE FROM job_run_parts WHERE run_id = ANY($1::uuid[])",
+                           [r["run_id"] for r in runs])
+    events = await conn.execute("DELETE FROM lead_events WHERE recorded_at < $1", before)
+    return len(runs), int(events.split()[-1])
+
+
+async def write(conn: asyncpg.Connection, changes: Changes) -> list[tuple[int, int]]:
+    """Write one batch's changes and offsets (the caller holds the transaction); return what
+    each retention run in the batch pruned."""
     if changes.leads:
         await _ensure_temp_tables(conn)
         await conn.copy_records_to_table(
@@ -158,6 +174,7 @@ async def write(conn: asyncpg.Connection, changes: Changes) -> None:
             """,
             [k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys], [k[3] for k in keys],
             [changes.daily[k] for k in keys])
+    pruned = [await prune(conn, before) for _, before in changes.prunes]
     if changes.offsets:
         items = list(changes.offsets.items())
         await conn.execute(
@@ -167,6 +184,7 @@ async def write(conn: asyncpg.Connection, changes: Changes) -> None:
             ON CONFLICT (topic, partition) DO UPDATE SET next_offset = EXCLUDED.next_offset
             """,
             [k[0] for k, _ in items], [k[1] for k, _ in items], [v for _, v in items])
+    return pruned
 
 
 async def record_status(conn: asyncpg.Connection, lag: int | None, applied: int) -> None:

@@ -52,13 +52,19 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
 
 async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 4,
                       search_path: str | None = None, attempts: int = 30) -> asyncpg.Pool:
-    """A pool with JSON codecs; retries while the server is starting, then says what to check."""
+    """A pool with JSON codecs; retries while the server is starting, then says what to check.
+
+    With a ``search_path`` (the read models) statements are not cached: a rebuild swaps the
+    schema under the same name, and a cached plan would keep reading the old tables.
+    """
     settings = {"search_path": f"{search_path}, public"} if search_path else None
+    cache = 0 if search_path else 100
     last: Exception | None = None
     for _ in range(attempts):
         try:
             return await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size,
-                                             init=_init_connection, server_settings=settings)
+                                             init=_init_connection, server_settings=settings,
+                                             statement_cache_size=cache)
         except (OSError, asyncpg.CannotConnectNowError, asyncpg.TooManyConnectionsError) as exc:
             last = exc
             await asyncio.sleep(0.5)
@@ -79,10 +85,10 @@ def redact_dsn(dsn: str) -> str:
     return f"{scheme}://{user}@{host}"
 
 
-async def open_connection(dsn: str) -> asyncpg.Connection:
+async def open_connection(dsn: str, *, statement_cache_size: int = 100) -> asyncpg.Connection:
     """One connection with the JSON codecs; the caller closes it."""
     try:
-        conn = await asyncpg.connect(dsn)
+        conn = await asyncpg.connect(dsn, statement_cache_size=statement_cache_size)
     except (OSError, asyncpg.PostgresError) as exc:
         raise InfrastructureError(
             f"cannot reach Postgres at {redact_dsn(dsn)} ({exc}); start it or set DATABASE_URL"

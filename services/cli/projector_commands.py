@@ -1,0 +1,47 @@
+"""`leadflow projector ...`: rebuild the read models from the log."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+
+from ..projector.rebuild import rebuild
+from ..runtime.settings import Settings
+from .common import ConfigOption, console, run_async, settings_for
+
+projector_app = typer.Typer(no_args_is_help=True, help="Read models: rebuild them from the log.")
+
+
+async def rebuild_with_progress(settings: Settings, console: Console, *, swap: bool) -> None:
+    """Rebuild into the shadow schema with a live progress bar (events/s and remaining lag)."""
+    with Progress(TextColumn("[bold]rebuilding[/]"), BarColumn(), TaskProgressColumn(),
+                  TextColumn("{task.completed:,.0f} events  {task.fields[rate]:,.0f}/s  "
+                             "lag {task.fields[lag]}"),
+                  TimeElapsedColumn(), console=console) as progress:
+        task = progress.add_task("rebuild", total=None, rate=0.0, lag="?")
+
+        def advance(n: int, lag: int | None) -> None:
+            done = progress.tasks[task].completed + n
+            elapsed = progress.tasks[task].elapsed or 1e-9
+            total = done + lag if lag is not None else None
+            progress.update(task, completed=done, total=total, rate=done / elapsed,
+                            lag="?" if lag is None else f"{lag:,}")
+
+        report = await rebuild(settings, swap=swap, progress=advance)
+    console.print(f"{report.events:,} events folded in {report.seconds:.1f}s "
+                  f"({report.rate:,.0f} events/s); "
+                  + ("swapped in; the previous models were dropped" if report.swapped
+                     else "left in schema leadflow_read_rebuild (not swapped)"))
+
+
+@projector_app.command("rebuild")
+def rebuild_command(
+    config: ConfigOption = None,
+    swap: Annotated[bool, typer.Option(help="Swap the rebuilt models in when done.")] = True,
+) -> None:
+    """Replay the whole log into a shadow schema while the live one serves, then swap."""
+    settings = settings_for(config)
+    run_async(lambda: rebuild_with_progress(settings, console, swap=swap))
