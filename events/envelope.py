@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+
+
+_ZERO = timedelta(0)
 
 
 class Frozen(BaseModel):
@@ -15,6 +18,9 @@ class Frozen(BaseModel):
 
 
 def as_utc(value: datetime) -> datetime:
+    # Already UTC (what every producer writes) is the hot path: skip the conversion.
+    if value.utcoffset() == _ZERO:
+        return value
     return value.astimezone(UTC)
 
 

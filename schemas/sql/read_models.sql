@@ -40,9 +40,6 @@ CREATE TABLE IF NOT EXISTS leads (
     updated_at         timestamptz NOT NULL,
     last_event_id      uuid NOT NULL
 );
-CREATE INDEX IF NOT EXISTS leads_status ON leads (status);
-CREATE INDEX IF NOT EXISTS leads_campaign_status ON leads (campaign_id, status);
-CREATE INDEX IF NOT EXISTS leads_email ON leads (email);
 
 CREATE TABLE IF NOT EXISTS lead_events (
     event_id        uuid PRIMARY KEY,
@@ -62,8 +59,6 @@ CREATE TABLE IF NOT EXISTS lead_events (
     "offset"        bigint NOT NULL,
     payload         jsonb NOT NULL
 );
-CREATE INDEX IF NOT EXISTS lead_events_lead ON lead_events (lead_id, version);
-CREATE INDEX IF NOT EXISTS lead_events_recorded ON lead_events (recorded_at);
 
 -- One row per part of a run (an instance's share); job_runs is their fold.
 CREATE TABLE IF NOT EXISTS job_run_parts (
@@ -111,9 +106,6 @@ CREATE TABLE IF NOT EXISTS job_runs (
     counted           boolean NOT NULL DEFAULT false,
     recorded_at       timestamptz NOT NULL
 );
-CREATE INDEX IF NOT EXISTS job_runs_job_started ON job_runs (job, started_at DESC);
-CREATE INDEX IF NOT EXISTS job_runs_recorded ON job_runs (recorded_at DESC);
-CREATE INDEX IF NOT EXISTS job_runs_scheduled ON job_runs (job, scheduled_for);
 
 -- Per job and tenant ('*' = all tenants): the seed dashboard's CronMetrics, kept as totals
 -- so retention can prune job_runs without losing them.
@@ -158,7 +150,6 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     recorded_at   timestamptz NOT NULL,
     payload       jsonb NOT NULL
 );
-CREATE INDEX IF NOT EXISTS dead_letters_recorded ON dead_letters (recorded_at DESC);
 
 -- One row: how far behind the log the projector writing this schema is (for /readyz, /metrics).
 CREATE TABLE IF NOT EXISTS projector_status (

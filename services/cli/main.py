@@ -11,6 +11,8 @@ import typer
 from events import JobName
 
 from ..runtime.logging import setup_logging
+from .bench_commands import bench_app
+from .clock_commands import register as register_clock_commands
 from .common import ConfigOption, console, err, run_async, settings_for, who
 from .projector_commands import projector_app
 
@@ -23,6 +25,8 @@ app.add_typer(topics_app, name="topics")
 app.add_typer(db_app, name="db")
 app.add_typer(schemas_app, name="schemas")
 app.add_typer(projector_app, name="projector")
+app.add_typer(bench_app, name="bench")
+register_clock_commands(app)  # backfill, clock status|pause|resume, bench clock
 
 SERVICES = ("harvest", "score", "qualify", "route", "contact", "projector", "clock", "dashboard")
 
@@ -150,6 +154,9 @@ def schemas_write(out: Annotated[Path, typer.Option(help="Folder for the JSON Sc
     for event_type, schema in schemas.items():
         (out / file_name(event_type)).write_text(render(schema))
     console.print(f"wrote {len(schemas)} schemas to {out}")
+    from ..dashboard.openapi import write_openapi
+
+    console.print(f"wrote {write_openapi(out.parent / 'openapi.json')}")
 
 
 def main() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 
+from ..runtime.process import tune_gc
 from ..runtime.service import JobService
 from ..runtime.settings import Settings
 
@@ -19,6 +20,7 @@ def build_job_service(name: str, settings: Settings) -> JobService:
 
 async def run_service(name: str, settings: Settings) -> None:
     """Run ``name`` until SIGINT / SIGTERM."""
+    tune_gc()
     if name in STAGE_SERVICES:
         await build_job_service(name, settings).run_forever()
     elif name == "projector":

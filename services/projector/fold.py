@@ -43,6 +43,7 @@ class Positioned:
     partition: int
     offset: int
     event: Envelope | None  # None: undecodable (it still advances the offset)
+    raw: bytes | None = None  # the message as stored, kept as the audit payload
 
 
 @dataclass(slots=True)

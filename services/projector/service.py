@@ -14,6 +14,7 @@ import signal
 import time
 import zlib
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
@@ -44,6 +45,16 @@ from .fold import Positioned, fold
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    """A decoded batch and the seek generation it was fetched in."""
+
+    generation: int
+    records: list[ConsumerRecord]
+    positioned: list[Positioned]
+    undecodable: list[tuple[ConsumerRecord, Exception]]
+
+
 def lock_key(schema: str) -> int:
     """Advisory lock id of the projector writing ``schema``."""
     return zlib.crc32(f"leadflow-projector:{schema}".encode())
@@ -67,6 +78,7 @@ class Projector:
         self._publisher = Publisher(self._broker, settings.prefix)
         self._stop = asyncio.Event()
         self._status_at = 0.0
+        self._generation = 0
 
     @property
     def conn(self) -> asyncpg.Connection:
@@ -126,41 +138,71 @@ class Projector:
             await self._conn.close()  # closing the session releases the advisory lock
             self._conn = None
 
-    async def step(self, timeout_ms: int = 500) -> int:
-        """Fold one batch; return how many messages it consumed."""
+    async def fetch(self, timeout_ms: int = 500) -> Fetched:
+        """The next batch, decoded (undecodable messages keep their place with event None)."""
+        generation = self._generation
         records = await self.consumer.getmany(timeout_ms=timeout_ms, max_records=self.batch_size)
         batch = [r for part in records.values() for r in part]
-        if batch:
-            await self.apply(batch)
-        lag = await self._lag()
-        if batch or lag != self.lag or time.monotonic() - self._status_at > 5:
-            await store.record_status(self.conn, lag, len(batch))
-            self._status_at = time.monotonic()
-        self.lag = lag
-        return len(batch)
-
-    async def apply(self, records: Sequence[ConsumerRecord]) -> None:
         positioned: list[Positioned] = []
-        undecodable = []
-        for record in records:
+        undecodable: list[tuple[ConsumerRecord, Exception]] = []
+        for i, record in enumerate(batch):
+            if i % 500 == 499:
+                # Yield now and then: the batch being written resumes as soon as Postgres
+                # answers, so decoding fills the database's turn instead of delaying it.
+                await asyncio.sleep(0)
             event: Envelope | None = None
             try:
                 event = decode(record.value)
             except EventDecodeError as exc:
                 undecodable.append((record, exc))
-            positioned.append(Positioned(record.topic, record.partition, record.offset, event))
-        if undecodable:
-            await self._report_undecodable(undecodable)
-        async with self.conn.transaction():
-            stale = await self._fenced(records)
-            if stale:
-                return  # the transaction holds no writes; positions were reset
-            loaded = await store.load(self.conn, [p for p in positioned if p.event is not None])
-            changes = fold(positioned, loaded, retention=self.settings.pipeline.retention.max_age)
-            pruned = await store.write(self.conn, changes)
-        self.events_applied += len(records)
-        if changes.prunes and self.publish_dead_letters:
-            await self._report_retention(changes.prunes, pruned)
+            positioned.append(Positioned(record.topic, record.partition, record.offset, event,
+                                         record.value))
+        return Fetched(generation, batch, positioned, undecodable)
+
+    async def step(self, timeout_ms: int = 500) -> int:
+        """Fetch and fold one batch; return how many messages it consumed."""
+        return await self.apply(await self.fetch(timeout_ms))
+
+    async def apply(self, fetched: Fetched) -> int:
+        """Fold a fetched batch in one transaction with its offsets; returns messages applied."""
+        if fetched.generation != self._generation:
+            return 0  # fetched before a re-seek: those positions are no longer ours
+        if fetched.records:
+            if fetched.undecodable:
+                await self._report_undecodable(fetched.undecodable)
+            async with self.conn.transaction():
+                if await self._fenced(fetched.records):
+                    return 0  # the transaction holds no writes; positions were reset
+                decoded = [p for p in fetched.positioned if p.event is not None]
+                loaded = await store.load(self.conn, decoded)
+                changes = fold(fetched.positioned, loaded,
+                               retention=self.settings.pipeline.retention.max_age)
+                pruned = await store.write(self.conn, changes)
+            self.events_applied += len(fetched.records)
+            if changes.prunes and self.publish_dead_letters:
+                await self._report_retention(changes.prunes, pruned)
+        lag = await self._lag()
+        if fetched.records or lag != self.lag or time.monotonic() - self._status_at > 5:
+            await store.record_status(self.conn, lag, len(fetched.records))
+            self._status_at = time.monotonic()
+        self.lag = lag
+        return len(fetched.records)
+
+    async def _pipeline(self, keep_going: Callable[[int], bool], timeout_ms: int) -> int:
+        """Fetch and decode the next batch while the current one is written to Postgres."""
+        consumed = 0
+        ahead = asyncio.create_task(self.fetch(timeout_ms))
+        try:
+            while True:
+                fetched = await ahead
+                ahead = asyncio.create_task(self.fetch(timeout_ms))
+                n = await self.apply(fetched)
+                consumed += n
+                if not keep_going(n):
+                    return consumed
+        finally:
+            ahead.cancel()
+            await asyncio.gather(ahead, return_exceptions=True)
 
     async def _fenced(self, records: Sequence[ConsumerRecord]) -> bool:
         """True (and positions reset) if the schema's stored offsets do not continue this batch.
@@ -177,6 +219,7 @@ class Projector:
             return False
         log.warning("read models were written elsewhere (rebuild swap?); re-seeking to their "
                     "offsets", extra={"action": "projector_refenced"})
+        self._generation += 1
         for tp in self.consumer.assignment():
             position = stored.get((tp.topic, tp.partition))
             if position is None:
@@ -227,14 +270,16 @@ class Projector:
     async def catch_up(self, *, idle_polls: int = 2,
                        progress: Callable[[int, int | None], None] | None = None) -> int:
         """Fold until ``idle_polls`` polls in a row bring nothing; return messages consumed."""
-        consumed, idle = 0, 0
-        while idle < idle_polls:
-            n = await self.step(timeout_ms=300)
-            consumed += n
+        idle = 0
+
+        def keep_going(n: int) -> bool:
+            nonlocal idle
             idle = 0 if n else idle + 1
             if progress is not None:
                 progress(n, self.lag)
-        return consumed
+            return idle < idle_polls
+
+        return await self._pipeline(keep_going, timeout_ms=300)
 
     async def run_forever(self) -> None:
         loop = asyncio.get_running_loop()
@@ -242,12 +287,16 @@ class Projector:
             loop.add_signal_handler(sig, self._stop.set)
         await self.start()
         last_log = time.monotonic()
+
+        def keep_going(_: int) -> bool:
+            nonlocal last_log
+            if time.monotonic() - last_log > 60:
+                last_log = time.monotonic()
+                log.info("projector: %d events applied, lag %s", self.events_applied, self.lag,
+                         extra={"action": "projector_progress"})
+            return not self._stop.is_set()
+
         try:
-            while not self._stop.is_set():
-                await self.step()
-                if time.monotonic() - last_log > 60:
-                    last_log = time.monotonic()
-                    log.info("projector: %d events applied, lag %s", self.events_applied,
-                             self.lag, extra={"action": "projector_progress"})
+            await self._pipeline(keep_going, timeout_ms=500)
         finally:
             await self.stop()

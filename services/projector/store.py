@@ -64,7 +64,7 @@ def lead_event_row(item: Positioned) -> tuple[Any, ...]:
         event.event_id, lead.lead_id, event.type, lead.version, lead.status.value, lead.tenant_id,
         lead.campaign_id, event.occurred_at, event.recorded_at, event.correlation_id,
         event.causation_id, event.replay_id, item.topic, item.partition, item.offset,
-        event.model_dump(mode="json"),
+        item.raw if item.raw is not None else event.model_dump(mode="json"),
     )
 
 

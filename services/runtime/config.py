@@ -117,6 +117,20 @@ class JobConfig(ScheduleFields):
     pause_after_failures: int = Field(default=0, ge=0)
     scopes: tuple[ScopedSchedule, ...] = ()
 
+    @model_validator(mode="after")
+    def _schedules_fire(self) -> JobConfig:
+        # Imported here: the clock's schedule logic imports this module.
+        from services.clock.schedule import schedule_problem
+
+        problems = [schedule_problem(self.schedule, self.timezone, self.jitter_seconds)]
+        for i, scope in enumerate(self.scopes):
+            problem = schedule_problem(scope.schedule, scope.timezone, self.jitter_seconds)
+            problems.append(f"scopes[{i}]: {problem}" if problem else None)
+        found = [p for p in problems if p]
+        if found:
+            raise ValueError("; ".join(found))
+        return self
+
 
 def _default_jobs() -> dict[JobName, JobConfig]:
     hours = {JobName.HARVEST: 2, JobName.SCORE: 3, JobName.QUALIFY: 4, JobName.ROUTE: 5,
@@ -279,10 +293,85 @@ def _default_sequences() -> dict[str, SequenceConfig]:
     }
 
 
+class QuotaConfig(Section):
+    """Daily send quotas; a day is the tenant's local day (``timezones``, default UTC)."""
+
+    daily_per_campaign: int | None = Field(default=None, ge=0)
+    daily_per_tenant: int | None = Field(default=None, ge=0)
+    campaigns: dict[str, int] = Field(default_factory=dict)  # per-campaign overrides
+    tenants: dict[str, int] = Field(default_factory=dict)  # per-tenant overrides
+    timezones: dict[str, str] = Field(default_factory=dict)  # tenant -> IANA timezone
+
+    @field_validator("timezones")
+    @classmethod
+    def _valid_timezones(cls, value: dict[str, str]) -> dict[str, str]:
+        for tenant, name in value.items():
+            try:
+                ZoneInfo(name)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"tenant {tenant!r}: unknown timezone {name!r}; use an IANA "
+                                 "name such as 'UTC' or 'Europe/Berlin'") from None
+        return value
+
+
+class DomainRateConfig(Section):
+    """At most ``max_sends`` to one recipient domain per ``window`` (None: no limit)."""
+
+    max_sends: int | None = Field(default=None, ge=0)
+    window: Duration = timedelta(hours=1)
+
+
+class RetryConfig(Section):
+    """Transient send failures: next attempt after min(base * 2^attempt, cap)."""
+
+    base: Duration = timedelta(seconds=300)
+    cap: Duration = timedelta(hours=6)
+    max_retries: int = Field(default=3, ge=0)
+
+
+class BreakerConfig(Section):
+    """Open after ``failures`` consecutive send failures; probe once every ``probe_after``."""
+
+    failures: int = Field(default=5, ge=1)
+    probe_after: Duration = timedelta(seconds=60)
+
+
+class SmtpConfig(Section):
+    """SMTP relay; credentials come from the environment variables named here."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=587, ge=1, le=65535)
+    tls: Literal["none", "starttls", "tls"] = "starttls"
+    validate_certs: bool = True
+    timeout: Duration = timedelta(seconds=30)
+    username_env: str = "LEADFLOW_SMTP_USERNAME"
+    password_env: str = "LEADFLOW_SMTP_PASSWORD"
+
+
 class ContactConfig(Section):
     sender: Literal["proof", "smtp"] = "proof"
     sequences: dict[str, SequenceConfig] = Field(default_factory=_default_sequences)
     from_address: str = "outreach@leadflow.invalid"
+    max_steps: int = Field(default=3, ge=1, le=10)
+    #: List-Unsubscribe target; ``{lead_id}``, ``{email}``, ``{campaign_id}`` are filled in.
+    list_unsubscribe: str = "mailto:unsubscribe@leadflow.invalid?subject=unsubscribe-{lead_id}"
+    quotas: QuotaConfig = QuotaConfig()
+    domain_rate: DomainRateConfig = DomainRateConfig()
+    retry: RetryConfig = RetryConfig()
+    breaker: BreakerConfig = BreakerConfig()
+    smtp: SmtpConfig = SmtpConfig()
+    #: A send claimed longer ago than this by an instance that is gone is reconciled.
+    stale_claim_after: Duration = timedelta(minutes=15)
+    #: How long a send waits for the control topic to be applied before failing the run.
+    control_sync_timeout: Duration = timedelta(seconds=10)
+
+    @model_validator(mode="after")
+    def _steps_within_max(self) -> ContactConfig:
+        long = sorted(name for name, s in self.sequences.items() if len(s.steps) > self.max_steps)
+        if long:
+            raise ValueError(f"sequences {long} have more than max_steps={self.max_steps} steps; "
+                             "shorten them or raise contact.max_steps")
+        return self
 
 
 class StageConfig(Section):
@@ -298,11 +387,46 @@ class TopicsConfig(Section):
     prefix: str = ""
     partitions: int = Field(default=12, ge=1, le=1000)
     overrides: dict[Topic, int] = Field(default_factory=lambda: {
-        Topic.CLOCK_TICKS: 1, Topic.CONTROL: 1, Topic.JOBS_EVENTS: 3,
+        Topic.CLOCK_TICKS: 1, Topic.CONTROL: 1, Topic.JOBS_EVENTS: 1,
     })
 
     def partitions_for(self, topic: Topic) -> int:
         return self.overrides.get(topic, self.partitions)
+
+
+# --- dashboard ---------------------------------------------------------------------------
+
+
+class DashboardConfig(Section):
+    """The dashboard's HTTP service. LEADFLOW_DASHBOARD_TOKEN overrides ``token``; without a
+    token the control endpoints refuse every request."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    token: str | None = None
+    refresh_seconds: float = Field(default=5, ge=1, le=3600)
+    readiness_max_lag: int = Field(default=10_000, ge=0)
+    readiness_max_status_age: Duration = timedelta(seconds=60)
+
+
+class RetentionConfig(Section):
+    """How long job_runs and lead_events rows are kept (job_metrics keep their totals)."""
+
+    max_age: Duration = timedelta(days=30)
+
+
+class ClockConfig(Section):
+    """The clock service (services/clock): lateness, catch-up and backfill bounds."""
+
+    #: A tick emitted up to this late still counts as on time (source=schedule); older missed
+    #: ticks follow the job's catch-up policy. Covers a standby taking over.
+    grace: Duration = timedelta(seconds=60)
+    #: With catchup = "all", at most this many missed ticks per schedule (the most recent).
+    max_catchup_ticks: int = Field(default=1000, ge=1)
+    #: `leadflow backfill` refuses more ticks than this without --force.
+    max_backfill_ticks: int = Field(default=100, ge=1)
+    #: How often a standby clock tries to take the lock.
+    standby_poll: Duration = timedelta(milliseconds=500)
 
 
 class LeadflowConfig(Section):
@@ -310,12 +434,15 @@ class LeadflowConfig(Section):
 
     topics: TopicsConfig = TopicsConfig()
     jobs: dict[JobName, JobConfig] = Field(default_factory=_default_jobs)
+    clock: ClockConfig = ClockConfig()
     stage: StageConfig = StageConfig()
     harvest: HarvestConfig = HarvestConfig()
     score: ScoreConfig = ScoreConfig()
     qualify: QualifyConfig = QualifyConfig()
     route: RouteConfig = RouteConfig()
     contact: ContactConfig = ContactConfig()
+    dashboard: DashboardConfig = DashboardConfig()
+    retention: RetentionConfig = RetentionConfig()
 
     @field_validator("jobs", mode="before")
     @classmethod
@@ -381,5 +508,8 @@ def describe_validation_error(exc: ValidationError, where: str) -> str:
         message = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             message = "unknown key (check the spelling against the config reference in README.md)"
+        elif err["loc"] and err["loc"][-1] == "[key]":  # a dict key, e.g. [jobs.<name>]
+            key = key.removesuffix(".[key]")
+            message = f"unknown name; {message[0].lower()}{message[1:]}"
         lines.append(f"  {key}: {message}")
     return "\n".join(lines)

@@ -35,6 +35,9 @@ def service_ddl_files() -> list[str]:
 
 
 def _jsonb_encode(value: Any) -> bytes:
+    # bytes are JSON already (a message as it came off the log): no decode/encode round trip.
+    if isinstance(value, bytes):
+        return b"\x01" + value
     return b"\x01" + json.dumps(value, separators=(",", ":")).encode()
 
 
@@ -114,11 +117,23 @@ async def ensure_database(admin_dsn: str, name: str) -> None:
             await conn.execute(f"CREATE DATABASE {quote_ident(name)}")
 
 
-async def apply_read_models(conn: asyncpg.Connection, schema: str) -> None:
-    """Create the read-model tables inside ``schema`` (idempotent)."""
+async def apply_read_models(conn: asyncpg.Connection, schema: str, *, indexes: bool = True) -> None:
+    """Create the read-model tables (and their secondary indexes) inside ``schema``; idempotent.
+
+    Call inside a transaction (the search_path change is local to it).
+    """
     await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{_ident(schema)}"')
     await conn.execute(f'SET LOCAL search_path TO "{_ident(schema)}"')
     await conn.execute(sql_text("read_models.sql"))
+    if indexes:
+        await conn.execute(sql_text("read_model_indexes.sql"))
+
+
+async def index_read_models(dsn: str, schema: str) -> None:
+    """Create the secondary indexes of the read models in ``schema`` (after a bulk load)."""
+    async with connect(dsn) as conn, conn.transaction():
+        await conn.execute(f'SET LOCAL search_path TO "{_ident(schema)}"')
+        await conn.execute(sql_text("read_model_indexes.sql"))
 
 
 async def apply_schema(dsn: str) -> None:

@@ -9,7 +9,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass, field
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Protocol
 from uuid import UUID
@@ -25,13 +27,14 @@ from events import (
     RunCounts,
     RunInfo,
     TickEmitted,
+    TickSource,
     utcnow,
 )
 from events.ids import job_event_id
 
 from .budget import RunBudget
 from .bus import Publisher
-from .config import JobConfig
+from .config import JobConfig, Overlap
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +83,30 @@ def run_info(tick: TickEmitted) -> RunInfo:
                    requested_by=tick.requested_by, retry_of=tick.retry_of, attempt=tick.attempt)
 
 
+@dataclass(frozen=True, slots=True)
+class RunSpan:
+    """When a run went on this instance; ``buffered``: a tick that arrived meanwhile ran after it."""
+
+    started: datetime
+    ended: datetime
+    buffered: bool = False
+
+
+def overlap_verdict(policy: Overlap, tick: TickEmitted,
+                    spans: Sequence[RunSpan]) -> tuple[str | None, int | None]:
+    """(skip reason, index of the span whose one buffer slot the tick takes) for a tick that
+    arrived (recorded_at) while an earlier run here was going. Only scheduled ticks are subject:
+    manual, catch-up, backfill and retry ticks are explicit requests and always run in turn."""
+    if policy is Overlap.ALLOW or tick.source is not TickSource.SCHEDULE:
+        return None, None
+    during = next((i for i, s in enumerate(spans) if s.started <= tick.recorded_at < s.ended), None)
+    if during is None:
+        return None, None
+    if policy is Overlap.BUFFER_ONE and not spans[during].buffered:
+        return None, during
+    return "overlap", None
+
+
 class RunController:
     """Runs one job's ticks on this instance and reports each run's part as job events."""
 
@@ -95,6 +122,8 @@ class RunController:
         self.pool = pool
         self.instance_id = instance_id
         self.runs_done = 0
+        self.spans: deque[RunSpan] = deque(maxlen=32)
+        self._recent_ticks: deque[UUID] = deque(maxlen=1024)
 
     def _envelope(self, tick: TickEmitted, kind: str) -> dict[str, object]:
         now = utcnow()
@@ -109,19 +138,48 @@ class RunController:
         """Why this tick must not run here (None: run it)."""
         if not self.config.enabled:
             return "disabled"
-        return None
+        if any(not s.enabled for s in self.config.scopes
+               if (s.tenant, s.campaign) == (tick.tenant_id, tick.campaign_id)):
+            return "disabled"
+        reason, slot = overlap_verdict(self.config.overlap, tick, self.spans)
+        if slot is not None:
+            self.spans[slot] = replace(self.spans[slot], buffered=True)
+        return reason
+
+    async def executor_skip_reason(self, tick: TickEmitted) -> str | None:
+        """The executor's own reason to skip (e.g. contact: campaign paused, kill switch), if it
+        defines ``async skip_reason(tick)``; a reason that cannot be read lets the run decide."""
+        check = getattr(self.executor, "skip_reason", None)
+        if check is None:
+            return None
+        try:
+            return await check(tick)
+        except Exception:  # the run itself re-checks each send and fails if it must
+            log.warning("run %s: skip check failed; running", tick.tick_id, exc_info=True,
+                        extra={"action": "skip_check_failed"})
+            return None
 
     async def on_tick(self, tick: TickEmitted) -> None:
         """Handle one tick end to end; raises only if the outcome could not be reported."""
         if tick.job is not self.job:
             return
+        if tick.tick_id in self._recent_ticks:  # the same tick twice (a clock crash): one run
+            log.info("tick %s repeated; ignored", tick.tick_id, extra={"action": "tick_repeated"})
+            return
+        self._recent_ticks.append(tick.tick_id)
         reason = self.skip_reason(tick)
+        if reason is None:
+            reason = await self.executor_skip_reason(tick)
         if reason is not None:
             await self.publisher.publish_one(JobSkipped(**self._envelope(tick, "skipped"),
                                                         reason=reason))
             log.info("run %s skipped: %s", tick.tick_id, reason, extra={"action": "run_skipped"})
             return
-        await self.run(tick)
+        started = utcnow()
+        try:
+            await self.run(tick)
+        finally:
+            self.spans.append(RunSpan(started, utcnow()))
 
     async def run(self, tick: TickEmitted) -> RunResult | None:
         started_at = utcnow()

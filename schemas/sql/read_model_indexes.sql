@@ -1,0 +1,11 @@
+-- Secondary indexes of the read models (read_models.sql). Kept apart so that a rebuild can
+-- bulk-load its shadow schema first and index it once at the end, before the swap.
+CREATE INDEX IF NOT EXISTS leads_status ON leads (status);
+CREATE INDEX IF NOT EXISTS leads_campaign_status ON leads (campaign_id, status);
+CREATE INDEX IF NOT EXISTS leads_email ON leads (email);
+CREATE INDEX IF NOT EXISTS lead_events_lead ON lead_events (lead_id, version);
+CREATE INDEX IF NOT EXISTS lead_events_recorded ON lead_events (recorded_at);
+CREATE INDEX IF NOT EXISTS job_runs_job_started ON job_runs (job, started_at DESC);
+CREATE INDEX IF NOT EXISTS job_runs_recorded ON job_runs (recorded_at DESC);
+CREATE INDEX IF NOT EXISTS job_runs_scheduled ON job_runs (job, scheduled_for);
+CREATE INDEX IF NOT EXISTS dead_letters_recorded ON dead_letters (recorded_at DESC);

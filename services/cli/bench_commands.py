@@ -1,0 +1,49 @@
+"""`leadflow bench ...`: measured figures, each beside a baseline run in the same process."""
+
+from __future__ import annotations
+
+import tempfile
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from ..runtime.config import LeadflowConfig, TopicsConfig
+from ..runtime.settings import Settings, load_settings
+from .common import ConfigOption, console, run_async
+from .stack import Stack
+
+bench_app = typer.Typer(no_args_is_help=True,
+                        help="Benchmarks: figures printed beside a baseline from the same run.")
+
+
+async def with_servers(config: Path | None, body: Callable[[Settings], Awaitable[object]],
+                       say: Console) -> None:
+    """Run ``body`` against DATABASE_URL / KAFKA_BOOTSTRAP_SERVERS, or embedded servers."""
+    stack = Stack(config=config, services=(), workdir=Path(tempfile.mkdtemp(prefix="leadflow-bench-")))
+    try:
+        await stack.start_servers(say=say.print)
+        base = load_settings(config=config)
+        # A fresh topic prefix per run: a benchmark never reads a previous run's messages.
+        pipeline = base.pipeline if config else LeadflowConfig()
+        topics = TopicsConfig(prefix=f"bench{uuid.uuid4().hex[:6]}.",
+                              partitions=pipeline.topics.partitions)
+        settings = base.using(pipeline.model_copy(update={"topics": topics}))
+        await body(settings)
+    finally:
+        stack.stop()
+
+
+@bench_app.command("projector")
+def bench_projector_command(
+    events: Annotated[int, typer.Option(help="Lead events to publish and project.")] = 1_000_000,
+    config: ConfigOption = None,
+) -> None:
+    """Live projection and rebuild rates beside a plain COPY of the same rows."""
+    from ..bench.projector import bench_projector
+
+    run_async(lambda: with_servers(
+        config, lambda s: bench_projector(s, console, events=events), console))

@@ -1,0 +1,310 @@
+"""When jobs run: schedules as pure functions of time. No I/O and no wall clock.
+
+Cron expressions are wall-clock times in the schedule's timezone. A wall-clock time that
+occurs twice (DST fall-back) fires once, at its first occurrence; one that never occurs (DST
+spring-forward) fires once, at the moment the clocks jump. ``every <duration>`` schedules count
+real time from 1970-01-01T00:00Z, whatever the timezone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from itertools import islice, pairwise
+from uuid import UUID
+from zoneinfo import ZoneInfo
+
+from croniter import CroniterBadDateError, croniter
+
+from events import ALL_TENANTS, JobName, TickSource
+from events.ids import tick_id
+from services.runtime.config import Catchup, ClockConfig, JobConfig, LeadflowConfig
+from services.runtime.durations import format_duration, parse_duration
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_EVERY = "every "
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """One schedule of one job and scope, with the policies the clock applies to it."""
+
+    job: JobName
+    expression: str
+    timezone: str = "UTC"
+    tenant_id: str = ALL_TENANTS
+    campaign_id: str | None = None
+    max_leads: int | None = None
+    catchup: Catchup = Catchup.LATEST
+    catchup_window: timedelta = timedelta(days=1)
+    jitter_seconds: float = 0.0
+    #: A tick emitted up to this late (after its jitter) still counts as on time.
+    grace: timedelta = timedelta(seconds=60)
+    max_catchup_ticks: int = 1000
+
+    @property
+    def scope(self) -> str:
+        """Same text as TickEmitted.scope, so ids and records agree."""
+        return f"{self.tenant_id}/{self.campaign_id or '*'}"
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.job.value, self.scope)
+
+    @property
+    def interval(self) -> timedelta | None:
+        """The period of an ``every`` schedule (None for cron)."""
+        return every_interval(self.expression)
+
+
+@dataclass(frozen=True, slots=True)
+class DueTick:
+    """An occurrence the clock emits now."""
+
+    scheduled_for: datetime
+    emit_at: datetime
+    source: TickSource
+    tick_id: UUID
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What to do at ``now``: ticks to emit, occurrences passed over, and the new cursor."""
+
+    ticks: list[DueTick] = field(default_factory=list)
+    passed_over: int = 0
+    #: Every occurrence up to here is handled (emitted or passed over); None: nothing changed.
+    cursor: datetime | None = None
+
+
+# --- occurrences ---------------------------------------------------------------------------
+
+
+def every_interval(expression: str) -> timedelta | None:
+    text = expression.strip()
+    if not text.lower().startswith(_EVERY):
+        return None
+    return parse_duration(text[len(_EVERY):])
+
+
+@lru_cache(maxsize=64)
+def _zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
+
+
+def to_instant(local: datetime, zone: ZoneInfo) -> datetime:
+    """A naive wall-clock time in ``zone`` as a UTC instant (first of two; the jump for none)."""
+    first = local.replace(tzinfo=zone, fold=0).astimezone(UTC)
+    if first.astimezone(zone).replace(tzinfo=None) == local:
+        return first
+    # Skipped by a DST jump: fire at the jump, the first instant on the new offset.
+    low = local.replace(tzinfo=zone, fold=1).astimezone(UTC)
+    after = first.astimezone(zone).utcoffset()
+    high = first
+    while high - low > timedelta(seconds=1):
+        mid = low + (high - low) / 2
+        if mid.astimezone(zone).utcoffset() == after:
+            high = mid
+        else:
+            low = mid
+    return high.replace(microsecond=0) if high.microsecond else high
+
+
+def _local(instant: datetime, zone: ZoneInfo) -> datetime:
+    return instant.astimezone(zone).replace(tzinfo=None)
+
+
+def occurrences(schedule: Schedule, after: datetime) -> Iterator[datetime]:
+    """Scheduled instants (UTC) strictly after ``after``, in order, without end."""
+    after = after.astimezone(UTC)
+    interval = schedule.interval
+    if interval is not None:
+        step = _micros(interval)
+        k = _micros(after - EPOCH) // step + 1
+        while True:
+            yield EPOCH + timedelta(microseconds=k * step)
+            k += 1
+    zone = _zone(schedule.timezone)
+    cron = croniter(schedule.expression, _local(after, zone))
+    last: datetime | None = None
+    while True:
+        try:
+            local = cron.get_next(datetime)
+        except CroniterBadDateError:
+            return  # the expression never matches again (e.g. '0 0 30 2 *')
+        instant = to_instant(local, zone)
+        # A jump maps several skipped times to one instant; a fold can map back behind ``after``.
+        if instant > after and instant != last:
+            last = instant
+            yield instant
+
+
+def _micros(delta: timedelta) -> int:
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def next_run(schedule: Schedule, now: datetime) -> datetime | None:
+    """The first scheduled instant after ``now`` (None: the schedule never fires again)."""
+    return next(occurrences(schedule, now), None)
+
+
+def between(schedule: Schedule, start: datetime, end: datetime) -> Iterator[datetime]:
+    """Scheduled instants in ``[start, end)``."""
+    for instant in occurrences(schedule, start - timedelta(microseconds=1)):
+        if instant >= end:
+            return
+        yield instant
+
+
+def shortest_gap(expression: str, timezone: str = "UTC", *, sample: int = 400) -> timedelta | None:
+    """Shortest wall-clock gap between consecutive ticks over a sample (None: fires < 2 times)."""
+    interval = every_interval(expression)
+    if interval is not None:
+        return interval
+    probe = Schedule(job=JobName.HARVEST, expression=expression, timezone=timezone)
+    instants = list(islice(occurrences(probe, datetime(2024, 1, 1, tzinfo=UTC)), sample))
+    gaps = [b - a for a, b in pairwise(instants)]
+    return min(gaps) if gaps else None
+
+
+def schedule_problem(expression: str, timezone: str, jitter_seconds: float) -> str | None:
+    """Why a valid-looking schedule cannot work (never fires, jitter reaches the next tick)."""
+    probe = Schedule(job=JobName.HARVEST, expression=expression, timezone=timezone)
+    if next_run(probe, datetime(2024, 1, 1, tzinfo=UTC)) is None:
+        return f"{expression!r} never fires (no date matches it); check the day and month fields"
+    if jitter_seconds > 0:
+        gap = shortest_gap(expression, timezone)
+        if gap is not None and jitter_seconds >= gap.total_seconds():
+            return (f"jitter_seconds ({jitter_seconds:g}) must be shorter than the shortest gap "
+                    f"between ticks of {expression!r} ({format_duration(gap)}); lower it")
+    return None
+
+
+# --- jitter --------------------------------------------------------------------------------
+
+
+def schedule_tick_id(schedule: Schedule, scheduled_for: datetime) -> UUID:
+    return tick_id(schedule.job.value, schedule.scope, scheduled_for.astimezone(UTC))
+
+
+def jitter(schedule: Schedule, scheduled_for: datetime) -> timedelta:
+    """Deterministic delay for one tick: same tick, same delay; always before the next tick."""
+    if schedule.jitter_seconds <= 0:
+        return timedelta(0)
+    bound = schedule.jitter_seconds
+    following = next_run(schedule, scheduled_for)
+    if following is not None:
+        bound = min(bound, (following - scheduled_for).total_seconds())
+    digest = hashlib.sha256(schedule_tick_id(schedule, scheduled_for).bytes).digest()
+    fraction = int.from_bytes(digest[:8], "big") / 2**64  # in [0, 1): never the full bound
+    return timedelta(seconds=round(fraction * bound, 3))
+
+
+def emit_time(schedule: Schedule, scheduled_for: datetime) -> datetime:
+    return scheduled_for + jitter(schedule, scheduled_for)
+
+
+# --- what is due ---------------------------------------------------------------------------
+
+
+def plan_ticks(schedule: Schedule, last_emitted: datetime | None, now: datetime) -> Plan:
+    """Ticks due at ``now`` given the last handled instant, with the catch-up policy applied.
+
+    An occurrence is due once its emit time (scheduled_for + jitter) has come. It is on time
+    (source=schedule) when at most ``grace`` late, else missed: missed ticks inside the
+    catch-up window are emitted as source=catchup per the policy (none, latest, all), the rest
+    passed over. ``last_emitted`` None (never ran) starts from ``now``: nothing is missed.
+    """
+    now = now.astimezone(UTC)
+    start = last_emitted.astimezone(UTC) if last_emitted is not None else (
+        now - timedelta(seconds=schedule.jitter_seconds))
+    # Just before the oldest instant that could still be emitted (the window is inclusive).
+    horizon = now - max(schedule.catchup_window, schedule.grace) - timedelta(
+        seconds=schedule.jitter_seconds, microseconds=1)
+    begin = max(start, horizon)
+    on_time: list[DueTick] = []
+    missed: list[datetime] = []
+    cursor: datetime | None = None
+    for instant in occurrences(schedule, begin):
+        emit_at = emit_time(schedule, instant)
+        if emit_at > now:
+            break
+        cursor = instant
+        if now - emit_at <= schedule.grace:
+            on_time.append(DueTick(instant, emit_at, TickSource.SCHEDULE,
+                                   schedule_tick_id(schedule, instant)))
+        else:
+            missed.append(instant)
+    caught_up = _apply_catchup(schedule, missed, now)
+    ticks = [DueTick(i, emit_time(schedule, i), TickSource.CATCHUP, schedule_tick_id(schedule, i))
+             for i in caught_up] + on_time
+    if cursor is None and last_emitted is None:
+        cursor = begin  # a first start records its baseline, so later downtime is noticed
+    return Plan(ticks=ticks, passed_over=len(missed) - len(caught_up), cursor=cursor)
+
+
+def _apply_catchup(schedule: Schedule, missed: list[datetime], now: datetime) -> list[datetime]:
+    window = [i for i in missed if i >= now - schedule.catchup_window]
+    if schedule.catchup is Catchup.NONE or not window:
+        return []
+    if schedule.catchup is Catchup.LATEST:
+        return window[-1:]
+    return window[-schedule.max_catchup_ticks:]
+
+
+def due_ticks(schedule: Schedule, last_emitted: datetime | None, now: datetime) -> list[DueTick]:
+    """The ticks to emit at ``now`` (see plan_ticks), in scheduled order."""
+    return plan_ticks(schedule, last_emitted, now).ticks
+
+
+def next_emit_at(schedule: Schedule, last_emitted: datetime | None, now: datetime) -> datetime | None:
+    """When the next tick after the cursor is due (at or before ``now``: due already)."""
+    start = last_emitted if last_emitted is not None else now
+    following = next_run(schedule, start)
+    return emit_time(schedule, following) if following is not None else None
+
+
+# --- from config ---------------------------------------------------------------------------
+
+
+def job_schedule(job: JobName, config: JobConfig, clock: ClockConfig) -> Schedule:
+    """The job-wide schedule (ticks for every tenant)."""
+    return Schedule(
+        job=job, expression=config.schedule, timezone=config.timezone,
+        catchup=config.catchup, catchup_window=config.catchup_window,
+        jitter_seconds=config.jitter_seconds, grace=clock.grace,
+        max_catchup_ticks=clock.max_catchup_ticks,
+    )
+
+
+def schedules_for(config: LeadflowConfig) -> list[Schedule]:
+    """Every schedule the clock runs: one per job, plus one per configured tenant/campaign scope.
+
+    Disabled jobs and scopes keep ticking: their stages report job.skipped "disabled", so the
+    night's record shows it.
+    """
+    result: list[Schedule] = []
+    for job in JobName:
+        jc = config.job(job)
+        base = job_schedule(job, jc, config.clock)
+        result.append(base)
+        for scope in jc.scopes:
+            result.append(Schedule(
+                job=job, expression=scope.schedule, timezone=scope.timezone,
+                tenant_id=scope.tenant, campaign_id=scope.campaign,
+                max_leads=scope.max_leads_per_run, catchup=jc.catchup,
+                catchup_window=jc.catchup_window, jitter_seconds=jc.jitter_seconds,
+                grace=config.clock.grace, max_catchup_ticks=config.clock.max_catchup_ticks,
+            ))
+    return result
+
+
+def describe(schedule: Schedule) -> str:
+    """Short human text: '0 2 * * * (Europe/Berlin)' or 'every 5m'."""
+    interval = schedule.interval
+    if interval is not None:
+        return f"every {format_duration(interval)}"
+    return f"{schedule.expression} ({schedule.timezone})"

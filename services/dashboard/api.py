@@ -1,0 +1,101 @@
+"""Read-only endpoints: thin handlers over the read-model queries."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, HTTPException, Query, status
+from fastapi.exceptions import RequestValidationError
+
+from events import JobName, LeadStatus, utcnow
+
+from ..projector import queries
+from .auth import resources
+from .models import (
+    Campaign,
+    Dashboard,
+    DeadLettersPage,
+    LeadDetail,
+    LeadsPage,
+    OneJobMetrics,
+    Problem,
+    RunsPage,
+    SchedulerStatus,
+)
+from .resources import Resources
+
+router = APIRouter(prefix="/api", tags=["read"])
+Deps = Annotated[Resources, Depends(resources)]
+Limit = Annotated[int, Query(ge=1, le=500, description="Page size.")]
+Offset = Annotated[int, Query(ge=0, description="Items to skip (next_offset of the previous page).")]
+
+
+@router.get("/dashboard", response_model=Dashboard)
+async def dashboard(deps: Deps) -> dict[str, Any]:
+    """Everything the overview shows, from one consistent snapshot of the read models."""
+    return await queries.dashboard(deps.pool, deps.config, utcnow())
+
+
+@router.get("/scheduler", response_model=SchedulerStatus)
+async def scheduler(deps: Deps) -> dict[str, Any]:
+    """Overall health and, per job, schedule, next run, health and recent failures."""
+    return await queries.scheduler(deps.pool, deps.config, utcnow())
+
+
+@router.get("/jobs/{job}/metrics", response_model=OneJobMetrics)
+async def job_metrics(job: JobName, deps: Deps,
+                      tenant: Annotated[str, Query(min_length=1)] = "*") -> dict[str, Any]:
+    """A job's run and lead totals, success rates and health (tenant '*': all tenants)."""
+    return await queries.one_job_metrics(deps.pool, job.value, tenant_id=tenant)
+
+
+@router.get("/jobs/{job}/runs", response_model=RunsPage)
+async def job_runs(job: JobName, deps: Deps, limit: Limit = 20,
+                   before: Annotated[str | None, Query(
+                       description="next_before of the previous page, or an ISO 8601 time: "
+                                   "only runs that started earlier.")] = None) -> dict[str, Any]:
+    """A job's runs, newest first, one page at a time."""
+    try:
+        cursor = queries.RunCursor.parse(before) if before else None
+    except ValueError as exc:
+        raise RequestValidationError([{"type": "value_error", "loc": ("query", "before"),
+                                       "msg": str(exc), "input": before}]) from None
+    return await queries.runs_page(deps.pool, job.value, limit=limit, before=cursor)
+
+
+@router.get("/leads", response_model=LeadsPage)
+async def leads(deps: Deps, limit: Limit = 50, offset: Offset = 0,
+                status_: Annotated[LeadStatus | None, Query(alias="status")] = None,
+                campaign: Annotated[str | None, Query(min_length=1)] = None,
+                q: Annotated[str | None, Query(max_length=200,
+                                               description="Part of an email or company name.")] = None,
+                ) -> dict[str, Any]:
+    """Leads, most recently changed first; filter by status and campaign, search email or company."""
+    return await queries.leads_page(deps.pool, status=status_.value if status_ else None,
+                                    campaign=campaign, q=q, limit=limit, offset=offset)
+
+
+@router.get("/leads/{lead_id}", response_model=LeadDetail,
+            responses={404: {"model": Problem, "description": "No such lead."}})
+async def lead(lead_id: UUID, deps: Deps) -> dict[str, Any]:
+    """A lead's snapshot and its full event history."""
+    found = await queries.lead_detail(deps.pool, lead_id)
+    if found is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND,
+                            f"no lead {lead_id} in the read models; search /api/leads?q=<email>")
+    return found
+
+
+@router.get("/campaigns", response_model=list[Campaign])
+async def campaigns(deps: Deps) -> list[dict[str, Any]]:
+    """Campaigns that have leads, with lead counts per status."""
+    return await queries.campaigns(deps.pool)
+
+
+@router.get("/dead-letters", response_model=DeadLettersPage)
+async def dead_letters(deps: Deps, limit: Limit = 50, offset: Offset = 0,
+                       stage: Annotated[JobName | None, Query()] = None) -> dict[str, Any]:
+    """Messages and source rows that could not be processed, newest first."""
+    return await queries.dead_letters_page(deps.pool, stage=stage.value if stage else None,
+                                           limit=limit, offset=offset)

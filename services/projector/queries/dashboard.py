@@ -1,0 +1,37 @@
+"""The dashboard's picture in one call, shaped like the old cron dashboard so users can switch."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from ...clock.status import load_jobs_state, scheduler_status
+from ...runtime.config import LeadflowConfig
+from .common import Conn, snapshot
+from .leads import funnel_stages, leads_per_day, status_counts
+from .runs import job_metrics, recent_runs
+from .status import dead_letter_count, projector_status
+
+
+async def scheduler(conn: Conn, config: LeadflowConfig, now: datetime) -> dict[str, Any]:
+    """The seed's scheduler status: overall health and per job schedule, health, next run."""
+    return scheduler_status(config, now=now, jobs_state=await load_jobs_state(conn))
+
+
+async def dashboard(conn: Conn, config: LeadflowConfig, now: datetime, *,
+                    days: int = 14) -> dict[str, Any]:
+    """timestamp, scheduler_status, job_metrics, recent_jobs (10), funnel per status and its
+    stages, dead-letter count, projector progress and leads per day, from one snapshot."""
+    async with snapshot(conn) as db:
+        counts = await status_counts(db)
+        return {
+            "timestamp": now.isoformat(),
+            "scheduler_status": await scheduler(db, config, now),
+            "job_metrics": await job_metrics(db),
+            "recent_jobs": await recent_runs(db, 10),
+            "funnel": counts,
+            "funnel_stages": funnel_stages(counts),
+            "dead_letter_count": await dead_letter_count(db),
+            "projector": await projector_status(db),
+            "leads_per_day": await leads_per_day(db, until=now.date(), days=days),
+        }

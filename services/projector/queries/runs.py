@@ -1,0 +1,141 @@
+"""Runs and job metrics: the seed dashboard's recent_jobs and job_metrics, and paged run lists."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from events import PIPELINE
+
+from ..rows import MetricsRow
+from .common import Conn, iso
+
+_RUN_COLUMNS = """run_id, job, tenant_id, campaign_id, status, source, scheduled_for, requested_by,
+    retry_of, attempt, max_leads, started_at, completed_at, duration_seconds, leads_processed,
+    leads_succeeded, leads_failed, parts, partitions_total, partitions_covered, backlog, reason,
+    error, recorded_at, coalesce(started_at, recorded_at) AS sort_key"""
+
+_MIN_UUID = UUID(int=0)
+
+
+async def recent_runs(conn: Conn, limit: int = 10) -> list[dict[str, Any]]:
+    """The latest runs, newest first, in the seed dashboard's recent_jobs shape."""
+    rows = await conn.fetch(
+        """
+        SELECT run_id, job, status, source, scheduled_for, started_at, completed_at,
+               duration_seconds, leads_processed, leads_succeeded, leads_failed, error, reason
+        FROM job_runs ORDER BY coalesce(started_at, recorded_at) DESC, run_id LIMIT $1
+        """, limit)
+    return [
+        {
+            "run_id": str(r["run_id"]), "job_type": r["job"], "status": r["status"],
+            "source": r["source"],
+            "scheduled_for": iso(r["scheduled_for"]), "started_at": iso(r["started_at"]),
+            "completed_at": iso(r["completed_at"]), "duration_seconds": r["duration_seconds"],
+            "leads_processed": r["leads_processed"], "leads_succeeded": r["leads_succeeded"],
+            "leads_failed": r["leads_failed"], "error": r["error"],
+        }
+        for r in rows
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class RunCursor:
+    """Position in a job's run list: runs strictly older than (sort_key, run_id) come next."""
+
+    sort_key: datetime
+    run_id: UUID = _MIN_UUID
+
+    def encode(self) -> str:
+        return f"{self.sort_key.isoformat()}~{self.run_id}"
+
+    @classmethod
+    def parse(cls, text: str) -> RunCursor:
+        """A cursor from ``next_before``, or a plain ISO time (runs started before it).
+
+        Raises ValueError saying what a valid value looks like.
+        """
+        stamp, _, run = text.strip().partition("~")
+        if stamp[-6:-5] == " ":  # a '+hh:mm' offset whose '+' a query string turned into a space
+            stamp = f"{stamp[:-6]}+{stamp[-5:]}"
+        try:
+            at = datetime.fromisoformat(stamp)
+            run_id = UUID(run) if run else _MIN_UUID
+        except ValueError:
+            raise ValueError(f"before={text!r} is neither an ISO 8601 time (e.g. "
+                             "2026-11-20T09:00:00+00:00) nor a next_before value from a "
+                             "previous page") from None
+        if at.tzinfo is None:
+            raise ValueError(f"before={text!r} needs a UTC offset, e.g. 2026-11-20T09:00:00+00:00")
+        return cls(at, run_id)
+
+
+async def runs_page(conn: Conn, job: str, *, limit: int = 20,
+                    before: RunCursor | None = None) -> dict[str, Any]:
+    """One page of ``job``'s runs, newest first, with the cursor of the next page."""
+    rows = await conn.fetch(
+        f"""
+        SELECT {_RUN_COLUMNS} FROM job_runs
+        WHERE job = $1
+          AND ($2::timestamptz IS NULL OR (coalesce(started_at, recorded_at), run_id) < ($2, $3))
+        ORDER BY coalesce(started_at, recorded_at) DESC, run_id DESC
+        LIMIT $4
+        """,  # noqa: S608 - a constant column list; values are bound
+        job, before.sort_key if before else None, before.run_id if before else _MIN_UUID,
+        limit + 1)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    last = rows[-1] if rows else None
+    return {
+        "job": job,
+        "items": [run_dict(r) for r in rows],
+        "limit": limit,
+        "next_before": RunCursor(last["sort_key"], last["run_id"]).encode() if more and last else None,
+    }
+
+
+def run_dict(r: Any) -> dict[str, Any]:
+    """A run row in the recent_jobs shape plus its scope, origin and coverage."""
+    return {
+        "run_id": str(r["run_id"]), "job_type": r["job"], "status": r["status"],
+        "source": r["source"], "tenant_id": r["tenant_id"], "campaign_id": r["campaign_id"],
+        "requested_by": r["requested_by"], "max_leads": r["max_leads"],
+        "attempt": r["attempt"], "retry_of": str(r["retry_of"]) if r["retry_of"] else None,
+        "scheduled_for": iso(r["scheduled_for"]), "started_at": iso(r["started_at"]),
+        "completed_at": iso(r["completed_at"]), "duration_seconds": r["duration_seconds"],
+        "leads_processed": r["leads_processed"], "leads_succeeded": r["leads_succeeded"],
+        "leads_failed": r["leads_failed"], "parts": r["parts"],
+        "partitions_total": r["partitions_total"], "partitions_covered": r["partitions_covered"],
+        "backlog": r["backlog"], "reason": r["reason"], "error": r["error"],
+    }
+
+
+async def job_metrics(conn: Conn, *, tenant_id: str = "*",
+                      jobs: tuple[str, ...] = tuple(j.value for j in PIPELINE),
+                      ) -> dict[str, dict[str, Any]]:
+    """CronMetrics per job (every job in ``jobs`` present, zeros when it never ran)."""
+    rows = await conn.fetch("SELECT * FROM job_metrics WHERE tenant_id = $1", tenant_id)
+    found = {r["job"]: MetricsRow.from_row(r) for r in rows}
+    names = list(jobs) + sorted(set(found) - set(jobs))
+    return {job: (found.get(job) or MetricsRow(job=job, tenant_id=tenant_id)).as_dict()
+            for job in names}
+
+
+async def one_job_metrics(conn: Conn, job: str, *, tenant_id: str = "*") -> dict[str, Any]:
+    """CronMetrics of one job (zeros when it never ran)."""
+    row = await conn.fetchrow("SELECT * FROM job_metrics WHERE job = $1 AND tenant_id = $2",
+                              job, tenant_id)
+    metrics = MetricsRow.from_row(row) if row else MetricsRow(job=job, tenant_id=tenant_id)
+    return {"job": job, "tenant_id": tenant_id, **metrics.as_dict()}
+
+
+async def latest_runs_by_job(conn: Conn) -> dict[str, dict[str, Any]]:
+    """Each job's newest run (any source)."""
+    rows = await conn.fetch(
+        f"""
+        SELECT DISTINCT ON (job) {_RUN_COLUMNS} FROM job_runs
+        ORDER BY job, coalesce(started_at, recorded_at) DESC, run_id DESC
+        """)  # noqa: S608 - a constant column list
+    return {r["job"]: run_dict(r) for r in rows}

@@ -1,0 +1,248 @@
+"""The dashboard page in headless Chromium (Debian's /usr/bin/chromium, driven by Playwright).
+
+Screenshots of every tab go to test-artifacts/. With LEADFLOW_UPDATE_SCREENSHOTS=1 the overview
+is also copied to docs/dashboard-overview.png (the README's picture).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import uvicorn
+from playwright.async_api import Page, async_playwright
+
+from events import PIPELINE, Topic
+from services.dashboard.app import create_app
+from services.dashboard.server import Server
+from services.projector import queries
+from services.projector.service import Projector
+from services.runtime.bus import ensure_topics
+from services.runtime.settings import Settings
+from tests.conftest import ARTIFACTS
+from tests.harness import Ticker, read_models, running
+from tests.integration.test_dashboard_api import (
+    LEADS,
+    TOKEN,
+    dashboard_settings,
+    drive,
+    pipeline_source,
+)
+from tests.integration.test_dashboard_controls import published
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+DOCS_SCREENSHOT = Path(__file__).parents[2] / "docs" / "dashboard-overview.png"
+WAIT_MS = 60_000
+
+
+@asynccontextmanager
+async def served(settings: Settings) -> AsyncIterator[str]:
+    """The dashboard app under uvicorn on a free local port; yields its URL."""
+    server = Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=0, log_config=None,
+                                   access_log=False, lifespan="on"))
+    task = asyncio.create_task(server.serve())
+    for _ in range(300):
+        if server.started or task.done():
+            break
+        await asyncio.sleep(0.05)
+    assert server.started, "the dashboard did not start"
+    try:
+        yield f"http://127.0.0.1:{server.port}/"
+    finally:
+        server.should_exit = True
+        await task
+
+
+@asynccontextmanager
+async def live_projector(settings: Settings) -> AsyncIterator[None]:
+    """A projector folding in the background, caught up before the page first loads."""
+    projector = Projector(settings)
+    await projector.start()
+    await projector.catch_up(idle_polls=3)
+    stop = asyncio.Event()
+
+    async def fold() -> None:
+        while not stop.is_set():
+            await projector.step(timeout_ms=200)
+
+    task = asyncio.create_task(fold())
+    try:
+        yield
+    finally:
+        stop.set()
+        await task
+        await projector.stop()
+
+
+def chromium() -> str:
+    assert CHROMIUM.exists(), "install Debian's chromium: apt-get install -y chromium"
+    return str(CHROMIUM)
+
+
+@asynccontextmanager
+async def browser_page(width: int, height: int) -> AsyncIterator[Page]:
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=chromium(), args=CHROMIUM_ARGS)
+        try:
+            page = await browser.new_page(viewport={"width": width, "height": height})
+            page.set_default_timeout(WAIT_MS)
+            yield page
+        finally:
+            await browser.close()
+
+
+async def open_tab(page: Page, tab: str) -> None:
+    await page.click(f"[data-testid=tab-{tab}]")
+    await page.wait_for_selector(f"body[data-loaded={tab}]")
+
+
+async def shot(page: Page, name: str) -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / f"dashboard-{name}.png"
+    await page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def number(text: str) -> int:
+    return int(text.replace(",", "").strip())
+
+
+async def test_page_shows_the_read_models_and_runs_a_job_by_hand(settings: Settings,
+                                                                tmp_path: Path) -> None:
+    settings = dashboard_settings(settings, pipeline_source(tmp_path), refresh_seconds=1)
+    async with running(settings, *PIPELINE), Ticker(settings) as ticker:
+        await drive(ticker)
+        async with live_projector(settings), served(settings) as url, \
+                browser_page(1280, 900) as page, read_models(settings) as db:
+            await page.goto(url)
+            await page.wait_for_selector("body[data-loaded=overview] [data-testid=job-card-harvest]")
+
+            # Overview: cards and funnel equal the read models.
+            metrics = await queries.job_metrics(db)
+            for job in PIPELINE:
+                card = f"[data-testid=job-card-{job.value}]"
+                m = metrics[job.value]
+                assert number(await page.inner_text(f"{card} [data-testid=card-{job.value}-runs]")) == \
+                    m["total_runs"]
+                assert await page.inner_text(f"{card} [data-testid=card-{job.value}-success-rate]") == \
+                    f"{m['success_rate']:.1f}%"
+                assert number(await page.inner_text(
+                    f"{card} [data-testid=card-{job.value}-failures]")) == m["consecutive_failures"]
+                assert await page.get_attribute(card, "data-health") == m["health_status"]
+            assert await page.get_attribute("[data-testid=overall-health]", "data-health") == "healthy"
+            stages = queries.funnel_stages(await queries.status_counts(db))
+            assert stages[0]["reached"] == LEADS
+            for stage in stages:
+                shown = await page.inner_text(f"[data-testid=funnel-{stage['status']}-count]")
+                assert number(shown) == stage["reached"], stage
+            rejected = (await queries.status_counts(db))["REJECTED"]
+            assert number(await page.inner_text("[data-testid=funnel-REJECTED-count]")) == rejected
+            assert number(await page.inner_text("[data-testid=dead-letter-count]")) == 2
+            assert await page.locator("[data-testid=per-day-chart] svg rect").count() > 0
+            assert await page.locator("[data-testid=recent-runs] [data-testid=run-row]").count() == 6
+            overview = await shot(page, "overview")
+
+            # Jobs: the score job's runs table and duration chart.
+            await open_tab(page, "jobs")
+            await page.click("[data-testid=job-pick-score]")
+            await page.wait_for_selector("[data-testid=job-runs] [data-testid=run-row] >> nth=1")
+            sources = await page.locator(
+                "[data-testid=job-runs] tr[data-run-id] td:nth-child(3)").all_inner_texts()
+            assert sources == ["schedule", "manual"]
+            assert await page.locator("[data-testid=duration-chart] svg rect").count() == 2
+            await shot(page, "jobs")
+
+            # Leads: search, open one, read its timeline.
+            await open_tab(page, "leads")
+            assert number((await page.inner_text("[data-testid=leads-range]")).split("of")[1]) == LEADS
+            contacted = await db.fetchrow(
+                "SELECT lead_id, email FROM leads WHERE status = 'CONTACTED' ORDER BY email LIMIT 1")
+            await page.fill("[data-testid=lead-search]", contacted["email"].upper())
+            row = f"tr[data-lead-id='{contacted['lead_id']}']"
+            await page.wait_for_function(
+                "document.querySelectorAll('[data-testid=lead-row]').length === 1")
+            assert await page.locator(row).count() == 1
+            await page.click(row)
+            await page.wait_for_selector("[data-testid=lead-timeline] [data-testid=timeline-event] >> nth=4")
+            types = await page.locator("[data-testid=timeline-event]").evaluate_all(
+                "items => items.map(i => i.dataset.type)")
+            assert types == ["lead.created", "lead.scored", "lead.qualified", "lead.routed",
+                             "lead.contacted"]
+            assert await page.inner_text("[data-testid=lead-detail-email]") == contacted["email"]
+            await shot(page, "leads")
+
+            # Controls: Run now on harvest asks for the token once, then the run shows up.
+            await open_tab(page, "controls")
+            await page.fill("[data-testid=max-leads-harvest]", "5")
+            await page.click("[data-testid=run-now-harvest]")
+            await page.wait_for_selector("[data-testid=token-dialog][open]")
+            await page.fill("[data-testid=token-input]", TOKEN)
+            await page.click("[data-testid=token-ok]")
+            result = page.locator("[data-testid=result-harvest][data-event-id]")
+            await result.wait_for()
+            tick_id = await result.get_attribute("data-event-id")
+            assert "Run requested" in await result.inner_text()
+            await shot(page, "controls")
+            await open_tab(page, "jobs")
+            await page.click("[data-testid=job-pick-harvest]")
+            await page.wait_for_selector(f"tr[data-run-id='{tick_id}'][data-status=completed]")
+            run = await db.fetchrow("SELECT source, requested_by, max_leads FROM job_runs "
+                                    "WHERE run_id = $1::uuid", tick_id)
+            assert (run["source"], run["max_leads"]) == ("manual", 5)
+            assert run["requested_by"].startswith("http:")
+            # A second control in the same tab does not ask again.
+            await open_tab(page, "controls")
+            await page.click("[data-testid=run-now-score]")
+            await page.locator("[data-testid=result-score][data-event-id]").wait_for()
+            assert not await page.locator("[data-testid=token-dialog][open]").count()
+
+    if os.environ.get("LEADFLOW_UPDATE_SCREENSHOTS") == "1":
+        DOCS_SCREENSHOT.parent.mkdir(exist_ok=True)
+        shutil.copyfile(overview, DOCS_SCREENSHOT)
+    assert overview.stat().st_size > 10_000
+
+
+async def test_empty_dashboard_guides_a_new_user_on_a_phone(settings: Settings) -> None:
+    settings = dashboard_settings(settings, Path("unused.csv"), refresh_seconds=1)
+    await ensure_topics(settings.kafka_bootstrap_servers, settings.pipeline.topics)
+    async with served(settings) as url, browser_page(390, 844) as page:
+        await page.goto(url)
+        await page.wait_for_selector("body[data-loaded=overview] [data-testid=job-card-harvest]")
+        harvest = await page.inner_text("[data-testid=job-card-harvest]")
+        assert "No runs yet — press Run now on harvest." in harvest
+        assert "No leads yet — press Run now on harvest" in await page.inner_text("[data-testid=funnel]")
+        assert "has not reported yet" in await page.inner_text("#alerts")
+        # Nothing sticks out sideways at phone width.
+        assert await page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+        await shot(page, "overview-phone")
+
+        # The empty state's button leads to the controls; the kill switch asks first.
+        await page.click("[data-testid=job-card-harvest] [data-testid=empty-state] button")
+        await page.wait_for_selector("body[data-loaded=controls]")
+        assert await page.evaluate("document.activeElement.id") == "max-leads-harvest"
+        await page.click("[data-testid=kill-engage]")
+        await page.wait_for_selector("[data-testid=confirm-dialog][open]")
+        await page.click("[data-testid=confirm-dialog] button[value=cancel]")
+        assert await page.inner_text("[data-testid=result-kill]") == ""
+
+        await page.click("[data-testid=kill-engage]")
+        await page.click("[data-testid=confirm-ok]")
+        await page.fill("[data-testid=token-input]", "wrong")
+        await page.click("[data-testid=token-ok]")
+        # The wrong token is forgotten and asked for again.
+        await page.wait_for_selector("[data-testid=token-dialog][open]")
+        await page.fill("[data-testid=token-input]", TOKEN)
+        await page.click("[data-testid=token-ok]")
+        result = page.locator("[data-testid=result-kill][data-event-id]")
+        await result.wait_for()
+        assert "Kill switch engaged" in await result.inner_text()
+        assert await page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+        await shot(page, "controls-phone")
+        event = await published(settings, Topic.CONTROL, await result.get_attribute("data-event-id"))
+        assert event.type == "kill_switch.changed" and event.engaged  # type: ignore[attr-defined]
