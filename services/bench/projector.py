@@ -140,8 +140,8 @@ async def bench_projector(settings: Settings, console: Console, *, events: int) 
     table.add_row(f"plain COPY of the lead_events rows (baseline; passes: {copy_before:,.0f} "
                   f"and {copy_after:,.0f})", f"{copy:,.0f}", "1.00")
     table.add_row("live projection (fold + all read models)", f"{live:,.0f}", f"{live / copy:.2f}")
-    table.add_row("rebuild into a shadow schema + swap", f"{report.rate:,.0f}",
-                  f"{report.rate / copy:.2f}")
+    table.add_row(f"rebuild into a shadow schema + swap ({report.workers} worker processes)",
+                  f"{report.rate:,.0f}", f"{report.rate / copy:.2f}")
     console.print(table)
     console.print("goal: rebuild at least 0.30 of the COPY rate - "
                   + ("[green]met[/]" if report.rate >= 0.3 * copy else "[red]not met[/]"))

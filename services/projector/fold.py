@@ -62,6 +62,8 @@ class Changes:
     """Everything one batch writes, in one transaction with ``offsets``."""
 
     leads: dict[UUID, LeadEvent] = field(default_factory=dict)
+    #: Leads in ``leads`` that the database does not hold yet (inserted, not upserted).
+    new_leads: set[UUID] = field(default_factory=set)
     lead_events: list[Positioned] = field(default_factory=list)
     parts: dict[tuple[UUID, str], PartRow] = field(default_factory=dict)
     runs: dict[UUID, RunRow] = field(default_factory=dict)
@@ -109,6 +111,8 @@ def fold(batch: Iterable[Positioned], loaded: Loaded, *,
         changes.offsets[(item.topic, item.partition)] = item.offset + 1
         if isinstance(event, LeadEvent):
             _fold_lead(item, event, versions, known, changes)
+            if event.lead.lead_id not in loaded.lead_versions:
+                changes.new_leads.add(event.lead.lead_id)
         elif isinstance(event, JobEvent):
             _fold_job(event, parts, runs, metrics, changes)
         elif isinstance(event, DeadLettered):

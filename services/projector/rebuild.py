@@ -7,14 +7,25 @@ projector notices the new offsets on its next batch and continues from there.
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import multiprocessing
+import os
+import queue
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from events import LEAD_TOPICS, Topic
+
+from ..runtime.bus import describe_topics
 from ..runtime.db import READ_SCHEMA, apply_read_models, connect, index_read_models, quote_ident
+from ..runtime.errors import InfrastructureError
 from ..runtime.process import tune_gc
 from ..runtime.settings import Settings
-from .service import Projector
+from .service import Projector, Share
+
+log = logging.getLogger(__name__)
 
 SHADOW_SCHEMA = "leadflow_read_rebuild"
 OLD_SCHEMA = "leadflow_read_old"
@@ -37,6 +48,7 @@ class RebuildReport:
     events: int
     seconds: float
     swapped: bool
+    workers: int = 1
 
     @property
     def rate(self) -> float:
@@ -67,25 +79,103 @@ async def swap_in(dsn: str, shadow: str = SHADOW_SCHEMA) -> None:
         await conn.execute(f"DROP SCHEMA {old} CASCADE")
 
 
-async def rebuild(settings: Settings, *, swap: bool = True, batch_size: int = 20_000,
-                  progress: Callable[[int, int | None], None] | None = None,
-                  shadow: str = SHADOW_SCHEMA) -> RebuildReport:
-    """Fold the log from offset 0 into ``shadow`` until caught up; swap it in if ``swap``."""
-    tune_gc()
-    await prepare_shadow(settings.database_url, shadow)
+def default_workers() -> int:
+    """One rebuild worker per core, at most four (Postgres needs cores too)."""
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+async def plan_shares(settings: Settings, workers: int) -> list[Share | None]:
+    """Split the rebuild between ``workers`` processes when the lead topics allow it."""
+    if workers <= 1:
+        return [None]
+    names = [t.physical(settings.prefix) for t in (*LEAD_TOPICS, Topic.LEADS_DLQ)]
+    counts = await describe_topics(settings.kafka_bootstrap_servers, names)
+    lead_counts = {counts[t.physical(settings.prefix)] for t in LEAD_TOPICS}
+    if len(lead_counts) != 1:
+        # A lead's events sit in the same partition number of every lead topic only when the
+        # counts agree; otherwise one worker must see them all.
+        log.warning("lead topics have different partition counts %s; rebuilding with one worker",
+                    counts, extra={"action": "rebuild_single_worker"})
+        return [None]
+    count = min(workers, lead_counts.pop())
+    return [Share(k, count, frozenset(names)) for k in range(count)]
+
+
+async def fold_share(settings: Settings, shadow: str, batch_size: int, share: Share | None,
+                     progress: Callable[[int, int | None], None] | None) -> int:
+    """One worker: fold its share of the log into ``shadow`` until it is caught up."""
     projector = Projector(settings, schema=shadow, batch_size=batch_size,
-                          publish_dead_letters=False)
-    started = time.monotonic()
+                          publish_dead_letters=False, share=share)
     await projector.start(wait_for_lock=False)
     try:
-        events = await projector.catch_up(idle_polls=2, progress=progress)
+        return await projector.catch_up(idle_polls=2, progress=progress)
     finally:
         await projector.stop()
+
+
+def _worker_main(settings: Settings, shadow: str, batch_size: int, share: Share,
+                 updates: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+    """Entry point of a rebuild worker process."""
+    tune_gc()
+    asyncio.run(fold_share(settings, shadow, batch_size, share,
+                           lambda n, lag: updates.put((share.index, n, lag))))
+
+
+async def _fold_in_processes(settings: Settings, shadow: str, batch_size: int,
+                             shares: list[Share],
+                             progress: Callable[[int, int | None], None] | None) -> int:
+    context = multiprocessing.get_context("spawn")
+    updates = context.Queue()
+    workers = [context.Process(target=_worker_main, name=f"rebuild-{s.index}",
+                               args=(settings, shadow, batch_size, s, updates)) for s in shares]
+    for worker in workers:
+        worker.start()
+    lags: dict[int, int | None] = {s.index: None for s in shares}
+    events = 0
+    try:
+        while any(w.is_alive() for w in workers) or not updates.empty():
+            try:
+                index, n, lag = await asyncio.to_thread(updates.get, True, 0.5)
+            except queue.Empty:
+                continue
+            events += n
+            lags[index] = lag
+            if progress is not None:
+                known = [v for v in lags.values() if v is not None]
+                progress(n, sum(known) if len(known) == len(lags) else None)
+    finally:
+        for worker in workers:
+            worker.join(timeout=5)
+            if worker.is_alive():
+                worker.kill()
+    failed = [w.name for w in workers if w.exitcode != 0]
+    if failed:
+        raise InfrastructureError(f"rebuild workers {failed} failed; the live read models are "
+                                  "untouched - see their output above and run the rebuild again")
+    return events
+
+
+async def rebuild(settings: Settings, *, swap: bool = True, batch_size: int = 20_000,
+                  progress: Callable[[int, int | None], None] | None = None,
+                  shadow: str = SHADOW_SCHEMA, workers: int | None = None) -> RebuildReport:
+    """Fold the log from offset 0 into ``shadow`` until caught up; swap it in if ``swap``.
+
+    Several worker processes split the lead partitions between them (see Share).
+    """
+    tune_gc()
+    await prepare_shadow(settings.database_url, shadow)
+    shares = await plan_shares(settings, default_workers() if workers is None else workers)
+    started = time.monotonic()
+    if shares == [None]:
+        events = await fold_share(settings, shadow, batch_size, None, progress)
+    else:
+        events = await _fold_in_processes(settings, shadow, batch_size,
+                                          [s for s in shares if s is not None], progress)
     await index_read_models(settings.database_url, shadow)
     seconds = time.monotonic() - started
     if swap:
         await swap_in(settings.database_url, shadow)
-    return RebuildReport(events=events, seconds=seconds, swapped=swap)
+    return RebuildReport(events=events, seconds=seconds, swapped=swap, workers=len(shares))
 
 
 async def table_rows(dsn: str, schema: str, table: str) -> list[tuple[object, ...]]:

@@ -55,6 +55,25 @@ class Fetched:
     undecodable: list[tuple[ConsumerRecord, Exception]]
 
 
+@dataclass(frozen=True, slots=True)
+class Share:
+    """One of ``count`` rebuild workers: it folds its share of the lead-keyed partitions.
+
+    Every lead topic is keyed by lead id and has the same partition count, so partition p of
+    each holds the same leads: workers split leads without sharing any row. Ticks, job and
+    control events (order matters across them) all go to worker 0.
+    """
+
+    index: int
+    count: int
+    lead_keyed: frozenset[str]
+
+    def owns(self, topic: str, partition: int) -> bool:
+        if topic in self.lead_keyed:
+            return partition % self.count == self.index
+        return self.index == 0
+
+
 def lock_key(schema: str) -> int:
     """Advisory lock id of the projector writing ``schema``."""
     return zlib.crc32(f"leadflow-projector:{schema}".encode())
@@ -64,9 +83,11 @@ class Projector:
     """Consumes all topics from its stored offsets and applies batches transactionally."""
 
     def __init__(self, settings: Settings, *, schema: str = READ_SCHEMA, batch_size: int = 5000,
-                 topics: Sequence[Topic] = tuple(Topic), publish_dead_letters: bool = True) -> None:
+                 topics: Sequence[Topic] = tuple(Topic), publish_dead_letters: bool = True,
+                 share: Share | None = None) -> None:
         self.settings = settings
         self.schema = schema
+        self.share = share
         self.batch_size = batch_size
         self.topic_names = [t.physical(settings.prefix) for t in topics]
         self.publish_dead_letters = publish_dead_letters
@@ -95,7 +116,8 @@ class Projector:
         # No statement cache: after a rebuild swap the same names mean other tables.
         self._conn = await open_connection(self.settings.database_url, statement_cache_size=0)
         await self.conn.execute(f"SET search_path TO {quote_ident(self.schema)}, public")
-        while not await self.conn.fetchval("SELECT pg_try_advisory_lock($1)", lock_key(self.schema)):
+        name = self.schema if self.share is None else f"{self.schema}#{self.share.index}"
+        while not await self.conn.fetchval("SELECT pg_try_advisory_lock($1)", lock_key(name)):
             if not wait_for_lock:
                 raise InfrastructureError(f"another projector is writing schema {self.schema}")
             log.info("another projector is active; standing by", extra={"action": "standby"})
@@ -116,7 +138,8 @@ class Projector:
     async def _assign(self) -> None:
         await self.consumer.topics()
         tps = [TopicPartition(name, p) for name in self.topic_names
-               for p in sorted(self.consumer.partitions_for_topic(name) or ())]
+               for p in sorted(self.consumer.partitions_for_topic(name) or ())
+               if self.share is None or self.share.owns(name, p)]
         if not tps:
             raise InfrastructureError(f"none of the topics {self.topic_names} exist; run "
                                       "`leadflow topics create` first")

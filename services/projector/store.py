@@ -133,11 +133,14 @@ async def prune(conn: asyncpg.Connection, before: datetime) -> tuple[int, int]:
 async def write(conn: asyncpg.Connection, changes: Changes) -> list[tuple[int, int]]:
     """Write one batch's changes and offsets (the caller holds the transaction); return what
     each retention run in the batch pruned."""
-    if changes.leads:
+    # New leads go straight in; only leads the table already holds need the upsert's merge.
+    fresh = [lead_row(e) for lead_id, e in changes.leads.items() if lead_id in changes.new_leads]
+    known = [lead_row(e) for lead_id, e in changes.leads.items() if lead_id not in changes.new_leads]
+    if fresh:
+        await conn.copy_records_to_table("leads", records=fresh, columns=LEAD_COLUMNS)
+    if known:
         await _ensure_temp_tables(conn)
-        await conn.copy_records_to_table(
-            "batch_leads", records=[lead_row(e) for e in changes.leads.values()],
-            columns=LEAD_COLUMNS)
+        await conn.copy_records_to_table("batch_leads", records=known, columns=LEAD_COLUMNS)
         assignments = ", ".join(f"{c} = EXCLUDED.{c}" for c in LEAD_COLUMNS if c != "lead_id")
         await conn.execute(
             f"""
@@ -164,7 +167,8 @@ async def write(conn: asyncpg.Connection, changes: Changes) -> list[tuple[int, i
     await _upsert(conn, "job_metrics", MetricsRow.columns(), ("job", "tenant_id"),
                   [m.astuple() for m in changes.metrics.values()])
     if changes.daily:
-        keys = list(changes.daily)
+        # Sorted, so that rebuild workers adding to the same rows lock them in one order.
+        keys = sorted(changes.daily)
         await conn.execute(
             """
             INSERT INTO pipeline_daily (day, tenant_id, campaign_id, metric, count)
