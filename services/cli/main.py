@@ -14,6 +14,7 @@ from ..runtime.logging import setup_logging
 from .bench_commands import bench_app
 from .clock_commands import register as register_clock_commands
 from .common import ConfigOption, console, err, run_async, settings_for, who
+from .contact_commands import contact_app
 from .projector_commands import projector_app
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -26,6 +27,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(schemas_app, name="schemas")
 app.add_typer(projector_app, name="projector")
 app.add_typer(bench_app, name="bench")
+app.add_typer(contact_app, name="contact")
 register_clock_commands(app)  # backfill, clock status|pause|resume, bench clock
 
 SERVICES = ("harvest", "score", "qualify", "route", "contact", "projector", "clock", "dashboard")

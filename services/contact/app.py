@@ -1,13 +1,16 @@
 """The contact service process."""
 
+from __future__ import annotations
+
 from events import JobName
 
-from ..runtime.service import JobService, topic_stage
+from ..runtime.service import JobService
 from ..runtime.settings import Settings
-from .senders import ProofSender
-from .stage import ContactLogic
+from .executor import ContactExecutor
+from .senders import Sender, build_sender
 
 
-def build(settings: Settings) -> JobService:
-    return topic_stage(JobName.CONTACT, settings,
-                       lambda s: ContactLogic(s.config.contact, s.db, ProofSender()))
+def build(settings: Settings, sender: Sender | None = None) -> JobService:
+    """The contact JobService; ``sender`` defaults to the one the config names."""
+    return JobService(JobName.CONTACT, settings,
+                      lambda s: ContactExecutor(s, sender or build_sender(s.config.contact)))

@@ -1,13 +1,19 @@
-"""Owner of contact_ledger: a send is claimed under its idempotency key before it happens."""
+"""Owner of contact_ledger: a send is claimed under its idempotency key before it happens.
+
+A key is claimed by one process at a time (``claim_token``); only that process may record the
+send's outcome. A claim whose process died is reconciled (outbox.py), never blindly repeated.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from uuid import UUID
 
 import asyncpg
+
+Db = asyncpg.Pool | asyncpg.Connection
 
 
 def idempotency_key(campaign_id: str, lead_id: UUID, step: int) -> str:
@@ -26,78 +32,192 @@ class Claim:
     sender: str
     email: str
     subject: str
+    message_id: str
     run_id: UUID
     cause_event_id: UUID
+    decided_at: datetime
+    claimed_by: str
+    claim_token: UUID
 
 
 @dataclass(frozen=True, slots=True)
 class Entry:
+    """A ledger row as the send path needs it."""
+
     key: str
+    lead_id: UUID
+    step: int
     status: str
-    sent_at: datetime | None
-    event_published: bool
+    sender: str
+    subject: str | None
+    message_id: str | None
+    run_id: UUID | None
+    decided_at: datetime | None
+    claimed_by: str | None
+    claim_token: UUID | None
     attempts: int
+    error: str | None
+    event_published: bool
+
+    @classmethod
+    def from_row(cls, row: asyncpg.Record) -> Entry:
+        return cls(row["idempotency_key"], row["lead_id"], row["step"], row["status"],
+                   row["sender"], row["subject"], row["message_id"], row["run_id"],
+                   row["decided_at"], row["claimed_by"], row["claim_token"], row["attempts"],
+                   row["error"], row["event_published_at"] is not None)
 
 
-async def claim(pool: asyncpg.Pool, claims: Sequence[Claim]) -> set[str]:
-    """Insert a 'claimed' row per send; return the keys this call claimed (new rows only)."""
-    if not claims:
-        return set()
-    rows = await pool.fetch(
+async def claim(db: Db, c: Claim) -> tuple[bool, Entry]:
+    """Claim the key for a send: (True, row) if this call holds it now, else (False, the row).
+
+    A new key or a 'pending' one (nothing in flight, nothing sent) can be claimed; any other
+    status means the send happened, failed for good, or is in flight elsewhere.
+    """
+    row = await db.fetchrow(
         """
-        INSERT INTO contact_ledger (idempotency_key, tenant_id, campaign_id, lead_id, step,
-                                    sequence_id, status, sender, email, subject, run_id,
-                                    cause_event_id, attempts)
-        SELECT k, t, c, l, s, q, 'claimed', snd, e, subj, r, ce, 1
-        FROM unnest($1::text[], $2::text[], $3::text[], $4::uuid[], $5::int[], $6::text[],
-                    $7::text[], $8::text[], $9::text[], $10::uuid[], $11::uuid[])
-             AS u(k, t, c, l, s, q, snd, e, subj, r, ce)
-        ON CONFLICT DO NOTHING
-        RETURNING idempotency_key
+        INSERT INTO contact_ledger AS l (idempotency_key, tenant_id, campaign_id, lead_id, step,
+                                         sequence_id, status, sender, email, subject, message_id,
+                                         run_id, cause_event_id, decided_at, claimed_by,
+                                         claim_token, attempts)
+        VALUES ($1, $2, $3, $4, $5, $6, 'claimed', $7, $8, $9, $10, $11, $12, $13, $14, $15, 1)
+        ON CONFLICT (idempotency_key) DO UPDATE
+        SET status = 'claimed', attempts = l.attempts + 1, sender = EXCLUDED.sender,
+            subject = EXCLUDED.subject, run_id = EXCLUDED.run_id,
+            cause_event_id = EXCLUDED.cause_event_id, decided_at = EXCLUDED.decided_at,
+            claimed_by = EXCLUDED.claimed_by, claim_token = EXCLUDED.claim_token,
+            claimed_at = now()
+        WHERE l.status = 'pending'
+        RETURNING idempotency_key, lead_id, step, status, sender, subject, message_id, run_id,
+                  decided_at, claimed_by, claim_token, attempts, error, event_published_at
         """,
-        [c.key for c in claims], [c.tenant_id for c in claims], [c.campaign_id for c in claims],
-        [c.lead_id for c in claims], [c.step for c in claims], [c.sequence_id for c in claims],
-        [c.sender for c in claims], [c.email for c in claims], [c.subject for c in claims],
-        [c.run_id for c in claims], [c.cause_event_id for c in claims],
-    )
-    return {r["idempotency_key"] for r in rows}
-
-
-async def entries(pool: asyncpg.Pool, keys: Sequence[str]) -> dict[str, Entry]:
-    if not keys:
-        return {}
-    rows = await pool.fetch(
+        c.key, c.tenant_id, c.campaign_id, c.lead_id, c.step, c.sequence_id, c.sender, c.email,
+        c.subject, c.message_id, c.run_id, c.cause_event_id, c.decided_at, c.claimed_by,
+        c.claim_token)
+    if row is not None:
+        return True, Entry.from_row(row)
+    existing = await db.fetchrow(
         """
-        SELECT idempotency_key, status, sent_at, event_published_at IS NOT NULL AS published,
-               attempts
-        FROM contact_ledger WHERE idempotency_key = ANY($1::text[])
-        """, list(keys))
-    return {r["idempotency_key"]: Entry(r["idempotency_key"], r["status"], r["sent_at"],
-                                        r["published"], r["attempts"]) for r in rows}
+        SELECT idempotency_key, lead_id, step, status, sender, subject, message_id, run_id,
+                  decided_at, claimed_by, claim_token, attempts, error, event_published_at
+        FROM contact_ledger WHERE idempotency_key = $1
+        """, c.key)
+    assert existing is not None, "a conflicting key must exist"
+    return False, Entry.from_row(existing)
 
 
-async def mark_sent(pool: asyncpg.Pool, sent: dict[str, str | None]) -> None:
-    """Record successful sends (key -> provider message id)."""
-    if sent:
-        await pool.execute(
-            """
-            UPDATE contact_ledger AS l SET status = 'sent', sent_at = now(), error = NULL
-            FROM unnest($1::text[]) AS u(k)
-            WHERE l.idempotency_key = u.k AND l.status <> 'sent'
-            """, list(sent))
+async def release(db: Db, key: str, token: UUID, *, error: str | None = None) -> None:
+    """Give a claim back without a send: 'pending' again. ``error``: a send was tried and failed
+    transiently (it counts as an attempt); None: held back before sending (it does not)."""
+    await db.execute(
+        """
+        UPDATE contact_ledger
+        SET status = 'pending', error = COALESCE($3, error),
+            attempts = CASE WHEN $3::text IS NULL THEN GREATEST(attempts - 1, 0) ELSE attempts END
+        WHERE idempotency_key = $1 AND status = 'claimed' AND claim_token = $2
+        """, key, token, error)
 
 
-async def mark_failed(pool: asyncpg.Pool, key: str, error: str) -> None:
-    await pool.execute(
-        "UPDATE contact_ledger SET status = 'failed', error = $2 WHERE idempotency_key = $1",
-        key, error)
+async def mark_sent(db: Db, key: str, token: UUID, provider_id: str | None) -> bool:
+    """Record the send under our claim; False if the claim was taken from us meanwhile."""
+    done = await db.fetchval(
+        """
+        UPDATE contact_ledger SET status = 'sent', sent_at = now(), provider_id = $3, error = NULL
+        WHERE idempotency_key = $1 AND status = 'claimed' AND claim_token = $2
+        RETURNING true
+        """, key, token, provider_id)
+    return bool(done)
 
 
-async def mark_published(pool: asyncpg.Pool, keys: Sequence[str]) -> None:
+async def mark_failed(db: Db, key: str, token: UUID, error: str) -> None:
+    """Give up on this step for good (the send was refused, or retries are spent)."""
+    await db.execute(
+        """
+        UPDATE contact_ledger SET status = 'failed', error = $3, failed_at = now()
+        WHERE idempotency_key = $1 AND status IN ('claimed', 'pending')
+          AND (claim_token = $2 OR status = 'pending')
+        """, key, token, error)
+
+
+async def abandoned(db: Db, instance_id: str, token: UUID, stale_after: timedelta) -> list[Entry]:
+    """Claims whose process is gone: this instance's earlier lives, or any claim gone stale."""
+    rows = await db.fetch(
+        """
+        SELECT idempotency_key, lead_id, step, status, sender, subject, message_id, run_id,
+                  decided_at, claimed_by, claim_token, attempts, error, event_published_at
+        FROM contact_ledger
+        WHERE status = 'claimed'
+          AND ((claimed_by = $1 AND claim_token IS DISTINCT FROM $2) OR claimed_at < now() - $3::interval)
+        ORDER BY claimed_at
+        """, instance_id, token, stale_after)
+    return [Entry.from_row(r) for r in rows]
+
+
+async def resolve(db: Db, entry: Entry, status: str, resolution: str,
+                  error: str | None = None) -> bool:
+    """Settle an abandoned claim as 'sent', 'pending' or 'failed'; False if someone else did."""
+    done = await db.fetchval(
+        """
+        UPDATE contact_ledger
+        SET status = $3, resolution = $4, error = COALESCE($5, error),
+            sent_at = CASE WHEN $3 = 'sent' THEN now() ELSE sent_at END,
+            failed_at = CASE WHEN $3 = 'failed' THEN now() ELSE failed_at END
+        WHERE idempotency_key = $1 AND status = 'claimed' AND claim_token IS NOT DISTINCT FROM $2
+        RETURNING true
+        """, entry.key, entry.claim_token, status, resolution, error)
+    return bool(done)
+
+
+async def unpublished(db: Db, instance_id: str, token: UUID, stale_after: timedelta) -> list[Entry]:
+    """Sends recorded but whose LeadContacted may not be in the log, left by a process now gone."""
+    rows = await db.fetch(
+        """
+        SELECT idempotency_key, lead_id, step, status, sender, subject, message_id, run_id,
+                  decided_at, claimed_by, claim_token, attempts, error, event_published_at
+        FROM contact_ledger
+        WHERE status = 'sent' AND event_published_at IS NULL
+          AND ((claimed_by = $1 AND claim_token IS DISTINCT FROM $2) OR sent_at < now() - $3::interval)
+        ORDER BY sent_at
+        """, instance_id, token, stale_after)
+    return [Entry.from_row(r) for r in rows]
+
+
+async def mark_published(db: Db, keys: Sequence[str]) -> None:
     """Record that the LeadContacted of these sends is in the log (no need to emit it again)."""
     if keys:
-        await pool.execute(
+        await db.execute(
             """
             UPDATE contact_ledger SET event_published_at = now()
             WHERE idempotency_key = ANY($1::text[]) AND event_published_at IS NULL
             """, list(keys))
+
+
+async def for_campaign(db: Db, campaign_id: str) -> list[asyncpg.Record]:
+    """Every ledger row of a campaign, oldest first (for exports)."""
+    return await db.fetch(
+        """
+        SELECT idempotency_key, tenant_id, campaign_id, lead_id, step, sequence_id, status,
+               sender, email, subject, message_id, provider_id, attempts, error, resolution,
+               decided_at, claimed_at, sent_at, failed_at, event_published_at
+        FROM contact_ledger WHERE campaign_id = $1 ORDER BY claimed_at, lead_id, step
+        """, campaign_id)
+
+
+async def failures(db: Db, campaign_id: str | None, limit: int) -> list[asyncpg.Record]:
+    """Steps given up for good, newest first, with the reason."""
+    return await db.fetch(
+        """
+        SELECT idempotency_key, tenant_id, campaign_id, lead_id, step, email, sender, attempts,
+               error, resolution, failed_at
+        FROM contact_ledger
+        WHERE status = 'failed' AND ($1::text IS NULL OR campaign_id = $1)
+        ORDER BY failed_at DESC NULLS LAST, idempotency_key LIMIT $2
+        """, campaign_id, limit)
+
+
+async def status_counts(db: Db, campaign_id: str | None) -> dict[str, int]:
+    rows = await db.fetch(
+        """
+        SELECT status, count(*) AS n FROM contact_ledger
+        WHERE $1::text IS NULL OR campaign_id = $1 GROUP BY status
+        """, campaign_id)
+    return {r["status"]: r["n"] for r in rows}

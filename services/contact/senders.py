@@ -4,15 +4,21 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from ..runtime.config import ContactConfig
 from .templates import Message
 
 
 class SendError(Exception):
-    """The sender could not deliver; ``transient`` says whether a later attempt may succeed."""
+    """The sender could not deliver.
 
-    def __init__(self, message: str, *, transient: bool) -> None:
+    ``transient``: a later attempt may succeed. ``unknown``: the message may or may not have
+    left (e.g. the connection dropped after the body was sent), so it must never be retried.
+    """
+
+    def __init__(self, message: str, *, transient: bool, unknown: bool = False) -> None:
         super().__init__(message)
-        self.transient = transient
+        self.transient = transient and not unknown
+        self.unknown = unknown
 
 
 class Sender(Protocol):
@@ -20,6 +26,10 @@ class Sender(Protocol):
 
     async def send(self, message: Message, *, idempotency_key: str) -> str | None:
         """Deliver ``message``; return a provider message id if there is one."""
+        ...
+
+    async def delivered(self, message_id: str | None, *, idempotency_key: str) -> bool | None:
+        """After a crash mid-send: did this message leave? None when the sender cannot tell."""
         ...
 
 
@@ -30,3 +40,16 @@ class ProofSender:
 
     async def send(self, message: Message, *, idempotency_key: str) -> str | None:
         return f"proof:{idempotency_key}"
+
+    async def delivered(self, message_id: str | None, *, idempotency_key: str) -> bool | None:
+        # Nothing leaves in proof mode, so completing an interrupted send is always safe.
+        return True
+
+
+def build_sender(config: ContactConfig) -> Sender:
+    """The sender the config names (``proof`` by default)."""
+    if config.sender == "smtp":
+        from .smtp import SmtpSender
+
+        return SmtpSender(config.smtp, config.from_address)
+    return ProofSender()

@@ -1,114 +1,80 @@
-"""Contact stage: ROUTED leads get step 1 of their sequence; each send is claimed in the ledger
-first, so a repeated delivery never sends twice and never emits a second LeadContacted."""
+"""Contact stage input: ROUTED leads are enrolled in their sequence and sent step 1.
+
+Every routed lead is enrolled (contact_leads) before anything else, so a lead that cannot be
+sent now (paused campaign, quota, a tick scoped to another campaign) stays due and is picked up
+by a later run's follow-up pass: nothing consumed from the topic is ever dropped.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
 from typing import ClassVar
 
 import asyncpg
 
-from events import JobName, Lead, LeadContacted, LeadEvent, LeadRouted, Outreach, transition
+from events import ALL_TENANTS, JobName, LeadContacted, LeadEvent, LeadRouted, TickEmitted
 
-from ..runtime.config import ContactConfig, SequenceConfig
 from ..runtime.drain import Inbound, Outcome
 from ..runtime.errors import InfrastructureError
 from ..runtime.runs import RunContext
-from . import ledger
-from .senders import Sender, SendError
-from .templates import Message, compose
+from . import progress
+from .outbox import Attempt, Outbox
+from .progress import Progress
 
 
-@dataclass(frozen=True, slots=True)
-class Planned:
-    """One send the run intends: the input, the ledger claim, the message."""
-
-    item: Inbound
-    claim: ledger.Claim
-    message: Message
-    sequence: SequenceConfig
+def in_scope(p: Progress, tick: TickEmitted) -> bool:
+    """Whether the tick's tenant / campaign scope covers this lead."""
+    return ((tick.tenant_id == ALL_TENANTS or tick.tenant_id == p.tenant_id)
+            and (tick.campaign_id is None or tick.campaign_id == p.campaign_id))
 
 
-def outreach_after(sequence_id: str, sequence: SequenceConfig, step: int, at: datetime) -> Outreach:
-    """Progress after sending ``step``: the next action is due after the cooldown, if any."""
-    more = step < len(sequence.steps)
-    return Outreach(sequence_id=sequence_id, step=step, last_contacted_at=at,
-                    next_action_at=at + sequence.cooldown if more else None,
-                    stopped_reason=None if more else "completed")
+def wants_step_one(p: Progress, ctx: RunContext) -> bool:
+    """A freshly routed lead this run should send step 1 to now."""
+    return (p.state == "active" and p.step == 0 and in_scope(p, ctx.tick)
+            and p.next_action_at is not None and p.next_action_at <= ctx.at)
 
 
 class ContactLogic:
+    """StageLogic for leads.routed, sending through the shared Outbox."""
+
     job: ClassVar[JobName] = JobName.CONTACT
     accepts: ClassVar[tuple[type[LeadEvent], ...]] = (LeadRouted,)
 
-    def __init__(self, config: ContactConfig, pool: asyncpg.Pool, sender: Sender) -> None:
-        self.config = config
+    def __init__(self, outbox: Outbox, pool: asyncpg.Pool) -> None:
+        self.outbox = outbox
         self.pool = pool
-        self.sender = sender
-
-    def plan(self, item: Inbound, ctx: RunContext) -> Planned:
-        event = item.event
-        assert isinstance(event, LeadEvent)
-        lead: Lead = event.lead
-        if lead.route is None:
-            raise ValueError(f"lead {lead.lead_id} has no route")
-        sequence = self.config.sequences[lead.route.sequence_id]
-        step = 1
-        message = compose(sequence.steps[step - 1], lead)
-        claim = ledger.Claim(
-            key=ledger.idempotency_key(lead.campaign_id, lead.lead_id, step),
-            tenant_id=lead.tenant_id, campaign_id=lead.campaign_id, lead_id=lead.lead_id,
-            step=step, sequence_id=lead.route.sequence_id, sender=self.sender.name,
-            email=lead.email, subject=message.subject, run_id=ctx.run_id,
-            cause_event_id=event.event_id)
-        return Planned(item, claim, message, sequence)
-
-    def contacted(self, planned: Planned, ctx: RunContext) -> LeadContacted:
-        event = planned.item.event
-        assert isinstance(event, LeadEvent)
-        claim = planned.claim
-        outreach = outreach_after(claim.sequence_id, planned.sequence, claim.step, ctx.at)
-        return transition(LeadContacted, event, at=ctx.at, correlation_id=ctx.run_id,
-                          replay_id=None, cause_key=claim.key, outreach=outreach,
-                          step=claim.step, idempotency_key=claim.key, sender=claim.sender,
-                          subject=planned.message.subject)
+        self.attempts: list[Attempt] = []  # of the current run, for its counts
 
     async def process(self, items: Sequence[Inbound], ctx: RunContext) -> list[Outcome]:
         outcomes: list[Outcome] = []
-        plans: list[Planned] = []
+        valid: list[Inbound] = []
         for item in items:
-            try:
-                plans.append(self.plan(item, ctx))
-            except (ValueError, KeyError) as exc:
-                outcomes.append(Outcome(item, error=exc))
-        try:
-            claimed = await ledger.claim(self.pool, [p.claim for p in plans])
-            known = await ledger.entries(self.pool, [p.claim.key for p in plans
-                                                     if p.claim.key not in claimed])
-        except (OSError, asyncpg.PostgresError) as exc:
-            raise InfrastructureError(f"contact ledger unavailable: {exc}") from exc
-        sent: dict[str, str | None] = {}
-        for planned in plans:
-            key = planned.claim.key
-            entry = known.get(key)
-            if key in claimed or (entry is not None and entry.status == "claimed"):
-                # A 'claimed' row left by a crash: proof sends have no outside effect, so
-                # completing them is safe.
-                try:
-                    sent[key] = await self.sender.send(planned.message, idempotency_key=key)
-                except SendError as exc:
-                    outcomes.append(Outcome(planned.item, error=exc))
-                    continue
-                outcomes.append(Outcome(planned.item, [self.contacted(planned, ctx)]))
-            elif entry is not None and entry.status == "sent" and not entry.event_published:
-                outcomes.append(Outcome(planned.item, [self.contacted(planned, ctx)]))
+            event = item.event
+            assert isinstance(event, LeadEvent)
+            if event.lead.route is None:
+                outcomes.append(Outcome(item, error=ValueError(
+                    f"lead {event.lead.lead_id} has no route; it cannot be contacted")))
             else:
-                outcomes.append(Outcome(planned.item, []))  # already sent and reported
-        await ledger.mark_sent(self.pool, sent)
+                valid.append(item)
+        try:
+            routed = [i.event for i in valid if isinstance(i.event, LeadEvent)]
+            await progress.enroll(self.pool, routed, ctx.at)
+            known = await progress.fetch(self.pool, [e.lead.lead_id for e in routed])
+            for item, event in zip(valid, routed, strict=True):
+                p = known[event.lead.lead_id]
+                if not wants_step_one(p, ctx):
+                    outcomes.append(Outcome(item, []))
+                    continue
+                attempt = await self.outbox.attempt(p, ctx.run_id, ctx.at)
+                self.attempts.append(attempt)
+                outcomes.append(Outcome(item, [attempt.event] if attempt.event else []))
+        except (OSError, asyncpg.PostgresError) as exc:
+            raise InfrastructureError(f"contact state unavailable: {exc}") from exc
         return outcomes
 
     async def published(self, outcomes: Sequence[Outcome], ctx: RunContext) -> None:
-        keys = [e.idempotency_key for o in outcomes for e in o.events if isinstance(e, LeadContacted)]
-        await ledger.mark_published(self.pool, keys)
+        events = [e for o in outcomes for e in o.events if isinstance(e, LeadContacted)]
+        try:
+            await self.outbox.reported(events, ctx.run_id)
+        except (OSError, asyncpg.PostgresError) as exc:
+            raise InfrastructureError(f"contact ledger unavailable: {exc}") from exc

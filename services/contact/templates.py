@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import string
 from dataclasses import dataclass
+from uuid import UUID
 
 from events import Lead
 
@@ -18,6 +20,9 @@ class Message:
     to: str
     subject: str
     body: str
+    lead_id: UUID | None = None
+    message_id: str | None = None  # the Message-ID header, fixed when the send is claimed
+    list_unsubscribe: str | None = None  # a mailto: or https: target
 
 
 class _Blank(dict[str, str]):
@@ -32,5 +37,26 @@ def render(template: str, lead: Lead) -> str:
     return string.Formatter().vformat(template, (), values)
 
 
-def compose(step: SequenceStep, lead: Lead) -> Message:
-    return Message(to=lead.email, subject=render(step.subject, lead), body=render(step.body, lead))
+def message_id(idempotency_key: str, from_address: str) -> str:
+    """A Message-ID derived from the send's key: the same step of a lead always has the same one."""
+    digest = hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]
+    domain = from_address.rpartition("@")[2] or "leadflow.invalid"
+    return f"<{digest}@{domain}>"
+
+
+def unsubscribe_target(template: str, lead: Lead) -> str:
+    """The List-Unsubscribe target for ``lead`` (``{lead_id}``, ``{email}``, ``{campaign_id}``)."""
+    values = {"lead_id": str(lead.lead_id), "email": lead.email, "campaign_id": lead.campaign_id}
+    try:
+        return template.format(**values)
+    except (KeyError, IndexError) as exc:
+        raise ValueError(f"contact.list_unsubscribe names unknown field {exc}; use lead_id, "
+                         "email or campaign_id") from None
+
+
+def compose(step: SequenceStep, lead: Lead, *, message_id: str | None = None,
+            list_unsubscribe: str | None = None) -> Message:
+    return Message(to=lead.email, subject=render(step.subject, lead), body=render(step.body, lead),
+                   lead_id=lead.lead_id, message_id=message_id,
+                   list_unsubscribe=unsubscribe_target(list_unsubscribe, lead)
+                   if list_unsubscribe else None)

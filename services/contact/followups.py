@@ -1,0 +1,83 @@
+"""The follow-up pass of a contact run: every lead whose next action is due by the tick's time
+gets its next step (or its retry), within what is left of the run's budget."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from uuid import UUID
+
+import asyncpg
+
+from events import ALL_TENANTS
+
+from ..runtime.budget import RunBudget
+from ..runtime.bus import Publisher
+from ..runtime.errors import InfrastructureError
+from ..runtime.runs import RunContext
+from . import controls, progress
+from .outbox import Attempt, Outbox
+
+#: Attempt kinds that did not use the run's budget: the lead waits, untouched.
+NOT_COUNTED = frozenset({"held", "busy", "done"})
+
+
+class FollowUps:
+    """Finds due leads in contact_leads and sends each its next step through the Outbox."""
+
+    def __init__(self, outbox: Outbox, pool: asyncpg.Pool, publisher: Publisher,
+                 batch_size: int) -> None:
+        self.outbox = outbox
+        self.pool = pool
+        self.publisher = publisher
+        self.batch_size = batch_size
+
+    async def run(self, ctx: RunContext, budget: RunBudget, deadline: float) -> tuple[list[Attempt], bool]:
+        """(attempts made, timed out)."""
+        try:
+            return await self._run(ctx, budget, deadline)
+        except (OSError, asyncpg.PostgresError) as exc:
+            raise InfrastructureError(f"contact state unavailable: {exc}") from exc
+
+    async def _run(self, ctx: RunContext, budget: RunBudget,
+                   deadline: float) -> tuple[list[Attempt], bool]:
+        tick = ctx.tick
+        tenant = None if tick.tenant_id == ALL_TENANTS else tick.tenant_id
+        # Paused campaigns wait without being looked at (each send re-checks anyway).
+        paused = await controls.paused_campaigns(self.pool, tick.tenant_id)
+        attempts: list[Attempt] = []
+        visited: set[UUID] = set()
+        while time.monotonic() < deadline:
+            granted = await budget.claim(self.batch_size)
+            if granted == 0:
+                return attempts, False
+            due = [p for p in await progress.due(
+                self.pool, at=ctx.at, run_id=ctx.run_id, tenant_id=tenant,
+                campaign_id=tick.campaign_id, skip_campaigns=paused, limit=granted)
+                if p.lead_id not in visited]
+            if not due:
+                await budget.release(granted)
+                return attempts, False
+            batch: list[Attempt] = []
+            for p in due:
+                if time.monotonic() >= deadline:
+                    break
+                visited.add(p.lead_id)
+                attempt = await self.outbox.attempt(p, ctx.run_id, ctx.at)
+                if attempt.kind == "done":
+                    await progress.touch(self.pool, p.lead_id, ctx.run_id)
+                batch.append(attempt)
+            await self._report(batch, ctx)
+            attempts.extend(batch)
+            await budget.release(granted - used(batch))
+        return attempts, True
+
+    async def _report(self, batch: Sequence[Attempt], ctx: RunContext) -> None:
+        events = [a.event for a in batch if a.event is not None]
+        await self.publisher.publish(events)
+        await self.outbox.reported(events, ctx.run_id)
+
+
+def used(attempts: Sequence[Attempt]) -> int:
+    """Budget units a batch used: every attempt that sent, stopped, failed or scheduled a retry."""
+    return sum(1 for a in attempts if a.kind not in NOT_COUNTED)

@@ -1,0 +1,180 @@
+"""Owner of contact_leads: each routed lead's progress through its sequence.
+
+The row keeps the last lead event the contact stage knows, so a follow-up can be built from
+it (version + 1), and ``next_action_at``, so a tick can find what is due.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
+
+import asyncpg
+
+from events import LeadEvent, decode, encode
+
+Db = asyncpg.Pool | asyncpg.Connection
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """One lead's outreach state; ``step`` is the last step sent (0: none)."""
+
+    lead_id: UUID
+    tenant_id: str
+    campaign_id: str
+    step: int
+    state: str
+    next_action_at: datetime | None
+    last_run_id: UUID | None
+    last_event: LeadEvent
+
+    @classmethod
+    def from_row(cls, row: asyncpg.Record) -> Progress:
+        event = decode(row["last_event"])
+        assert isinstance(event, LeadEvent)
+        return cls(row["lead_id"], row["tenant_id"], row["campaign_id"], row["step"],
+                   row["state"], row["next_action_at"], row["last_run_id"], event)
+
+
+async def enroll(db: Db, events: Sequence[LeadEvent], due_at: datetime) -> None:
+    """Start progress for routed leads (due at ``due_at``); a lead already enrolled is kept."""
+    if not events:
+        return
+    await db.execute(
+        """
+        INSERT INTO contact_leads (lead_id, tenant_id, campaign_id, sequence_id, email,
+                                   last_event, next_action_at)
+        SELECT l, t, c, s, e, ev, $7 FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[],
+                                                 $5::text[], $6::text[]) AS u(l, t, c, s, e, ev)
+        ON CONFLICT (lead_id) DO NOTHING
+        """,
+        [e.lead.lead_id for e in events], [e.lead.tenant_id for e in events],
+        [e.lead.campaign_id for e in events],
+        [e.lead.route.sequence_id if e.lead.route else "" for e in events],
+        [e.lead.email for e in events], [encode(e).decode() for e in events], due_at)
+
+
+async def fetch(db: Db, lead_ids: Sequence[UUID]) -> dict[UUID, Progress]:
+    rows = await db.fetch("""
+        SELECT lead_id, tenant_id, campaign_id, step, state, next_action_at, last_run_id, last_event
+        FROM contact_leads WHERE lead_id = ANY($1::uuid[])
+        """, list(lead_ids))
+    return {r["lead_id"]: Progress.from_row(r) for r in rows}
+
+
+async def due(db: Db, *, at: datetime, run_id: UUID, tenant_id: str | None,
+              campaign_id: str | None, skip_campaigns: Sequence[str], limit: int) -> list[Progress]:
+    """Active leads due by ``at`` that this run has not looked at yet, oldest due first."""
+    rows = await db.fetch(
+        """
+        SELECT lead_id, tenant_id, campaign_id, step, state, next_action_at, last_run_id, last_event
+        FROM contact_leads
+        WHERE state = 'active' AND next_action_at <= $1
+          AND last_run_id IS DISTINCT FROM $2
+          AND ($3::text IS NULL OR tenant_id = $3)
+          AND ($4::text IS NULL OR campaign_id = $4)
+          AND NOT (campaign_id = ANY($5::text[]))
+        ORDER BY next_action_at, lead_id
+        LIMIT $6
+        """, at, run_id, tenant_id, campaign_id, list(skip_campaigns), limit)
+    return [Progress.from_row(r) for r in rows]
+
+
+async def advance(db: Db, event: LeadEvent, step: int, next_action_at: datetime | None,
+                  completed: bool, run_id: UUID | None) -> None:
+    """Record that ``step`` was sent and reported by ``event`` (no-op if already recorded)."""
+    await db.execute(
+        """
+        UPDATE contact_leads
+        SET step = $2, last_event = $3, next_action_at = $4,
+            state = CASE WHEN $5 THEN 'completed' ELSE state END,
+            stopped_reason = CASE WHEN $5 THEN 'completed' ELSE stopped_reason END,
+            hold_reason = NULL, last_error = NULL, last_run_id = COALESCE($6, last_run_id),
+            updated_at = now()
+        WHERE lead_id = $1 AND step = $2 - 1
+        """, event.lead.lead_id, step, encode(event).decode(), next_action_at, completed, run_id)
+
+
+async def hold(db: Db, lead_id: UUID, reason: str, run_id: UUID, until: datetime | None) -> None:
+    """The lead stays due: not sent this run because of ``reason``; due again at ``until``
+    (None: as soon as a later run looks, e.g. after a resume)."""
+    await db.execute(
+        """
+        UPDATE contact_leads
+        SET hold_reason = $2, last_run_id = $3,
+            next_action_at = GREATEST(next_action_at, COALESCE($4, next_action_at)),
+            updated_at = now()
+        WHERE lead_id = $1 AND state = 'active'
+        """, lead_id, reason, run_id, until)
+
+
+async def retry_at(db: Db, lead_id: UUID, when: datetime, error: str, run_id: UUID) -> None:
+    """A transient failure: the same step is due again at ``when``."""
+    await db.execute(
+        """
+        UPDATE contact_leads
+        SET next_action_at = $2, last_error = $3, hold_reason = 'retry', last_run_id = $4,
+            updated_at = now()
+        WHERE lead_id = $1 AND state = 'active'
+        """, lead_id, when, error, run_id)
+
+
+async def stop(db: Db, lead_id: UUID, reason: str) -> None:
+    """End the lead's sequence for good (reply, unsubscribe, suppression, do-not-contact)."""
+    await db.execute(
+        """
+        UPDATE contact_leads
+        SET state = 'stopped', stopped_reason = $2, next_action_at = NULL, updated_at = now()
+        WHERE lead_id = $1 AND state = 'active'
+        """, lead_id, reason)
+
+
+async def fail(db: Db, lead_id: UUID, step: int, reason: str) -> None:
+    """Mark the lead failed at ``step`` with the reason; its sequence ends."""
+    await db.execute(
+        """
+        UPDATE contact_leads
+        SET state = 'failed', stopped_reason = 'failed', last_error = $3,
+            next_action_at = NULL, updated_at = now()
+        WHERE lead_id = $1 AND state = 'active' AND step = $2 - 1
+        """, lead_id, step, reason)
+
+
+async def touch(db: Db, lead_id: UUID, run_id: UUID) -> None:
+    """Note that this run looked at the lead (so it is not picked twice in one run)."""
+    await db.execute("UPDATE contact_leads SET last_run_id = $2 WHERE lead_id = $1",
+                     lead_id, run_id)
+
+
+async def for_campaign(db: Db, campaign_id: str) -> list[asyncpg.Record]:
+    """Every lead of a campaign with its progress (for exports)."""
+    return await db.fetch(
+        """
+        SELECT lead_id, tenant_id, campaign_id, sequence_id, email, step, state, next_action_at,
+               hold_reason, stopped_reason, last_error, enrolled_at, updated_at
+        FROM contact_leads WHERE campaign_id = $1 ORDER BY enrolled_at, lead_id
+        """, campaign_id)
+
+
+async def state_counts(db: Db, campaign_id: str | None) -> dict[str, int]:
+    rows = await db.fetch(
+        """
+        SELECT state, count(*) AS n FROM contact_leads
+        WHERE $1::text IS NULL OR campaign_id = $1 GROUP BY state
+        """, campaign_id)
+    return {r["state"]: r["n"] for r in rows}
+
+
+async def held(db: Db, campaign_id: str | None, limit: int) -> list[asyncpg.Record]:
+    """Active leads that waited at their last look, and why (quota, paused, retry...)."""
+    return await db.fetch(
+        """
+        SELECT lead_id, tenant_id, campaign_id, step, next_action_at, hold_reason, last_error
+        FROM contact_leads
+        WHERE state = 'active' AND hold_reason IS NOT NULL
+          AND ($1::text IS NULL OR campaign_id = $1)
+        ORDER BY next_action_at, lead_id LIMIT $2
+        """, campaign_id, limit)

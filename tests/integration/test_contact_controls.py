@@ -1,0 +1,141 @@
+"""Controls on the real broker and Postgres: pause / resume, the kill switch, suppressions
+(also from a CSV through the CLI), do-not-contact, all re-checked right before each send."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+from events import (
+    CampaignPaused,
+    CampaignResumed,
+    JobName,
+    KillSwitchChanged,
+    SuppressionAdded,
+)
+from services.contact.templates import Message
+from services.runtime.settings import Settings
+from tests.harness import Ticker
+from tests.integration.test_contact_support import (
+    RecordingSender,
+    contact_service,
+    day,
+    db,
+    leads,
+    make_control,
+    publish,
+    routed,
+)
+
+
+async def test_a_paused_campaign_is_skipped_and_its_leads_wait_for_the_resume(
+        settings: Settings) -> None:
+    await publish(settings, [routed(f"w{i}@wait{i}.com") for i in range(3)])
+    await publish(settings, [make_control(CampaignPaused, campaign_id="q4")])
+    sender = RecordingSender()
+    async with contact_service(settings, sender), Ticker(settings) as ticker:
+        scoped = await ticker.run(JobName.CONTACT, at=day(0), tenant_id="acme", campaign_id="q4")
+        unscoped = await ticker.run(JobName.CONTACT, at=day(0))
+        async with db(settings) as pool:
+            waiting = await leads(pool)
+        await publish(settings, [make_control(CampaignResumed, campaign_id="q4")])
+        resumed = await ticker.run(JobName.CONTACT, at=day(0))
+    assert (scoped.status, scoped.reason) == ("skipped", "campaign q4 paused")
+    assert unscoped.status == "completed"
+    # Consumed from the topic while paused, yet nothing dropped: enrolled, still due.
+    assert len(waiting) == 3 and {w["state"] for w in waiting.values()} == {"active"}
+    assert {w["step"] for w in waiting.values()} == {0}
+    assert resumed.status == "completed"
+    assert sorted(sender.recipients()) == [f"w{i}@wait{i}.com" for i in range(3)]
+
+
+async def test_the_kill_switch_skips_runs_and_stops_a_run_between_two_sends(
+        settings: Settings) -> None:
+    await publish(settings, [routed(f"k{i}@kill{i}.com") for i in range(4)])
+    await publish(settings, [make_control(KillSwitchChanged, tenant="*", engaged=True)])
+
+    async def engage_after_first(message: Message, call: int) -> None:
+        if call == 1:
+            await publish(settings, [make_control(KillSwitchChanged, tenant="*", engaged=True)])
+
+    sender = RecordingSender()
+    async with contact_service(settings, sender), Ticker(settings) as ticker:
+        skipped = await ticker.run(JobName.CONTACT, at=day(0))
+        await publish(settings, [make_control(KillSwitchChanged, tenant="*", engaged=False)])
+        sender.before_send = engage_after_first
+        mid_run = await ticker.run(JobName.CONTACT, at=day(0))
+        async with db(settings) as pool:
+            progress = await leads(pool)
+    assert (skipped.status, skipped.reason) == ("skipped", "kill switch engaged")
+    assert mid_run.status == "completed"
+    assert len(sender.sent) == 1  # the switch, engaged during send 1, held every later send
+    held = [p for p in progress.values() if p["step"] == 0]
+    assert len(held) == 3
+    assert {(p["state"], p["hold_reason"]) for p in held} == {("active", "kill_switch")}
+
+
+async def test_a_suppression_published_mid_run_binds_every_later_send_of_the_run(
+        settings: Settings) -> None:
+    blocked = [routed(f"b{i}@blocked.example") for i in range(4)]
+    fine = [routed(f"f{i}@fine{i}.com") for i in range(4)]
+    single = routed("single@fine-too.com")
+    await publish(settings, [*blocked, *fine, single])
+
+    async def suppress_during_first(message: Message, call: int) -> None:
+        if call == 1:
+            await publish(settings, [
+                make_control(SuppressionAdded, tenant="*", domain="blocked.example"),
+                make_control(SuppressionAdded, email="SINGLE@fine-too.com"),
+            ])
+
+    sender = RecordingSender(before_send=suppress_during_first)
+    async with contact_service(settings, sender), Ticker(settings) as ticker:
+        run = await ticker.run(JobName.CONTACT, at=day(0))
+    assert run.status == "completed"
+    first, *later = sender.recipients()
+    assert later, "the run went on after the suppression"
+    assert not [r for r in later if r.endswith("@blocked.example") or r == "single@fine-too.com"]
+    assert {f.lead.email for f in fine} <= set(sender.recipients())
+    async with db(settings) as pool:
+        progress = await leads(pool)
+    stopped = {e: p["stopped_reason"] for e, p in progress.items() if p["state"] == "stopped"}
+    expected = {b.lead.email: "suppressed_domain" for b in blocked if b.lead.email != first}
+    if single.lead.email != first:
+        expected[single.lead.email] = "suppressed_email"
+    assert stopped == expected
+
+
+async def test_do_not_contact_and_a_suppression_csv_loaded_by_the_cli_are_honoured(
+        settings: Settings, tmp_path: Path) -> None:
+    dnc = routed("dnc@corp.com", do_not_contact=True)
+    listed = routed("listed@corp.com")
+    sub = routed("anyone@sub.csvdomain.org")
+    ok = routed("ok@corp.com")
+    await publish(settings, [dnc, listed, sub, ok])
+    csv_file = tmp_path / "suppress.csv"
+    csv_file.write_text("email,domain,reason\nListed@corp.com,,asked\n,csvdomain.org,competitor\n"
+                        "not-an-email,,typo\n")
+    config = tmp_path / "leadflow.toml"
+    config.write_text(f'[topics]\nprefix = "{settings.prefix}"\npartitions = 3\n')
+    env = {**os.environ, "DATABASE_URL": settings.database_url,
+           "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+           "LEADFLOW_CONFIG": str(config), "LEADFLOW_TENANT": "acme"}
+    cli = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "services.cli.main", "contact", "suppress", "--csv", str(csv_file),
+        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, errors = await cli.communicate()
+    assert cli.returncode == 0, errors.decode()
+    assert "2 control event(s) published" in out.decode()
+    assert ":4:" in errors.decode()  # the bad row is reported by line
+
+    sender = RecordingSender()
+    async with contact_service(settings, sender), Ticker(settings) as ticker:
+        await ticker.run(JobName.CONTACT, at=day(0))
+    assert sender.recipients() == ["ok@corp.com"]
+    async with db(settings) as pool:
+        progress = await leads(pool)
+    assert {e: p["stopped_reason"] for e, p in progress.items()} == {
+        "dnc@corp.com": "do_not_contact", "listed@corp.com": "suppressed_email",
+        "anyone@sub.csvdomain.org": "suppressed_domain", "ok@corp.com": None}

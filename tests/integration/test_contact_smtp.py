@@ -1,0 +1,177 @@
+"""The smtp sender against a real SMTP server (aiosmtpd) started by the test, and what happens
+to a send interrupted mid-flight: settled, never blindly repeated."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from email import message_from_bytes
+from email.message import Message as EmailMessage
+from email.policy import default as default_policy
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from events import JobName
+from services.contact import ledger as ledger_table
+from services.contact import progress as progress_table
+from services.contact.outbox import Outbox
+from services.contact.senders import ProofSender
+from services.contact.smtp import SmtpSender
+from services.runtime.config import ContactConfig, SmtpConfig
+from services.runtime.settings import Settings
+from tests.conftest import make_config
+from tests.harness import Ticker
+from tests.integration.test_contact_support import (
+    contact_service,
+    day,
+    db,
+    leads,
+    ledger,
+    publish,
+    routed,
+)
+
+
+@dataclass
+class Inbox:
+    """What the SMTP server accepted; recipients starting with 'bounce' are refused (550),
+    'busy' ones deferred (451)."""
+
+    messages: list[tuple[list[str], EmailMessage]] = field(default_factory=list)
+
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,
+                          rcpt_options: list[str]) -> str:
+        if address.startswith("bounce"):
+            return "550 5.1.1 no such user"
+        if address.startswith("busy"):
+            return "451 4.3.0 try again later"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        parsed = message_from_bytes(envelope.content, policy=default_policy)
+        self.messages.append((list(envelope.rcpt_tos), parsed))
+        return "250 Message accepted"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[tuple[Inbox, int]]:
+    inbox = Inbox()
+    port = free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield inbox, port
+    finally:
+        controller.stop()
+
+
+def smtp_settings(settings: Settings, port: int) -> Settings:
+    contact = ContactConfig(sender="smtp", from_address="sales@leadflow.test",
+                            smtp=SmtpConfig(host="127.0.0.1", port=port, tls="none"),
+                            list_unsubscribe="https://leadflow.test/u/{lead_id}")
+    return settings.using(make_config(settings.prefix, contact=contact))
+
+
+async def test_messages_reach_a_real_smtp_server_with_an_unsubscribe_header(
+        settings: Settings, smtp_server: tuple[Inbox, int]) -> None:
+    inbox, port = smtp_server
+    settings = smtp_settings(settings, port)
+    ada = routed("ada@engines.test", company="Engines")
+    bounce = routed("bounce@engines.test")
+    busy = routed("busy@engines.test")
+    await publish(settings, [ada, bounce, busy])
+    async with contact_service(settings, SmtpSender(settings.pipeline.contact.smtp,
+                                                    "sales@leadflow.test")), \
+            Ticker(settings) as ticker:
+        run = await ticker.run(JobName.CONTACT, at=day(0))
+    assert run.status == "completed"
+    assert len(inbox.messages) == 1
+    rcpts, message = inbox.messages[0]
+    assert rcpts == ["ada@engines.test"]
+    assert message["To"] == "ada@engines.test"
+    assert message["From"] == "sales@leadflow.test"
+    assert message["Subject"] == "Engines and leadflow"
+    assert message.get_content().replace("\r\n", "\n") == "Hi Ada,\n\nA quick idea for Engines.\n"
+    # a long header is folded on the wire; its value is the same
+    assert message["List-Unsubscribe"].strip() == f"<https://leadflow.test/u/{ada.lead.lead_id}>"
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    async with db(settings) as pool:
+        rows = {r["email"]: r for r in await ledger(pool)}
+        progress = await leads(pool)
+    assert message["Message-ID"] == rows["ada@engines.test"]["message_id"]
+    assert rows["ada@engines.test"]["status"] == "sent"
+    # 550: refused for good, with the reason; 451: retried later, not failed.
+    assert rows["bounce@engines.test"]["status"] == "failed"
+    assert "550" in rows["bounce@engines.test"]["error"]
+    assert progress["bounce@engines.test"]["state"] == "failed"
+    assert rows["busy@engines.test"]["status"] == "pending"
+    assert progress["busy@engines.test"]["hold_reason"] == "retry"
+    assert progress["busy@engines.test"]["next_action_at"] == day(0) + \
+        settings.pipeline.contact.retry.base
+
+
+class Interrupted(BaseException):
+    """Stands in for the process dying in the middle of a send."""
+
+
+class DyingSender:
+    """Dies inside send(), like a crash between the claim and the record of the outcome."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    async def send(self, message: Any, *, idempotency_key: str) -> str | None:
+        raise Interrupted
+
+    async def delivered(self, message_id: str | None, *, idempotency_key: str) -> bool | None:
+        raise AssertionError("a dead process answers nothing")
+
+
+@pytest.mark.parametrize(("sender_name", "settled"), [("smtp", "failed"), ("proof", "sent")])
+async def test_a_send_interrupted_mid_flight_is_settled_on_restart_never_repeated(
+        settings: Settings, smtp_server: tuple[Inbox, int], sender_name: str,
+        settled: str) -> None:
+    inbox, port = smtp_server
+    config = smtp_settings(settings, port).pipeline.contact
+    event = routed("crash@engines.test")
+    async with db(settings) as pool:
+        await progress_table.enroll(pool, [event], day(0))
+        p = (await progress_table.fetch(pool, [event.lead.lead_id]))[event.lead.lead_id]
+        before = Outbox(config, pool, DyingSender(sender_name), None, "instance-1")
+        with pytest.raises(Interrupted):
+            await before.attempt(p, event.event_id, day(0))
+        assert [r["status"] for r in await ledger(pool)] == ["claimed"]
+
+        after_sender = SmtpSender(config.smtp, "sales@leadflow.test") \
+            if sender_name == "smtp" else ProofSender()
+        after = Outbox(config, pool, after_sender, None, "instance-1")  # the restart
+        to_report = await after.reconcile()
+        await after.reported(to_report, None)
+        row = (await ledger(pool))[0]
+        assert row["status"] == settled
+        assert row["resolution"]
+        again = await after.attempt(
+            (await progress_table.fetch(pool, [event.lead.lead_id]))[event.lead.lead_id],
+            event.event_id, day(1))
+        state = (await leads(pool))["crash@engines.test"]
+        entry = await ledger_table.status_counts(pool, None)
+    assert inbox.messages == []  # never re-sent over SMTP
+    if settled == "failed":
+        assert (again.kind, state["state"]) == ("failed", "failed")
+        assert "outcome unknown" in state["last_error"]
+        assert to_report == []
+    else:
+        # proof mode: completing the send is safe; its LeadContacted was rebuilt and reported
+        assert [e.step for e in to_report] == [1]
+        assert state["step"] == 1 and again.kind == "sent"  # step 2 is next, step 1 not repeated
+    assert entry.get("claimed", 0) == 0
