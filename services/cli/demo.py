@@ -22,7 +22,7 @@ from ..runtime.bus import Publisher, make_broker
 from ..runtime.db import READ_SCHEMA, create_pool
 from ..runtime.errors import InfrastructureError
 from ..runtime.follow import RunFollower
-from ..runtime.settings import load_settings
+from ..runtime.settings import Settings, load_settings
 from .stack import STAGES, Stack
 
 
@@ -51,6 +51,37 @@ async def settle(stack: Stack, pool: asyncpg.Pool, run_ids: list[UUID],
                               "--keep-logs and read projector.log")
 
 
+async def pipeline_pass(stack: Stack, settings: Settings, console: Console,
+                        requested_by: str) -> None:
+    """Tick each stage once in pipeline order, each after the previous run ended; then print
+    what the read models say."""
+    broker = make_broker(settings.kafka_bootstrap_servers, client_id="leadflow-demo")
+    follower = RunFollower(settings.kafka_bootstrap_servers, settings.prefix)
+    await broker.start()
+    await follower.start()
+    publisher = Publisher(broker, settings.prefix)
+    run_ids = []
+    try:
+        for job in PIPELINE:
+            tick = manual_tick(job, requested_by=requested_by)
+            await publisher.publish_one(tick)
+            with console.status(f"{job.value}: running"):
+                run = await follower.wait(tick.tick_id, timeout=300)
+            run_ids.append(tick.tick_id)
+            console.print(f"{job.value:<8} {run.status:<9} {run.leads_processed:>4} processed "
+                          f"{run.leads_failed:>3} failed  {run.duration_seconds or 0:.2f}s")
+    finally:
+        await follower.stop()
+        await broker.stop()
+    pool = await create_pool(stack.database_url or "", search_path=READ_SCHEMA)
+    try:
+        with console.status("waiting for the projector"):
+            await settle(stack, pool, run_ids)
+        await print_summary(pool, console)
+    finally:
+        await pool.close()
+
+
 async def run_demo(config: Path | None, console: Console, *, keep_logs: bool = False) -> None:
     config = config or demo_config()
     workdir = Path(tempfile.mkdtemp(prefix="leadflow-demo-"))
@@ -59,32 +90,7 @@ async def run_demo(config: Path | None, console: Console, *, keep_logs: bool = F
         with console.status("starting Postgres, the broker and the services..."):
             await stack.start_servers(say=console.print)
             await stack.start_services()
-        settings = load_settings(config=config)
-        broker = make_broker(settings.kafka_bootstrap_servers, client_id="leadflow-demo")
-        follower = RunFollower(settings.kafka_bootstrap_servers, settings.prefix)
-        await broker.start()
-        await follower.start()
-        publisher = Publisher(broker, settings.prefix)
-        run_ids = []
-        try:
-            for job in PIPELINE:
-                tick = manual_tick(job, requested_by="leadflow demo")
-                await publisher.publish_one(tick)
-                with console.status(f"{job.value}: running"):
-                    run = await follower.wait(tick.tick_id, timeout=300)
-                run_ids.append(tick.tick_id)
-                console.print(f"{job.value:<8} {run.status:<9} {run.leads_processed:>4} processed "
-                              f"{run.leads_failed:>3} failed  {run.duration_seconds or 0:.2f}s")
-        finally:
-            await follower.stop()
-            await broker.stop()
-        pool = await create_pool(stack.database_url or "", search_path=READ_SCHEMA)
-        try:
-            with console.status("waiting for the projector"):
-                await settle(stack, pool, run_ids)
-            await print_summary(pool, console)
-        finally:
-            await pool.close()
+        await pipeline_pass(stack, load_settings(config=config), console, "leadflow demo")
     finally:
         stack.stop()
         if keep_logs:

@@ -14,27 +14,12 @@ from pathlib import Path
 from rich.console import Console
 from rich.panel import Panel
 
-from events import JobName
-
-from ..clock.manual import manual_tick
-from ..runtime.bus import Publisher, make_broker
 from ..runtime.embedded import free_port
 from ..runtime.settings import load_settings
-from .demo import demo_config
+from .demo import demo_config, pipeline_pass
 from .stack import STAGES, Stack
 
 SERVICES = (*STAGES, "projector", "clock", "dashboard")
-
-
-async def load_demo_data(bootstrap: str, prefix: str) -> None:
-    """A manual harvest tick: the demo config's source is the CSV shipped in services/demo/."""
-    broker = make_broker(bootstrap, client_id="leadflow-dev")
-    await broker.start()
-    try:
-        await Publisher(broker, prefix).publish_one(
-            manual_tick(JobName.HARVEST, requested_by="leadflow dev (demo data)"))
-    finally:
-        await broker.stop()
 
 
 async def run_dev(config: Path | None, console: Console) -> None:
@@ -53,14 +38,15 @@ async def run_dev(config: Path | None, console: Console) -> None:
         with console.status("starting Postgres, the broker and the services..."):
             await stack.start_servers(say=console.print)
             await stack.start_services()
-        settings = load_settings(config=config)
-        await load_demo_data(stack.bootstrap or "", settings.prefix)
+        # One pass through every stage with the demo data, so the dashboard opens on a
+        # pipeline that has run; the clock then ticks the stages on the config's schedules.
+        await pipeline_pass(stack, load_settings(config=config), console, "leadflow dev")
         console.print(Panel.fit(
             f"[bold]dashboard[/]  http://127.0.0.1:{port}/   (token for the controls: {token})\n"
             f"[bold]logs[/]       {stack.log_dir}\n"
             f"[bold]config[/]     {config}\n\n"
-            "The demo leads are being harvested; the demo config ticks each stage every few\n"
-            "minutes. To push a run now, from another terminal:\n"
+            "The demo leads went through every stage once (above); the clock now ticks each\n"
+            "stage on the demo config's schedule. To push a run now, from another terminal:\n"
             f"  export KAFKA_BOOTSTRAP_SERVERS={stack.bootstrap} DATABASE_URL='{stack.database_url}'\n"
             f"  leadflow tick score --wait --config {config}\n\n"
             "Ctrl-C stops everything (the embedded broker and database keep nothing).",

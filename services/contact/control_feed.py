@@ -38,6 +38,9 @@ class ControlFeed:
         self.instance_id = instance_id
         self.applied: dict[int, int] = {}
         self._consumer: AIOKafkaConsumer | None = None
+        # A second client just for end offsets: on the feed's own connection a ListOffsets
+        # request queues behind the long-poll fetch, which cost ~100 ms on every send.
+        self._ends: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
         self._progress = asyncio.Event()
 
@@ -46,8 +49,12 @@ class ControlFeed:
             bootstrap_servers=self.bootstrap_servers, group_id=None, enable_auto_commit=False,
             client_id=f"leadflow-contact-control-{self.instance_id}", fetch_max_wait_ms=100,
             auto_offset_reset="earliest")
+        self._ends = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap_servers, group_id=None, enable_auto_commit=False,
+            client_id=f"leadflow-contact-control-ends-{self.instance_id}")
         try:
             await self._consumer.start()
+            await self._ends.start()
             partitions = await self._partitions()
         except KafkaError as exc:
             raise InfrastructureError(f"cannot read {self.topic} at {self.bootstrap_servers}: "
@@ -81,6 +88,8 @@ class ControlFeed:
                 await self._task
         if self._consumer is not None:
             await self._consumer.stop()
+        if self._ends is not None:
+            await self._ends.stop()
 
     async def _loop(self) -> None:
         assert self._consumer is not None
@@ -107,9 +116,9 @@ class ControlFeed:
 
         Raises InfrastructureError after ``timeout`` seconds: sending with stale controls would
         risk contacting someone who was just suppressed."""
-        assert self._consumer is not None
+        assert self._consumer is not None and self._ends is not None
         try:
-            ends = await self._consumer.end_offsets(list(self._consumer.assignment()))
+            ends = await self._ends.end_offsets(list(self._consumer.assignment()))
         except KafkaError as exc:
             raise InfrastructureError(f"cannot read the end of {self.topic}: {exc}") from exc
         give_up = time.monotonic() + timeout
