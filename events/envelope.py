@@ -7,7 +7,6 @@ from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
-
 _ZERO = timedelta(0)
 
 

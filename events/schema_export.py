@@ -19,3 +19,39 @@ def render(schema: dict) -> str:
 
 def file_name(event_type: str) -> str:
     return f"{event_type}.schema.json"
+
+
+def asyncapi() -> dict:
+    """An AsyncAPI 3.0 document: each topic a channel, each event type a message on it."""
+    from .names import Topic
+
+    channels: dict[str, dict] = {}
+    messages: dict[str, dict] = {}
+    for name, cls in sorted(BY_TYPE.items()):
+        topic: Topic = cls.topic  # type: ignore[attr-defined]
+        key = name.replace(".", "_")
+        messages[key] = {
+            "name": name,
+            "title": cls.__name__,
+            "summary": (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else name,
+            "contentType": "application/json",
+            "payload": {"$ref": f"events/{file_name(name)}"},
+        }
+        channel = channels.setdefault(topic.value.replace(".", "_"), {
+            "address": topic.value,
+            "description": f"Kafka topic {topic.value} (the physical name adds the configured prefix).",
+            "messages": {},
+        })
+        channel["messages"][key] = {"$ref": f"#/components/messages/{key}"}
+    return {
+        "asyncapi": "3.0.0",
+        "info": {
+            "title": "leadflow events",
+            "version": "1",
+            "description": "Every event on leadflow's topics. Generated from events/ by "
+                           "`leadflow schemas write`; tests fail when it drifts.",
+        },
+        "defaultContentType": "application/json",
+        "channels": channels,
+        "components": {"messages": messages},
+    }

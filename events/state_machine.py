@@ -3,7 +3,8 @@
 A lead's life:  NEW -> SCORED -> QUALIFIED -> ROUTED -> CONTACTED (step 1..n)
                               \\-> REJECTED
 Re-scoring (a replay through a new model) may move SCORED, QUALIFIED or REJECTED back to
-SCORED so the lead re-enters qualification; a routed or contacted lead keeps its route
+SCORED so the lead re-enters qualification, and re-qualifying (a replay of qualify) may move a
+QUALIFIED or REJECTED lead to either verdict again; a routed or contacted lead keeps its route
 and contact history (see docs/state-machine.md).
 """
 
@@ -34,8 +35,9 @@ S = LeadStatus
 ALLOWED_FROM: dict[str, frozenset[LeadStatus | None]] = {
     LeadCreated.model_fields["type"].default: frozenset({None}),
     LeadScored.model_fields["type"].default: frozenset({S.NEW, S.SCORED, S.QUALIFIED, S.REJECTED}),
-    LeadQualified.model_fields["type"].default: frozenset({S.SCORED}),
-    LeadRejected.model_fields["type"].default: frozenset({S.SCORED}),
+    # QUALIFIED / REJECTED -> again: only a replay of qualify moves from those (docs/replay.md).
+    LeadQualified.model_fields["type"].default: frozenset({S.SCORED, S.QUALIFIED, S.REJECTED}),
+    LeadRejected.model_fields["type"].default: frozenset({S.SCORED, S.QUALIFIED, S.REJECTED}),
     LeadRouted.model_fields["type"].default: frozenset({S.QUALIFIED}),
     LeadContacted.model_fields["type"].default: frozenset({S.ROUTED, S.CONTACTED}),
 }

@@ -47,3 +47,24 @@ def bench_projector_command(
 
     run_async(lambda: with_servers(
         config, lambda s: bench_projector(s, console, events=events), console))
+
+
+@bench_app.command("scale")
+def bench_scale_command(
+    leads: Annotated[int, typer.Option(min=1, help="Backlog each trial drains.")] = 20_000,
+    instances: Annotated[str, typer.Option(help="Instance counts to compare, comma-separated.")
+                         ] = "1,2,4",
+    config: ConfigOption = None,
+) -> None:
+    """Throughput of score with 1, 2 and 4 instances on the same backlog, side by side."""
+    from ..bench.scale import bench_scale
+
+    try:
+        counts = [int(n) for n in instances.split(",") if n.strip()]
+    except ValueError:
+        raise typer.BadParameter(f"{instances!r}: give instance counts like 1,2,4") from None
+    if not counts or min(counts) < 1:
+        raise typer.BadParameter(f"{instances!r}: give instance counts like 1,2,4")
+    run_async(lambda: with_servers(
+        config, lambda s: bench_scale(s, console, leads=leads, counts=counts, config=config),
+        console))

@@ -16,6 +16,8 @@ from .clock_commands import register as register_clock_commands
 from .common import ConfigOption, console, err, run_async, settings_for, who
 from .contact_commands import contact_app
 from .projector_commands import projector_app
+from .replay_commands import register as register_replay_commands
+from .status_commands import register as register_status_commands
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="leadflow: outbound lead pipelines as an event-driven state machine.")
@@ -29,6 +31,8 @@ app.add_typer(projector_app, name="projector")
 app.add_typer(bench_app, name="bench")
 app.add_typer(contact_app, name="contact")
 register_clock_commands(app)  # backfill, clock status|pause|resume, bench clock
+register_replay_commands(app)  # replay <stage>|projector
+register_status_commands(app)  # status
 
 SERVICES = ("harvest", "score", "qualify", "route", "contact", "projector", "clock", "dashboard")
 
@@ -146,7 +150,7 @@ def db_migrate(config: ConfigOption = None) -> None:
 def schemas_write(out: Annotated[Path, typer.Option(help="Folder for the JSON Schemas.")] = Path(
         "schemas/events")) -> None:
     """Regenerate one JSON Schema per event type from events/ (a test fails when they drift)."""
-    from events.schema_export import event_schemas, file_name, render
+    from events.schema_export import asyncapi, event_schemas, file_name, render
 
     out.mkdir(parents=True, exist_ok=True)
     schemas = event_schemas()
@@ -156,6 +160,8 @@ def schemas_write(out: Annotated[Path, typer.Option(help="Folder for the JSON Sc
     for event_type, schema in schemas.items():
         (out / file_name(event_type)).write_text(render(schema))
     console.print(f"wrote {len(schemas)} schemas to {out}")
+    (out.parent / "asyncapi.json").write_text(render(asyncapi()))
+    console.print(f"wrote {out.parent / 'asyncapi.json'}")
     from ..dashboard.openapi import write_openapi
 
     console.print(f"wrote {write_openapi(out.parent / 'openapi.json')}")

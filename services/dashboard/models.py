@@ -213,6 +213,10 @@ class Dashboard(BaseModel):
     dead_letter_count: int
     projector: ProjectorStatus
     leads_per_day: list[Day]
+    backlog: dict[str, int | None] = Field(
+        default_factory=dict, description="Per job, the leads waiting in its input partitions "
+                                          "when its last run ended (high watermark minus the "
+                                          "group's position).")
 
 
 class LeadSummary(Open):

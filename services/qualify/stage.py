@@ -24,8 +24,9 @@ class QualifyLogic:
         event = item.event
         assert isinstance(event, LeadEvent)
         outcome = qualify_lead(event.lead, self.config)
-        common = dict(at=ctx.at, correlation_id=ctx.run_id, replay_id=ctx.replay_id,
-                      qualification=outcome)
+        # A replayed input keeps its replay id on the way down (ids stay per replay).
+        common = dict(at=ctx.at, correlation_id=ctx.run_id,
+                      replay_id=ctx.replay_id or event.replay_id, qualification=outcome)
         if outcome.qualified:
             return [transition(LeadQualified, event, **common)]
         return [transition(LeadRejected, event, reasons=outcome.reasons, **common)]

@@ -39,8 +39,9 @@ class RouteLogic:
             assert isinstance(event, LeadEvent)
             lead_id = event.lead.lead_id
             route = assign(segments[lead_id], slots[lead_id].seq)
+            # A replayed input keeps its replay id on the way down (ids stay per replay).
             return [transition(LeadRouted, event, at=ctx.at, correlation_id=ctx.run_id,
-                               replay_id=ctx.replay_id, route=route)]
+                               replay_id=ctx.replay_id or event.replay_id, route=route)]
 
         return decide_each(items, decide)
 

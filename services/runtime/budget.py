@@ -9,6 +9,24 @@ from uuid import UUID
 
 import asyncpg
 
+
+def first_claim(total: int, mine: int, partitions: int) -> int:
+    """An instance's first claim: its share of the cap, total x its partitions / all (rounded up).
+
+    Claiming only a share first keeps the instance that reads the tick first from taking the
+    whole cap and starving the partitions the others own.
+    """
+    if partitions <= 0 or mine >= partitions:
+        return total
+    return max(1, -(-total * max(mine, 0) // partitions))
+
+
+def later_claim(total: int, partitions: int, batch_size: int) -> int:
+    """Claims after the first are small (one partition's share, at most a batch), so what one
+    instance leaves unused is spread over those that still have work."""
+    return max(1, min(batch_size, -(-total // max(partitions, 1))))
+
+
 _OPEN = """
 INSERT INTO stage_run_budgets (run_id, job, total) VALUES ($1, $2, $3)
 ON CONFLICT (run_id) DO NOTHING

@@ -11,12 +11,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar, Protocol
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
-from aiokafka.errors import CommitFailedError, KafkaError
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from events import (
     DeadLettered,
@@ -31,7 +32,7 @@ from events import (
     stage_group,
 )
 
-from .budget import RunBudget
+from .budget import RunBudget, first_claim, later_claim
 from .bus import Publisher
 from .config import StageConfig
 from .dead_letters import dead_letter
@@ -91,6 +92,18 @@ def decide_each(items: Sequence[Inbound],
     return outcomes
 
 
+def fair_order(partitions: Sequence[TopicPartition], served: Counter[TopicPartition],
+               start: int) -> list[TopicPartition]:
+    """Partitions to take from next: the least served in this run first, ties in a rotating
+    order, so a cap smaller than a batch is spread over every partition with work."""
+    ordered = sorted(partitions, key=lambda tp: (tp.topic, tp.partition))
+    if not ordered:
+        return []
+    k = start % len(ordered)
+    rotated = ordered[k:] + ordered[:k]
+    return sorted(rotated, key=lambda tp: served[tp])  # stable: ties keep the rotation
+
+
 class _Rebalance(ConsumerRebalanceListener):
     def __init__(self, drainer: TopicDrainer) -> None:
         self.drainer = drainer
@@ -124,6 +137,8 @@ class TopicDrainer:
     #: Consecutive empty polls after which a run treats its partitions as drained.
     EMPTY_POLLS_TO_DRAIN = 2
     POLL_MS = 150
+    #: How long an instance with work left waits for peers to give back unused budget.
+    RELEASE_GRACE = 1.0
 
     def __init__(self, logic: StageLogic, *, topics: Sequence[Topic], bootstrap_servers: str,
                  prefix: str, publisher: Publisher, stage: StageConfig, instance_id: str) -> None:
@@ -142,6 +157,7 @@ class TopicDrainer:
         self._idle_poll_ms = int(stage.idle_poll.total_seconds() * 1000)
         self._idle_task: asyncio.Task[None] | None = None
         self._consumer: AIOKafkaConsumer | None = None
+        self._rotation = 0
 
     @property
     def consumer(self) -> AIOKafkaConsumer:
@@ -228,18 +244,18 @@ class TopicDrainer:
 
     async def _drain(self, ctx: RunContext, budget: RunBudget, deadline: float,
                      tally: _Tally) -> bool:
-        granted, empty_polls = 0, 0
+        granted, empty_polls, claims = 0, 0, 0
+        served: Counter[TopicPartition] = Counter()
         try:
             while True:
                 if time.monotonic() >= deadline:
                     return True
                 if granted == 0:
-                    granted = await budget.claim(self.stage.batch_size)
+                    granted = await self._claim(budget, claims)
+                    claims += 1
                     if granted == 0:
                         return False
-                records = await self.consumer.getmany(timeout_ms=self.POLL_MS,
-                                                      max_records=min(granted, self.stage.batch_size))
-                batch = [r for part in records.values() for r in part]
+                batch = await self._poll(min(granted, self.stage.batch_size), served)
                 if not batch:
                     empty_polls += 1
                     if empty_polls >= self.EMPTY_POLLS_TO_DRAIN and await self._caught_up():
@@ -247,6 +263,8 @@ class TopicDrainer:
                     continue
                 empty_polls = 0
                 async with self.batch_lock:
+                    # Records of partitions revoked since the poll are the new owner's to redo.
+                    batch = self._still_assigned(batch)
                     try:
                         await self._process_batch(batch, ctx, tally)
                     except BaseException:
@@ -255,6 +273,51 @@ class TopicDrainer:
                 granted -= len(batch)
         finally:
             await budget.release(granted)
+
+    async def _claim(self, budget: RunBudget, claims_made: int) -> int:
+        granted = await budget.claim(self._claim_size(budget.total, claims_made))
+        if granted or claims_made == 0 or len(self.consumer.assignment()) >= self.partitions_total():
+            return granted
+        # The cap looks used up, but peers give back what they claimed and did not need as
+        # soon as they are caught up: wait briefly for that while this instance has work left.
+        give_up = time.monotonic() + self.RELEASE_GRACE
+        while not granted and time.monotonic() < give_up and not await self._caught_up():
+            await asyncio.sleep(0.1)
+            granted = await budget.claim(self._claim_size(budget.total, claims_made))
+        return granted
+
+    def _claim_size(self, total: int, claims_made: int) -> int:
+        partitions = self.partitions_total()
+        if claims_made == 0:
+            return first_claim(total, len(self.consumer.assignment()), partitions)
+        return later_claim(total, partitions, self.stage.batch_size)
+
+    async def _poll(self, wanted: int, served: Counter[TopicPartition]) -> list[ConsumerRecord]:
+        """Up to ``wanted`` records. A full batch comes from whichever partitions have data; a
+        smaller grant is taken partition by partition, least served first (round-robin)."""
+        if wanted >= self.stage.batch_size:
+            records = await self.consumer.getmany(timeout_ms=self.POLL_MS, max_records=wanted)
+            return [r for part in records.values() for r in part]
+        order = fair_order(list(self.consumer.assignment()), served, self._rotation)
+        self._rotation += 1
+        quota = -(-wanted // max(len(order), 1))
+        taken: list[ConsumerRecord] = []
+        for tp in order:  # timeout 0: only what is fetched already
+            if len(taken) >= wanted:
+                break
+            got = await self.consumer.getmany(tp, timeout_ms=0,
+                                              max_records=min(quota, wanted - len(taken)))
+            taken += got.get(tp, [])
+        if not taken:  # nothing fetched yet: wait for the next fetch, take one share of it
+            got = await self.consumer.getmany(timeout_ms=self.POLL_MS, max_records=min(quota, wanted))
+            taken = [r for part in got.values() for r in part]
+        for record in taken:
+            served[TopicPartition(record.topic, record.partition)] += 1
+        return taken
+
+    def _still_assigned(self, batch: list[ConsumerRecord]) -> list[ConsumerRecord]:
+        mine = self.consumer.assignment()
+        return [r for r in batch if TopicPartition(r.topic, r.partition) in mine]
 
     def _rewind(self, batch: list[ConsumerRecord]) -> None:
         """Seek back to a failed batch's start, so the next run redoes it (as a restart would)."""
@@ -339,12 +402,16 @@ class TopicDrainer:
 
     async def _commit(self, batch: list[ConsumerRecord]) -> None:
         offsets: dict[TopicPartition, int] = {}
+        mine = self.consumer.assignment()
         for record in batch:
             tp = TopicPartition(record.topic, record.partition)
-            offsets[tp] = max(offsets.get(tp, 0), record.offset + 1)
+            if tp in mine:  # a partition revoked meanwhile is committed by its new owner
+                offsets[tp] = max(offsets.get(tp, 0), record.offset + 1)
+        if not offsets:
+            return
         try:
             await self.consumer.commit(offsets)
-        except CommitFailedError as exc:
+        except (CommitFailedError, IllegalStateError) as exc:
             # The partitions moved to another instance mid-batch; it will redo this batch and
             # the deterministic ids make the repeat harmless.
             log.warning("commit after rebalance refused (%s); the new owner will redo it", exc,

@@ -12,6 +12,7 @@ import asyncio
 import logging
 import os
 import signal
+import time
 from collections.abc import Callable
 
 import asyncpg
@@ -21,6 +22,7 @@ from faststream.kafka import KafkaBroker, KafkaMessage
 
 from events import STAGE_INPUTS, EventDecodeError, JobName, TickEmitted, Topic, decode
 
+from . import instances
 from .bus import Publisher, make_broker
 from .db import create_pool
 from .dead_letters import dead_letter
@@ -82,6 +84,9 @@ def topic_stage(job: JobName, settings: Settings,
 class JobService:
     """Wires one job's executor to its ticks, its publisher and its database pool."""
 
+    #: How often the instance checks in (stage_instances.last_seen, partitions it owns).
+    HEARTBEAT_SECONDS = 1.0
+
     def __init__(self, job: JobName, settings: Settings, executor_factory: ExecutorFactory) -> None:
         self.job = job
         self.settings = settings
@@ -97,6 +102,8 @@ class JobService:
         self._executor_factory = executor_factory
         self._ready = asyncio.Event()
         self._stopped = asyncio.Event()
+        self._identity: asyncpg.Connection | None = None
+        self._heartbeat_task: asyncio.Task[None] | None = None
         job_config = self.config.job(job)
         self._tick_topic = Topic.CLOCK_TICKS.physical(self.prefix)
         self._tick_group = tick_group(job, self.instance_id, self.prefix)
@@ -121,6 +128,9 @@ class JobService:
         return self.pool
 
     async def _prepare(self) -> None:
+        # First: a second process with this instance id must stop before it joins any group.
+        self._identity = await instances.hold_identity(
+            self.settings.database_url, self.prefix, self.job.value, self.instance_id)
         self.pool = await create_pool(self.settings.database_url, max_size=4)
         self.executor = self._executor_factory(self)
         await self.executor.start()
@@ -134,23 +144,41 @@ class JobService:
         while consumer is None or not consumer.assignment():
             await asyncio.sleep(0.05)
             consumer = self.tick_subscriber.consumer
-        await self.db.execute(
-            """
-            INSERT INTO stage_instances (job, instance_id, pid) VALUES ($1, $2, $3)
-            ON CONFLICT (job, instance_id)
-            DO UPDATE SET pid = EXCLUDED.pid, ready_at = now(), last_seen = now()
-            """,
-            self.job.value, self.instance_id, os.getpid(),
-        )
+        await instances.announce(self.db, self.job.value, self.instance_id, os.getpid())
+        self._heartbeat_task = asyncio.create_task(self._heartbeat(),
+                                                   name=f"{self.job}-heartbeat")
         self._ready.set()
         log.info("%s instance %s ready", self.job.value, self.instance_id,
                  extra={"action": "instance_ready"})
 
+    async def _heartbeat(self) -> None:
+        """Keep last_seen fresh and the owned partitions current (for `leadflow status`)."""
+        sent: tuple[int, ...] | None = None
+        sent_at = 0.0
+        while True:
+            await asyncio.sleep(self.HEARTBEAT_SECONDS)
+            owned = getattr(self.executor, "assigned_partitions", None)
+            partitions = owned() if callable(owned) else None
+            if partitions == sent and time.monotonic() - sent_at < 10:
+                continue
+            try:
+                await instances.heartbeat(self.db, self.job.value, self.instance_id, partitions)
+            except (OSError, asyncpg.PostgresError) as exc:
+                log.warning("heartbeat not recorded: %s", exc, extra={"action": "heartbeat_failed"})
+                continue
+            sent, sent_at = partitions, time.monotonic()
+
     async def _close(self) -> None:
+        if self._heartbeat_task is not None:
+            self._heartbeat_task.cancel()
+            await asyncio.gather(self._heartbeat_task, return_exceptions=True)
         if self.executor is not None:
             await self.executor.stop()
         if self.pool is not None:
             await self.pool.close()
+        if self._identity is not None:
+            await self._identity.close()  # releases the instance id
+            self._identity = None
 
     async def _on_tick(self, msg: KafkaMessage) -> None:
         assert self.controller is not None

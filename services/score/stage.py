@@ -24,8 +24,9 @@ class ScoreLogic:
         event = item.event
         assert isinstance(event, LeadEvent)
         card = score_lead(event.lead, self.config)
+        # A replayed input keeps its replay id on the way down (ids stay per replay).
         return [transition(LeadScored, event, at=ctx.at, correlation_id=ctx.run_id,
-                           replay_id=ctx.replay_id, score=card)]
+                           replay_id=ctx.replay_id or event.replay_id, score=card)]
 
     async def process(self, items: Sequence[Inbound], ctx: RunContext) -> list[Outcome]:
         return decide_each(items, lambda item: self.decide(item, ctx))

@@ -229,6 +229,15 @@ async def offsets_sum(settings: Settings) -> int:
         return await db.fetchval("SELECT coalesce(sum(next_offset), 0) FROM projector_offsets")
 
 
+async def progressed(settings: Settings, before: int) -> None:
+    """Return once the projector has committed a batch since ``before`` was read."""
+    for _ in range(600):
+        if await offsets_sum(settings) != before:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the projector made no progress in 30 s; see its log in tmp_path")
+
+
 async def test_kill_9_mid_batch_never_loses_or_doubles_a_projection(
         settings: Settings, tmp_path: Path) -> None:
     config = tmp_path / "projector.toml"
@@ -260,9 +269,7 @@ async def test_kill_9_mid_batch_never_loses_or_doubles_a_projection(
     try:
         while kills < 10:
             # Kill only once this incarnation is applying batches, at a random moment.
-            before = await offsets_sum(settings)
-            while await offsets_sum(settings) == before:
-                await asyncio.sleep(0.05)
+            await progressed(settings, await offsets_sum(settings))
             await asyncio.sleep(rnd.uniform(0.0, 0.3))
             proc.send_signal(signal.SIGKILL)
             proc.wait()

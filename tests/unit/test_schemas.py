@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from events.schema_export import event_schemas, file_name, render
+from events.schema_export import asyncapi, event_schemas, file_name, render
 
 FOLDER = Path(__file__).parents[2] / "schemas" / "events"
 
@@ -25,3 +25,14 @@ def test_schemas_describe_the_envelope_and_the_discriminator() -> None:
         required = set(schema["required"])
         assert {"event_id", "occurred_at", "recorded_at", "tenant_id"} <= required
         assert schema["properties"]["type"]["const"] == event_type
+
+
+def test_the_asyncapi_document_lists_every_topic_and_event_and_matches_the_models() -> None:
+    document = asyncapi()
+    on_disk = (FOLDER.parent / "asyncapi.json").read_text()
+    assert on_disk == render(document), "schemas/asyncapi.json drifted: run `leadflow schemas write`"
+    addresses = {c["address"] for c in document["channels"].values()}
+    from events import Topic
+
+    assert addresses == {t.value for t in Topic}
+    assert {m["name"] for m in document["components"]["messages"].values()} == set(event_schemas())

@@ -204,7 +204,7 @@
     return names;
   }
 
-  function jobCard(job, sched, metrics) {
+  function jobCard(job, sched, metrics, backlog) {
     const runs = metrics ? metrics.total_runs : 0;
     const health = runs ? (metrics.health_status || (sched && sched.health) || "healthy") : "none";
     const enabled = !sched || sched.enabled !== false;
@@ -222,7 +222,8 @@
         row("Success rate", runs ? fmtPct(metrics.success_rate) : "–", "success-rate"),
         row("Failures in a row", fmtNum(metrics ? metrics.consecutive_failures : 0), "failures"),
         row("Runs", fmtNum(runs), "runs"),
-        row("Leads processed", fmtNum(metrics ? metrics.total_leads_processed : 0), "processed")),
+        row("Leads processed", fmtNum(metrics ? metrics.total_leads_processed : 0), "processed"),
+        row("Backlog", backlog === null || backlog === undefined ? "–" : fmtNum(backlog), "backlog")),
       runs ? null : emptyState(`No runs yet — press Run now on ${job}.`, job));
   }
 
@@ -328,7 +329,7 @@
     renderAlerts(data);
     const sched = data.scheduler_status.jobs || {};
     fill($("#job-cards"), orderedJobs(data.scheduler_status, data.job_metrics)
-      .map((job) => jobCard(job, sched[job], data.job_metrics[job])));
+      .map((job) => jobCard(job, sched[job], data.job_metrics[job], (data.backlog || {})[job])));
     renderFunnel(data);
     renderPerDay(data.leads_per_day || []);
     fill($("#recent-runs"), data.recent_jobs.length ? runsTable(data.recent_jobs, true)

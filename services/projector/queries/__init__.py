@@ -12,13 +12,21 @@ from .leads import (
     status_counts,
 )
 from .metrics import DURATION_BUCKETS, DurationHistogram, MetricsSnapshot, metrics_snapshot
-from .runs import RunCursor, job_metrics, latest_runs_by_job, one_job_metrics, recent_runs, runs_page
+from .runs import (
+    RunCursor,
+    job_metrics,
+    latest_backlogs,
+    latest_runs_by_job,
+    one_job_metrics,
+    recent_runs,
+    runs_page,
+)
 from .status import dead_letter_count, dead_letters_page, projector_status
 
 __all__ = [
     "DURATION_BUCKETS", "FUNNEL", "FUNNEL_PATH", "DurationHistogram", "MetricsSnapshot", "RunCursor",
     "campaigns", "dashboard", "dead_letter_count", "dead_letters_page", "funnel_stages",
-    "job_metrics", "latest_runs_by_job", "lead_detail", "leads_page", "leads_per_day",
+    "job_metrics", "latest_backlogs", "latest_runs_by_job", "lead_detail", "leads_page", "leads_per_day",
     "metrics_snapshot", "one_job_metrics", "projector_status", "recent_runs", "runs_page",
     "scheduler", "status_counts",
 ]

@@ -9,7 +9,7 @@ from ...clock.status import load_jobs_state, scheduler_status
 from ...runtime.config import LeadflowConfig
 from .common import Conn, snapshot
 from .leads import funnel_stages, leads_per_day, status_counts
-from .runs import job_metrics, recent_runs
+from .runs import job_metrics, latest_backlogs, recent_runs
 from .status import dead_letter_count, projector_status
 
 
@@ -21,7 +21,8 @@ async def scheduler(conn: Conn, config: LeadflowConfig, now: datetime) -> dict[s
 async def dashboard(conn: Conn, config: LeadflowConfig, now: datetime, *,
                     days: int = 14) -> dict[str, Any]:
     """timestamp, scheduler_status, job_metrics, recent_jobs (10), funnel per status and its
-    stages, dead-letter count, projector progress and leads per day, from one snapshot."""
+    stages, dead-letter count, projector progress, leads per day and each job's backlog, from
+    one snapshot."""
     async with snapshot(conn) as db:
         counts = await status_counts(db)
         return {
@@ -34,4 +35,5 @@ async def dashboard(conn: Conn, config: LeadflowConfig, now: datetime, *,
             "dead_letter_count": await dead_letter_count(db),
             "projector": await projector_status(db),
             "leads_per_day": await leads_per_day(db, until=now.date(), days=days),
+            "backlog": {job: v["backlog"] for job, v in (await latest_backlogs(db)).items()},
         }

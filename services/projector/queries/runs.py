@@ -139,3 +139,26 @@ async def latest_runs_by_job(conn: Conn) -> dict[str, dict[str, Any]]:
         ORDER BY job, coalesce(started_at, recorded_at) DESC, run_id DESC
         """)  # noqa: S608 - a constant column list
     return {r["job"]: run_dict(r) for r in rows}
+
+
+async def latest_backlogs(conn: Conn) -> dict[str, dict[str, Any]]:
+    """Per job: the backlog its newest finished run reported (leads waiting in its input when
+    the run ended), and the rate per part of its newest run that processed leads."""
+    rows = await conn.fetch(
+        """
+        WITH backlog AS (
+            SELECT DISTINCT ON (job) job, backlog, completed_at, max_leads FROM job_runs
+            WHERE backlog IS NOT NULL AND status IN ('completed', 'failed')
+            ORDER BY job, completed_at DESC NULLS LAST, run_id DESC
+        ), rate AS (
+            SELECT DISTINCT ON (job) job, leads_processed / duration_seconds / greatest(parts, 1)
+                   AS rate_per_part FROM job_runs
+            WHERE status = 'completed' AND leads_processed > 0 AND duration_seconds > 0
+            ORDER BY job, completed_at DESC NULLS LAST, run_id DESC
+        )
+        SELECT b.job, b.backlog, b.completed_at, b.max_leads, r.rate_per_part
+        FROM backlog b LEFT JOIN rate r USING (job)
+        """)
+    return {r["job"]: {"backlog": r["backlog"], "at": iso(r["completed_at"]),
+                       "max_leads": r["max_leads"], "rate_per_part": r["rate_per_part"]}
+            for r in rows}
