@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -19,6 +20,7 @@ from .models import (
     LeadDetail,
     LeadsPage,
     OneJobMetrics,
+    PipelineDay,
     Problem,
     RunsPage,
     SchedulerStatus,
@@ -91,6 +93,19 @@ async def lead(lead_id: UUID, deps: Deps) -> dict[str, Any]:
 async def campaigns(deps: Deps) -> list[dict[str, Any]]:
     """Campaigns that have leads, with lead counts per status."""
     return await queries.campaigns(deps.pool)
+
+
+@router.get("/pipeline", response_model=list[PipelineDay])
+async def pipeline(deps: Deps,
+                   days: Annotated[int, Query(ge=1, le=366, description="Days up to today.")] = 14,
+                   tenant: Annotated[str | None, Query(min_length=1)] = None,
+                   campaign: Annotated[str | None, Query(min_length=1)] = None,
+                   ) -> list[dict[str, Any]]:
+    """Per day, tenant and campaign: leads entering each status, rejections by reason, and
+    conversion ratios between stages (newest day first)."""
+    until = utcnow().date()
+    return await queries.pipeline_report(deps.pool, since=until - timedelta(days=days - 1),
+                                         until=until, tenant=tenant, campaign=campaign)
 
 
 @router.get("/dead-letters", response_model=DeadLettersPage)

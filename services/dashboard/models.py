@@ -200,6 +200,19 @@ class Day(BaseModel):
                                                 "(CONTACTED counts every step sent).")
 
 
+class PipelineDay(BaseModel):
+    day: str
+    tenant_id: str
+    campaign_id: str
+    entered: dict[str, int] = Field(description="Leads entering each status that day "
+                                                "(CONTACTED counts every step sent).")
+    first_contacts: int = Field(description="Leads sent their first step that day.")
+    rejected: dict[str, int] = Field(description="Rejections per reason code.")
+    conversion_pct: dict[str, float | None] = Field(
+        description="Per stage, leads entering it over leads entering the stage before, that "
+                    "day (flows, not cohorts); null when the earlier stage saw none.")
+
+
 class Dashboard(BaseModel):
     """The old cron dashboard's shape (timestamp, scheduler_status, job_metrics, recent_jobs)
     plus the funnel, dead letters, projector progress and leads per day."""

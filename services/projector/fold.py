@@ -24,6 +24,7 @@ from events import (
     JobName,
     JobSkipped,
     JobStarted,
+    LeadContacted,
     LeadEvent,
     LeadRejected,
     RunStatus,
@@ -33,6 +34,8 @@ from events import (
 from .rows import MetricsRow, PartRow, RunRow
 
 ALL_TENANTS = "*"
+#: pipeline_daily metric of leads sent their first step (entered:CONTACTED counts every step).
+FIRST_CONTACT = "contacted:first_step"
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +141,9 @@ def _fold_lead(item: Positioned, event: LeadEvent, versions: dict[UUID, int], kn
     if isinstance(event, LeadRejected):
         for reason in event.reasons:
             changes.daily[(day, lead.tenant_id, lead.campaign_id, f"rejected:{reason}")] += 1
+    elif isinstance(event, LeadContacted) and event.step == 1:
+        # CONTACTED counts every step sent; conversions need the leads reached for the first time.
+        changes.daily[(day, lead.tenant_id, lead.campaign_id, FIRST_CONTACT)] += 1
     # Topics interleave, so a lead's events can arrive out of order: the highest version wins.
     if lead.version > versions.get(lead.lead_id, 0):
         versions[lead.lead_id] = lead.version

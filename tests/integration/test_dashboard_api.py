@@ -280,3 +280,24 @@ async def test_probes_report_each_dependency(populated: Settings) -> None:
         assert ready.status_code == 503
         broker_check = ready.json()["checks"]["broker"]
         assert not broker_check["ok"] and "KAFKA_BOOTSTRAP_SERVERS" in broker_check["detail"]
+
+
+async def test_the_pipeline_report_counts_each_stage_rejections_and_conversions_per_day(
+        client: httpx.AsyncClient, populated: Settings) -> None:
+    days = (await client.get("/api/pipeline", params={"days": 7})).raise_for_status().json()
+    assert len(days) == 1  # one day, one tenant and campaign: everything ran today
+    today = days[0]
+    assert (today["tenant_id"], today["campaign_id"]) == ("acme", "q4")
+    async with read_models(populated) as db:
+        leads = await db.fetch("SELECT status, reasons FROM leads")
+    qualified = sum(1 for r in leads if r["status"] != "REJECTED")
+    rejected = [reason for r in leads if r["status"] == "REJECTED" for reason in r["reasons"]]
+    entered = today["entered"]
+    assert (entered["NEW"], entered["SCORED"], entered["REJECTED"]) == (LEADS, LEADS, LEADS - qualified)
+    assert entered["QUALIFIED"] == entered["ROUTED"] == today["first_contacts"] == qualified
+    assert today["rejected"] == {reason: rejected.count(reason) for reason in set(rejected)}
+    assert today["conversion_pct"] == {
+        "scored": 100.0, "qualified": round(qualified / LEADS * 100, 2), "routed": 100.0,
+        "contacted": 100.0}
+    assert (await client.get("/api/pipeline", params={"campaign": "other"})).json() == []
+    assert (await client.get("/api/pipeline", params={"days": 0})).status_code == 422

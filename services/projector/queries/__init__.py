@@ -12,6 +12,7 @@ from .leads import (
     status_counts,
 )
 from .metrics import DURATION_BUCKETS, DurationHistogram, MetricsSnapshot, metrics_snapshot
+from .pipeline import pipeline_report
 from .runs import (
     RunCursor,
     job_metrics,
@@ -27,6 +28,6 @@ __all__ = [
     "DURATION_BUCKETS", "FUNNEL", "FUNNEL_PATH", "DurationHistogram", "MetricsSnapshot", "RunCursor",
     "campaigns", "dashboard", "dead_letter_count", "dead_letters_page", "funnel_stages",
     "job_metrics", "latest_backlogs", "latest_runs_by_job", "lead_detail", "leads_page", "leads_per_day",
-    "metrics_snapshot", "one_job_metrics", "projector_status", "recent_runs", "runs_page",
+    "metrics_snapshot", "one_job_metrics", "pipeline_report", "projector_status", "recent_runs", "runs_page",
     "scheduler", "status_counts",
 ]
