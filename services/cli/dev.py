@@ -42,13 +42,17 @@ async def run_dev(config: Path | None, console: Console) -> None:
         # pipeline that has run; the clock then ticks the stages on the config's schedules.
         await pipeline_pass(stack, load_settings(config=config), console, "leadflow dev")
         console.print(Panel.fit(
-            f"[bold]dashboard[/]  http://127.0.0.1:{port}/   (token for the controls: {token})\n"
+            f"[bold]dashboard[/]  http://127.0.0.1:{port}/\n"
+            f"[bold]token[/]      {token}  (for the dashboard's controls)\n"
             f"[bold]logs[/]       {stack.log_dir}\n"
             f"[bold]config[/]     {config}\n\n"
-            "The demo leads went through every stage once (above); the clock now ticks each\n"
-            "stage on the demo config's schedule. To push a run now, from another terminal:\n"
-            f"  export KAFKA_BOOTSTRAP_SERVERS={stack.bootstrap} DATABASE_URL='{stack.database_url}'\n"
-            f"  leadflow tick score --wait --config {config}\n\n"
+            "The demo leads went through every stage once (above); the clock now\n"
+            "ticks each stage on the demo config's schedule. To run one now, from\n"
+            "another terminal:\n"
+            f"  export KAFKA_BOOTSTRAP_SERVERS={stack.bootstrap}\n"
+            f"  export DATABASE_URL='{stack.database_url}'\n"
+            f"  export LEADFLOW_CONFIG={config}\n"
+            "  leadflow tick score --wait\n\n"
             "Ctrl-C stops everything (the embedded broker and database keep nothing).",
             title="leadflow dev", border_style="green"))
         while not stop.is_set():
