@@ -8,8 +8,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import asyncpg
+from aiokafka import AIOKafkaConsumer
 
-from events import JobName, TickEmitted
+from events import JobName, TickEmitted, Topic
 from services.cli.services import build_job_service
 from services.clock.manual import manual_tick
 from services.projector.rows import RunRow
@@ -77,6 +78,21 @@ async def project(settings: Settings) -> int:
         return await projector.catch_up(idle_polls=3)
     finally:
         await projector.stop()
+
+
+async def read_topic(settings: Settings, topic: Topic) -> list[bytes]:
+    """Every message value on ``topic`` (this test's prefix), in partition order."""
+    consumer = AIOKafkaConsumer(topic.physical(settings.prefix),
+                                bootstrap_servers=settings.kafka_bootstrap_servers, group_id=None,
+                                auto_offset_reset="earliest", enable_auto_commit=False)
+    await consumer.start()
+    try:
+        values: list[bytes] = []
+        while batch := await consumer.getmany(timeout_ms=1500):
+            values += [r.value for records in batch.values() for r in records]
+        return values
+    finally:
+        await consumer.stop()
 
 
 @asynccontextmanager

@@ -6,29 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaConsumer
 
 from events import JobName, Topic, decode
 from services.runtime.drain import TopicDrainer
 from services.runtime.errors import InfrastructureError
 from services.runtime.settings import Settings
 from tests.factories import source_rows, write_csv
-from tests.harness import Ticker, project, read_models, running
+from tests.harness import Ticker, project, read_models, read_topic, running
 from tests.integration.test_pipeline import STAGES, pipeline_settings
-
-
-async def read_topic(settings: Settings, topic: Topic) -> list[bytes]:
-    consumer = AIOKafkaConsumer(topic.physical(settings.prefix),
-                                bootstrap_servers=settings.kafka_bootstrap_servers,
-                                group_id=None, auto_offset_reset="earliest", enable_auto_commit=False)
-    await consumer.start()
-    try:
-        values: list[bytes] = []
-        while batch := await consumer.getmany(timeout_ms=1500):
-            values += [r.value for records in batch.values() for r in records]
-        return values
-    finally:
-        await consumer.stop()
 
 
 @pytest.mark.parametrize("job", [JobName.SCORE, JobName.CONTACT])

@@ -28,7 +28,7 @@ from services.runtime.db import create_pool
 from services.runtime.settings import Settings
 from services.score.decide import score_lead
 from tests.factories import created_event, lead_factory, source_rows, write_csv
-from tests.harness import Ticker, project, read_models, running
+from tests.harness import Ticker, project, read_models, read_topic, running
 from tests.integration.test_pipeline import STAGES, drain_pipeline, pipeline_settings
 
 #: The new model: every listed country is worth much more, so many rejected leads now qualify.
@@ -277,18 +277,3 @@ async def test_offsets_for_times_find_the_first_message_at_or_after_a_time_on_ta
         assert await offsets_for_time(consumer, tps, late, highs) == highs
     finally:
         await consumer.stop()
-
-
-async def read_topic(settings: Settings, topic: Topic) -> list[bytes]:
-    consumer = AIOKafkaConsumer(topic.physical(settings.prefix),
-                                bootstrap_servers=settings.kafka_bootstrap_servers, group_id=None,
-                                auto_offset_reset="earliest", enable_auto_commit=False)
-    await consumer.start()
-    try:
-        values: list[bytes] = []
-        while batch := await consumer.getmany(timeout_ms=1500):
-            values += [r.value for records in batch.values() for r in records]
-        return values
-    finally:
-        await consumer.stop()
-
