@@ -71,10 +71,14 @@ def dev_process(tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
     proc = subprocess.Popen([*LEADFLOW, "dev"], env=clean_env(), cwd=tmp_path, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             stdin=subprocess.DEVNULL, start_new_session=True)
-    yield proc
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
 
 
 def test_dev_serves_the_demo_pipeline_on_the_dashboard_and_stops_cleanly_on_ctrl_c(
