@@ -24,20 +24,11 @@ TenantOption = Annotated[str, typer.Option(
 
 
 def _publish(config: Path | None, events: Sequence[ControlEvent], what: str) -> None:
-    from ..runtime.bus import Publisher, ensure_topics, make_broker
+    from ..runtime.bus import publish_once
 
     settings = settings_for(config)
-
-    async def go() -> None:
-        await ensure_topics(settings.kafka_bootstrap_servers, settings.pipeline.topics)
-        broker = make_broker(settings.kafka_bootstrap_servers, client_id="leadflow-cli")
-        await broker.start()
-        try:
-            await Publisher(broker, settings.prefix).publish(list(events))
-        finally:
-            await broker.stop()
-
-    run_async(go)
+    run_async(lambda: publish_once(settings.kafka_bootstrap_servers, settings.pipeline.topics,
+                                   events))
     console.print(f"{what}: {len(events)} control event(s) published; the contact service "
                   "applies them before its next send")
 

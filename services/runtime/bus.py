@@ -90,6 +90,19 @@ class Publisher:
         await self.publish([event])
 
 
+async def publish_once(bootstrap_servers: str, topics: TopicsConfig, events: Sequence[Envelope],
+                       *, client_id: str = "leadflow-cli") -> None:
+    """Publish ``events`` from a short-lived client (CLI commands, tests): topics ensured, acks
+    awaited, connection closed."""
+    await ensure_topics(bootstrap_servers, topics)
+    broker = make_broker(bootstrap_servers, client_id=client_id)
+    await broker.start()
+    try:
+        await Publisher(broker, topics.prefix).publish(list(events))
+    finally:
+        await broker.stop()
+
+
 async def ensure_topics(bootstrap_servers: str, topics: TopicsConfig,
                         which: Iterable[Topic] = tuple(Topic)) -> dict[str, int]:
     """Create missing topics with their configured partition counts; return name -> partitions."""

@@ -19,7 +19,7 @@ from services.clock import store
 from services.clock.service import Clock
 from services.clock.status import load_jobs_state, scheduler_status
 from services.runtime.budget import RunBudget
-from services.runtime.bus import Publisher, ensure_topics, make_broker
+from services.runtime.bus import ensure_topics, publish_once
 from services.runtime.config import ClockConfig, JobConfig, Overlap, ScopedSchedule, StageConfig
 from services.runtime.db import connect
 from services.runtime.runs import RunContext, RunResult
@@ -156,13 +156,7 @@ async def test_a_run_stops_at_its_timeout_and_commits_what_it_finished(settings:
                         jobs={JobName.SCORE: JobConfig(timeout_seconds=1.5, max_leads_per_run=5000,
                                                        retry_on_failure=False)})
     settings = settings.using(quick)
-    await ensure_topics(settings.kafka_bootstrap_servers, settings.pipeline.topics)
-    broker = make_broker(settings.kafka_bootstrap_servers, client_id="test-leads")
-    await broker.start()
-    try:
-        await Publisher(broker, settings.prefix).publish(leads)
-    finally:
-        await broker.stop()
+    await publish_once(settings.kafka_bootstrap_servers, settings.pipeline.topics, leads)
     async with running(settings, JobName.SCORE), Ticker(settings) as ticker:
         run = await ticker.run(JobName.SCORE)
     assert (run.status, run.reason) == ("failed", "timeout")

@@ -27,7 +27,7 @@ from events import (
 from services.contact.app import build
 from services.contact.senders import ProofSender, SendError
 from services.contact.templates import Message
-from services.runtime.bus import Publisher, ensure_topics, make_broker
+from services.runtime.bus import ensure_topics, publish_once
 from services.runtime.db import create_pool
 from services.runtime.service import JobService
 from services.runtime.settings import Settings
@@ -47,13 +47,8 @@ def routed(email: str | None = None, *, sequence: str = "standard", **overrides:
 
 async def publish(settings: Settings, events: Sequence[Envelope]) -> None:
     """Publish events to their topics and wait for the broker's acks."""
-    await ensure_topics(settings.kafka_bootstrap_servers, settings.pipeline.topics)
-    broker = make_broker(settings.kafka_bootstrap_servers, client_id="test-contact")
-    await broker.start()
-    try:
-        await Publisher(broker, settings.prefix).publish(list(events))
-    finally:
-        await broker.stop()
+    await publish_once(settings.kafka_bootstrap_servers, settings.pipeline.topics, events,
+                       client_id="test-contact")
 
 
 def control_envelope(tenant: str = "acme") -> dict[str, Any]:

@@ -33,7 +33,7 @@ from events import (
 from events.ids import job_event_id
 from services.projector.rebuild import MODEL_TABLES, SHADOW_SCHEMA, rebuild, table_rows
 from services.projector.service import Projector
-from services.runtime.bus import Publisher, ensure_topics, make_broker
+from services.runtime.bus import ensure_topics, publish_once
 from services.runtime.db import READ_SCHEMA
 from services.runtime.settings import Settings
 from tests.factories import created_event, lead_factory, source_rows, write_csv
@@ -70,13 +70,7 @@ def run_events(job: JobName, outcome: str, *, at: datetime, tenant: str = "acme"
 
 
 async def publish(settings: Settings, events: list) -> None:  # type: ignore[type-arg]
-    await ensure_topics(settings.kafka_bootstrap_servers, settings.pipeline.topics)
-    broker = make_broker(settings.kafka_bootstrap_servers)
-    await broker.start()
-    try:
-        await Publisher(broker, settings.prefix).publish(events)
-    finally:
-        await broker.stop()
+    await publish_once(settings.kafka_bootstrap_servers, settings.pipeline.topics, events)
 
 
 async def metrics(settings: Settings, tenant: str = ALL_TENANTS) -> dict:  # type: ignore[type-arg]

@@ -21,7 +21,7 @@ from services.cli.services import build_job_service
 from services.cli.stack import Stack
 from services.clock.manual import manual_tick
 from services.projector import queries
-from services.runtime.bus import Publisher, ensure_topics, make_broker
+from services.runtime.bus import publish_once
 from services.runtime.config import JobConfig, StageConfig, TopicsConfig
 from services.runtime.db import connect
 from services.runtime.instances import DuplicateInstance
@@ -41,14 +41,8 @@ def twelve_partitions(settings: Settings, *, cap: int, batch_size: int) -> Setti
 
 
 async def publish_leads(settings: Settings, n: int, tag: str) -> set[UUID]:
-    await ensure_topics(settings.kafka_bootstrap_servers, settings.pipeline.topics)
     events = [created_event(lead_factory(email=f"{tag}{i}@scale.io")) for i in range(n)]
-    broker = make_broker(settings.kafka_bootstrap_servers)
-    await broker.start()
-    try:
-        await Publisher(broker, settings.prefix).publish(events)
-    finally:
-        await broker.stop()
+    await publish_once(settings.kafka_bootstrap_servers, settings.pipeline.topics, events)
     return {e.lead.lead_id for e in events}
 
 
