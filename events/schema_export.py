@@ -22,8 +22,10 @@ def file_name(event_type: str) -> str:
 
 
 def asyncapi() -> dict:
-    """An AsyncAPI 3.0 document: each topic a channel, each event type a message on it."""
+    """An AsyncAPI 3.0 document: each topic a channel, each event type a message on it, with
+    its key and headers."""
     from .names import Topic
+    from .routing import TYPE_HEADER, key_description
 
     channels: dict[str, dict] = {}
     messages: dict[str, dict] = {}
@@ -35,7 +37,28 @@ def asyncapi() -> dict:
             "title": cls.__name__,
             "summary": (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else name,
             "contentType": "application/json",
+            "headers": {
+                "type": "object",
+                "required": [TYPE_HEADER],
+                "properties": {
+                    TYPE_HEADER: {
+                        "type": "string", "const": name,
+                        "description": "The event type (UTF-8), the same as the payload's 'type'."},
+                    "content-type": {
+                        "type": "string",
+                        "description": "Added by the publishing library (FastStream); may be empty."},
+                    "correlation_id": {
+                        "type": "string",
+                        "description": "Added by the publishing library (FastStream), one per "
+                                       "message; not the event's correlation_id, which is in the "
+                                       "payload."},
+                },
+            },
             "payload": {"$ref": f"events/{file_name(name)}"},
+            "bindings": {"kafka": {
+                "bindingVersion": "0.5.0",
+                "key": {"type": "string", "format": "binary", "description": key_description(cls)},
+            }},
         }
         channel = channels.setdefault(topic.value.replace(".", "_"), {
             "address": topic.value,

@@ -29,6 +29,7 @@ from ..runtime.bus import ensure_topics
 from ..runtime.config import Catchup, JobConfig, LeadflowConfig, TopicsConfig
 from ..runtime.db import apply_schema, connect, ensure_database, quote_ident
 from ..runtime.errors import InfrastructureError
+from ..runtime.partitions import topic_partitions
 from ..runtime.settings import Settings
 
 
@@ -87,11 +88,7 @@ async def bench_clock(settings: Settings, console: Console, *, ticks: int = 20) 
         await consumer.start()
         tps = [TopicPartition(Topic.CLOCK_TICKS.physical(prefix), 0),
                TopicPartition(baseline_topic, 0)]
-        for _ in range(50):  # the new topics' metadata
-            await consumer.topics()
-            if all(consumer.partitions_for_topic(tp.topic) for tp in tps):
-                break
-            await asyncio.sleep(0.1)
+        await topic_partitions(consumer, {tp.topic for tp in tps})  # the new topics' metadata
         consumer.assign(tps)
         await consumer.seek_to_end(*tps)
         for tp in tps:

@@ -28,6 +28,7 @@ from events import (
 from services.runtime.config import LeadflowConfig
 from services.runtime.errors import InfrastructureError
 
+from ..runtime.partitions import topic_partitions
 from . import store
 from .retries import retry_for, should_pause
 
@@ -64,12 +65,11 @@ class LogFollower:
                                           client_id="leadflow-clock")
         try:
             await self.consumer.start()
-            await self.consumer.topics()
+            found = await topic_partitions(self.consumer, self.topics)
         except KafkaError as exc:
             raise InfrastructureError(f"cannot reach the broker at {self.bootstrap_servers}: "
                                       f"{exc}") from exc
-        tps = [TopicPartition(t, p) for t in self.topics
-               for p in sorted(self.consumer.partitions_for_topic(t) or ())]
+        tps = [TopicPartition(t, p) for t in self.topics for p in found[t]]
         missing = [t for t in self.topics if not any(tp.topic == t for tp in tps)]
         if missing:
             raise InfrastructureError(f"topics {missing} do not exist; run `leadflow topics create`")

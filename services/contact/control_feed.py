@@ -20,6 +20,7 @@ from aiokafka.errors import KafkaError
 from events import ControlEvent, EventDecodeError, Topic, decode
 
 from ..runtime.errors import InfrastructureError
+from ..runtime.partitions import topic_partitions
 from . import controls
 
 log = logging.getLogger(__name__)
@@ -65,12 +66,9 @@ class ControlFeed:
 
     async def _partitions(self) -> list[int]:
         assert self._consumer is not None
-        for _ in range(50):
-            await self._consumer.topics()
-            found = self._consumer.partitions_for_topic(self.topic)
-            if found:
-                return sorted(found)
-            await asyncio.sleep(0.1)
+        found = (await topic_partitions(self._consumer, [self.topic]))[self.topic]
+        if found:
+            return found
         raise InfrastructureError(f"topic {self.topic} does not exist; run `leadflow topics create`")
 
     async def _seek_to_stored(self) -> None:

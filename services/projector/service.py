@@ -37,6 +37,7 @@ from ..runtime.bus import Publisher, make_broker
 from ..runtime.db import READ_SCHEMA, open_connection, quote_ident
 from ..runtime.dead_letters import dead_letter
 from ..runtime.errors import InfrastructureError
+from ..runtime.partitions import topic_partitions
 from ..runtime.runs import run_info
 from ..runtime.settings import Settings
 from . import store
@@ -136,9 +137,8 @@ class Projector:
         await self._assign()
 
     async def _assign(self) -> None:
-        await self.consumer.topics()
-        tps = [TopicPartition(name, p) for name in self.topic_names
-               for p in sorted(self.consumer.partitions_for_topic(name) or ())
+        found = await topic_partitions(self.consumer, self.topic_names)
+        tps = [TopicPartition(name, p) for name in self.topic_names for p in found[name]
                if self.share is None or self.share.owns(name, p)]
         if not tps:
             raise InfrastructureError(f"none of the topics {self.topic_names} exist; run "

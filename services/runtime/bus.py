@@ -6,26 +6,20 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 
-from events import (
-    ControlEvent,
-    DeadLettered,
-    Envelope,
-    JobEvent,
-    LeadEvent,
-    TickEmitted,
-    Topic,
-    encode,
-)
+from events import Envelope, Topic, encode
+from events.routing import headers, routing_key
 
 from .config import TopicsConfig
 from .errors import InfrastructureError
+from .partitions import topic_partitions
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +31,8 @@ def make_broker(bootstrap_servers: str, *, client_id: str = "leadflow") -> Kafka
     (FastStream's Kafka default acks first); no idempotent producer, which Tansu lacks.
     """
     return KafkaBroker(
-        bootstrap_servers,
+        # FastStream takes a string as one address; a cluster's list is comma-separated
+        [server.strip() for server in bootstrap_servers.split(",") if server.strip()],
         acks="all",
         enable_idempotence=False,
         ack_policy=AckPolicy.ACK,
@@ -46,21 +41,6 @@ def make_broker(bootstrap_servers: str, *, client_id: str = "leadflow") -> Kafka
         log_level=logging.DEBUG,
         allow_auto_create_topics=False,
     )
-
-
-def routing_key(event: Envelope) -> bytes:
-    """Partition key: a lead's events stay in order, a run's job events too."""
-    if isinstance(event, LeadEvent):
-        return event.lead.lead_id.bytes
-    if isinstance(event, TickEmitted):
-        return event.job.value.encode()
-    if isinstance(event, JobEvent):
-        return event.run_id.bytes
-    if isinstance(event, ControlEvent):
-        return event.key.encode()
-    if isinstance(event, DeadLettered):
-        return (event.lead_id.bytes if event.lead_id else (event.source_file or "").encode())
-    return event.event_id.bytes
 
 
 class Publisher:
@@ -79,7 +59,7 @@ class Publisher:
             topic = type(event).topic.physical(self._prefix)  # type: ignore[attr-defined]
             futures.append(await self._broker.publish(
                 encode(event), topic, key=routing_key(event),
-                headers={"type": event.type}, no_confirm=True,
+                headers=headers(event), no_confirm=True,
             ))
         try:
             await asyncio.gather(*futures)
@@ -116,29 +96,43 @@ async def ensure_topics(bootstrap_servers: str, topics: TopicsConfig,
     try:
         wanted = {t.physical(topics.prefix): topics.partitions_for(t) for t in which}
         existing = set(await admin.list_topics())
-        missing = [NewTopic(name, num_partitions=n, replication_factor=1)
+        configs = ({"min.insync.replicas": str(topics.min_insync_replicas)}
+                   if topics.min_insync_replicas else {})
+        missing = [NewTopic(name, num_partitions=n, replication_factor=topics.replication_factor,
+                            topic_configs=configs)
                    for name, n in wanted.items() if name not in existing]
         if missing:
             with contextlib.suppress(TopicAlreadyExistsError):  # another process was first
-                await admin.create_topics(missing)
+                refused = creation_errors(await admin.create_topics(missing))
+                if refused:
+                    raise InfrastructureError(
+                        f"the broker refused to create {'; '.join(refused)}; check "
+                        "[topics] replication_factor and min_insync_replicas against the cluster")
             log.info("created %d topics", len(missing), extra={"action": "topics_created"})
-        return await describe_topics(bootstrap_servers, list(wanted))
+        return await describe_topics(bootstrap_servers, list(wanted), wait=30.0)
     finally:
         await admin.close()
 
 
-async def describe_topics(bootstrap_servers: str, names: Sequence[str]) -> dict[str, int]:
-    """Partition count per topic (0 when the topic does not exist)."""
+def creation_errors(response: Any) -> list[str]:
+    """'topic: reason' for each topic a CreateTopics response refused (existing ones are fine)."""
+    refused = []
+    for entry in response.topic_errors:
+        name, code, message = entry[0], entry[1], (entry[2] if len(entry) > 2 else None)
+        if code in (0, TopicAlreadyExistsError.errno):
+            continue
+        refused.append(f"{name}: {message or for_code(code).__name__}")
+    return refused
+
+
+async def describe_topics(bootstrap_servers: str, names: Sequence[str],
+                          wait: float = 5.0) -> dict[str, int]:
+    """Partition count per topic (0 when the topic does not exist), waiting up to ``wait``
+    seconds for topics just created to show up in the metadata."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, client_id="leadflow-describe")
     await consumer.start()
     try:
-        result: dict[str, int] = {}
-        for _ in range(50):
-            await consumer.topics()  # refreshes metadata
-            result = {name: len(consumer.partitions_for_topic(name) or ()) for name in names}
-            if all(result.values()):
-                break
-            await asyncio.sleep(0.1)
-        return result
+        found = await topic_partitions(consumer, names, wait)
+        return {name: len(partitions) for name, partitions in found.items()}
     finally:
         await consumer.stop()

@@ -386,6 +386,18 @@ class StageConfig(Section):
 class TopicsConfig(Section):
     prefix: str = ""
     partitions: int = Field(default=12, ge=1, le=1000)
+    # Copies of each partition, and how many must have a write before acks=all answers. The
+    # defaults suit one broker; a cluster that survives losing a broker wants 3 and 2.
+    replication_factor: int = Field(default=1, ge=1, le=32)
+    min_insync_replicas: int | None = Field(default=None, ge=1, le=32)
+
+    @model_validator(mode="after")
+    def _isr_fits(self) -> TopicsConfig:
+        if self.min_insync_replicas and self.min_insync_replicas > self.replication_factor:
+            raise ValueError(f"min_insync_replicas ({self.min_insync_replicas}) exceeds "
+                             f"replication_factor ({self.replication_factor}): no write could "
+                             "ever be acknowledged; lower it or add replicas")
+        return self
     overrides: dict[Topic, int] = Field(default_factory=lambda: {
         Topic.CLOCK_TICKS: 1, Topic.CONTROL: 1, Topic.JOBS_EVENTS: 1,
     })

@@ -12,6 +12,7 @@ from events import JobEvent, Topic, decode
 from ..projector.fold import derive_run, evolve_part, new_run
 from ..projector.rows import PartRow, RunRow
 from .errors import InfrastructureError
+from .partitions import topic_partitions
 
 
 class RunFollower:
@@ -26,9 +27,8 @@ class RunFollower:
 
     async def start(self) -> None:
         await self.consumer.start()
-        await self.consumer.topics()
         tps = [TopicPartition(self.topic, p)
-               for p in sorted(self.consumer.partitions_for_topic(self.topic) or ())]
+               for p in (await topic_partitions(self.consumer, [self.topic]))[self.topic]]
         if not tps:
             raise InfrastructureError(f"topic {self.topic} does not exist; run `leadflow topics create`")
         self.consumer.assign(tps)

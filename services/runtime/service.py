@@ -27,6 +27,7 @@ from .bus import Publisher, make_broker
 from .db import create_pool
 from .dead_letters import dead_letter
 from .drain import StageLogic, TopicDrainer
+from .partitions import topic_partitions
 from .runs import Executor, RunController
 from .settings import Settings
 
@@ -50,14 +51,8 @@ async def start_tick_group_at_end(bootstrap: str, group: str, topic: str) -> Non
                                 enable_auto_commit=False, client_id=f"{group}-init")
     await consumer.start()
     try:
-        partitions = consumer.partitions_for_topic(topic)
-        for _ in range(50):
-            if partitions:
-                break
-            await consumer.topics()
-            partitions = consumer.partitions_for_topic(topic)
-            await asyncio.sleep(0.1)
-        tps = [TopicPartition(topic, p) for p in sorted(partitions or ())]
+        partitions = (await topic_partitions(consumer, [topic]))[topic]
+        tps = [TopicPartition(topic, p) for p in partitions]
         consumer.assign(tps)
         fresh = [tp for tp in tps if await consumer.committed(tp) is None]
         if fresh:
