@@ -6,6 +6,7 @@ import asyncio
 import getpass
 import socket
 from collections.abc import Awaitable, Callable
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, TypeVar
 
@@ -22,6 +23,19 @@ T = TypeVar("T")
 
 ConfigOption = Annotated[Path | None, typer.Option(
     "--config", "-c", envvar="LEADFLOW_CONFIG", help="Config file (TOML).", show_envvar=True)]
+
+
+class LocalBroker(StrEnum):
+    """The broker `dev` and `demo` start when KAFKA_BOOTSTRAP_SERVERS is unset."""
+
+    TANSU = "tansu"
+    KAFKA = "kafka"
+
+
+BrokerOption = Annotated[LocalBroker, typer.Option(
+    "--broker", case_sensitive=False,
+    help="tansu: pure pip, memory only. kafka: Apache Kafka from the Maven cache (needs Java "
+         "and Maven), what production runs. Ignored when KAFKA_BOOTSTRAP_SERVERS is set.")]
 
 
 def run_async(factory: Callable[[], Awaitable[T]]) -> T:

@@ -82,10 +82,12 @@ async def pipeline_pass(stack: Stack, settings: Settings, console: Console,
         await pool.close()
 
 
-async def run_demo(config: Path | None, console: Console, *, keep_logs: bool = False) -> None:
+async def run_demo(config: Path | None, console: Console, *, keep_logs: bool = False,
+                   broker: str = "tansu") -> None:
     config = config or demo_config()
     workdir = Path(tempfile.mkdtemp(prefix="leadflow-demo-"))
-    stack = Stack(config=config, services=(*STAGES, "projector"), workdir=workdir)
+    stack = Stack(config=config, services=(*STAGES, "projector"), workdir=workdir,
+                  broker_kind=broker)
     try:
         with console.status("starting Postgres, the broker and the services..."):
             await stack.start_servers(say=console.print)

@@ -22,14 +22,14 @@ from .stack import STAGES, Stack
 SERVICES = (*STAGES, "projector", "clock", "dashboard")
 
 
-async def run_dev(config: Path | None, console: Console) -> None:
+async def run_dev(config: Path | None, console: Console, *, broker: str = "tansu") -> None:
     config = config or demo_config()
     workdir = Path(tempfile.mkdtemp(prefix="leadflow-dev-"))
     port = int(os.environ.get("LEADFLOW_DASHBOARD_PORT") or free_port())
     token = os.environ.get("LEADFLOW_DASHBOARD_TOKEN") or secrets.token_urlsafe(16)
     stack = Stack(config=config, services=SERVICES, workdir=workdir, extra_env={
         "LEADFLOW_DASHBOARD_PORT": str(port), "LEADFLOW_DASHBOARD_TOKEN": token,
-        "LEADFLOW_DASHBOARD_HOST": "127.0.0.1"})
+        "LEADFLOW_DASHBOARD_HOST": "127.0.0.1"}, broker_kind=broker)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -53,7 +53,7 @@ async def run_dev(config: Path | None, console: Console) -> None:
             f"  export DATABASE_URL='{stack.database_url}'\n"
             f"  export LEADFLOW_CONFIG={config}\n"
             "  leadflow tick score --wait\n\n"
-            "Ctrl-C stops everything (the embedded broker and database keep nothing).",
+            "Ctrl-C stops everything (the local broker and database keep nothing).",
             title="leadflow dev", border_style="green"))
         while not stop.is_set():
             stack.check_alive()

@@ -13,7 +13,16 @@ from events import JobName
 from ..runtime.logging import setup_logging
 from .bench_commands import bench_app
 from .clock_commands import register as register_clock_commands
-from .common import ConfigOption, console, err, run_async, settings_for, who
+from .common import (
+    BrokerOption,
+    ConfigOption,
+    LocalBroker,
+    console,
+    err,
+    run_async,
+    settings_for,
+    who,
+)
 from .contact_commands import contact_app
 from .projector_commands import projector_app
 from .replay_commands import register as register_replay_commands
@@ -89,21 +98,21 @@ def import_file(path: Annotated[Path, typer.Argument(exists=True, dir_okay=False
 
 
 @app.command()
-def dev(config: ConfigOption = None) -> None:
+def dev(config: ConfigOption = None, broker: BrokerOption = LocalBroker.TANSU) -> None:
     """Run everything locally: Postgres, a broker, every service, the dashboard, demo data."""
     from .dev import run_dev
 
-    run_async(lambda: run_dev(config, console))
+    run_async(lambda: run_dev(config, console, broker=broker.value))
 
 
 @app.command()
 def demo(config: ConfigOption = None,
          keep_logs: Annotated[bool, typer.Option(help="Keep service logs in .leadflow/")] = False,
-         ) -> None:
+         broker: BrokerOption = LocalBroker.TANSU) -> None:
     """Start everything, tick each stage once in pipeline order, print the result, stop."""
     from .demo import run_demo
 
-    run_async(lambda: run_demo(config, console, keep_logs=keep_logs))
+    run_async(lambda: run_demo(config, console, keep_logs=keep_logs, broker=broker.value))
 
 
 @topics_app.command("create")

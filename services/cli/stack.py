@@ -15,6 +15,7 @@ from pathlib import Path
 
 from events import PIPELINE
 
+from ..runtime.apache_kafka import KAFKA_VERSION, ApacheKafka
 from ..runtime.bus import ensure_topics
 from ..runtime.db import apply_schema, connect, ensure_database
 from ..runtime.embedded import EmbeddedPostgres, TansuBroker, die_with_parent
@@ -34,9 +35,10 @@ class Stack:
     database_url: str | None = None
     bootstrap: str | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
+    broker_kind: str = "tansu"
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     _pg: EmbeddedPostgres | None = None
-    _broker: TansuBroker | None = None
+    _broker: TansuBroker | ApacheKafka | None = None
 
     @property
     def log_dir(self) -> Path:
@@ -53,7 +55,8 @@ class Stack:
         return env
 
     async def start_servers(self, say: callable = print) -> None:  # type: ignore[valid-type]
-        """Embedded Postgres and Tansu unless DATABASE_URL / KAFKA_BOOTSTRAP_SERVERS are set."""
+        """Embedded Postgres and a local broker (Tansu, or Apache Kafka with ``broker_kind``
+        'kafka') unless DATABASE_URL / KAFKA_BOOTSTRAP_SERVERS are set."""
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(exist_ok=True)
         self.database_url = self.database_url or os.environ.get("DATABASE_URL") or None
@@ -66,7 +69,12 @@ class Stack:
             say("postgres  embedded (fresh data directory; deleted on exit)")
         else:
             say("postgres  DATABASE_URL")
-        if self.bootstrap is None:
+        if self.bootstrap is None and self.broker_kind == "kafka":
+            kafka = ApacheKafka(1, log_dir=self.log_dir, parent=self.workdir)
+            self._broker = kafka
+            self.bootstrap = await asyncio.to_thread(kafka.start, say=say)
+            say(f"broker    Apache Kafka {KAFKA_VERSION} at {self.bootstrap} (deleted on exit)")
+        elif self.bootstrap is None:
             self._broker = TansuBroker(log_file=self.log_dir / "tansu.log")
             self.bootstrap = await asyncio.to_thread(self._broker.start)
             say(f"broker    embedded Tansu at {self.bootstrap} (memory only)")
