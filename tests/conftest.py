@@ -1,8 +1,11 @@
 """Shared fixtures.
 
-Integration tests talk to a real Tansu broker (launched once per session on a free port) and
-a real Postgres (DATABASE_URL, default the local server). Each test gets its own database,
-cloned from a template the session migrates once, and its own topic prefix.
+Integration tests talk to a real broker and a real Postgres, both started once per session on
+free ports. The broker is Tansu, Apache Kafka, or each in turn (LEADFLOW_TEST_BROKER=tansu|kafka|
+both): tests that take the ``broker`` fixture run once per broker chosen. Postgres is
+DATABASE_URL when set, otherwise an embedded server. Each test gets its own database, cloned from
+a template the session migrates once, and its own topic prefix (whose topics are deleted after
+the test on Apache Kafka, which keeps them on disk).
 """
 
 from __future__ import annotations
@@ -10,17 +13,30 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient
 
+from services.runtime.apache_kafka import ApacheKafka
 from services.runtime.config import LeadflowConfig, StageConfig, TopicsConfig
 from services.runtime.db import apply_schema, connect, quote_ident
-from services.runtime.embedded import TansuBroker
+from services.runtime.embedded import EmbeddedPostgres, TansuBroker
 from services.runtime.settings import Settings
+from tests.harness import kafka_or_skip
 
-ADMIN_DSN = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 ARTIFACTS = Path(__file__).parent.parent / "test-artifacts"
+
+#: The suite's own server: enough connections for every service pool of the biggest test, and
+#: no fsync (its data is thrown away at the end).
+TEST_POSTGRES_SETTINGS = {
+    "max_connections": "400",
+    "shared_buffers": "256MB",
+    "fsync": "off",
+    "synchronous_commit": "off",
+    "full_page_writes": "off",
+}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -32,52 +48,104 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
                 item.add_marker(getattr(pytest.mark, tier))
 
 
-def dsn_for(database: str) -> str:
-    """``ADMIN_DSN`` pointed at another database on the same server."""
-    base, _, query = ADMIN_DSN.partition("?")
+def dsn_for(admin_dsn: str, database: str) -> str:
+    """``admin_dsn`` pointed at another database on the same server."""
+    base, _, query = admin_dsn.partition("?")
     head, _, _ = base.rpartition("/")
     return f"{head}/{database}" + (f"?{query}" if query else "")
 
 
-@pytest.fixture(scope="session")
-def broker() -> Iterator[str]:
-    """Bootstrap address of a Tansu broker that lives for the whole session."""
-    log = ARTIFACTS / "tansu.log"
+BROKER_CHOICES = {"tansu": ("tansu",), "kafka": ("kafka",), "both": ("tansu", "kafka")}
+
+
+def brokers_under_test() -> tuple[str, ...]:
+    """The brokers LEADFLOW_TEST_BROKER names (default: both)."""
+    choice = os.environ.get("LEADFLOW_TEST_BROKER", "both").strip().lower()
+    if choice not in BROKER_CHOICES:
+        raise pytest.UsageError(f"LEADFLOW_TEST_BROKER={choice!r}: use one of {sorted(BROKER_CHOICES)}")
+    return BROKER_CHOICES[choice]
+
+
+@dataclass(frozen=True)
+class BrokerServer:
+    kind: str
+    bootstrap: str
+
+
+@pytest.fixture(scope="session", params=brokers_under_test())
+def broker_server(request: pytest.FixtureRequest) -> Iterator[BrokerServer]:
+    """A broker that lives for the session: Tansu (memory) or a one-node Apache Kafka."""
     ARTIFACTS.mkdir(exist_ok=True)
-    tansu = TansuBroker(log_file=log)
-    bootstrap = tansu.start()
-    yield bootstrap
-    tansu.stop()
+    if request.param == "tansu":
+        tansu = TansuBroker(log_file=ARTIFACTS / "tansu.log")
+        yield BrokerServer("tansu", tansu.start())
+        tansu.stop()
+        return
+    kafka_or_skip()
+    kafka = ApacheKafka(1, log_dir=ARTIFACTS)
+    yield BrokerServer("kafka", kafka.start())
+    kafka.stop()
 
 
 @pytest.fixture(scope="session")
-async def template_db() -> AsyncIterator[str]:
+def broker(broker_server: BrokerServer) -> str:
+    """Bootstrap address of the session's broker."""
+    return broker_server.bootstrap
+
+
+@pytest.fixture(scope="session")
+def broker_kind(broker_server: BrokerServer) -> str:
+    """'tansu' or 'kafka'."""
+    return broker_server.kind
+
+
+@pytest.fixture(scope="session")
+def admin_dsn() -> Iterator[str]:
+    """DSN of a Postgres the suite may create databases on: DATABASE_URL when set, otherwise an
+    embedded server that lives for the session."""
+    if url := os.environ.get("DATABASE_URL"):
+        yield url
+        return
+    ARTIFACTS.mkdir(exist_ok=True)
+    server = EmbeddedPostgres(server_settings=TEST_POSTGRES_SETTINGS)
+    server.start()
+    try:
+        yield server.uri("postgres")
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+async def template_db(admin_dsn: str) -> AsyncIterator[str]:
     """A migrated database that every test's database is cloned from."""
     name = f"leadflow_tpl_{os.getpid()}"
-    async with connect(ADMIN_DSN) as conn:
+    async with connect(admin_dsn) as conn:
         await conn.execute(f"DROP DATABASE IF EXISTS {quote_ident(name)}")
         await conn.execute(f"CREATE DATABASE {quote_ident(name)}")
-    await apply_schema(dsn_for(name))
+    await apply_schema(dsn_for(admin_dsn, name))
     yield name
-    async with connect(ADMIN_DSN) as conn:
+    async with connect(admin_dsn) as conn:
         await conn.execute(f"DROP DATABASE IF EXISTS {quote_ident(name)} WITH (FORCE)")
 
 
 @pytest.fixture
-async def database(template_db: str) -> AsyncIterator[str]:
+async def database(admin_dsn: str, template_db: str) -> AsyncIterator[str]:
     """DSN of a fresh database for one test (dropped afterwards)."""
     name = f"leadflow_t_{uuid.uuid4().hex[:12]}"
-    async with connect(ADMIN_DSN) as conn:
+    async with connect(admin_dsn) as conn:
         await conn.execute(f"CREATE DATABASE {quote_ident(name)} TEMPLATE {quote_ident(template_db)}")
-    yield dsn_for(name)
-    async with connect(ADMIN_DSN) as conn:
+    yield dsn_for(admin_dsn, name)
+    async with connect(admin_dsn) as conn:
         await conn.execute(f"DROP DATABASE IF EXISTS {quote_ident(name)} WITH (FORCE)")
 
 
 @pytest.fixture
-def prefix() -> str:
+async def prefix(broker_server: BrokerServer) -> AsyncIterator[str]:
     """A topic prefix no other test uses."""
-    return f"t{uuid.uuid4().hex[:10]}."
+    name = f"t{uuid.uuid4().hex[:10]}."
+    yield name
+    if broker_server.kind == "kafka":
+        await delete_topics(broker_server.bootstrap, name)
 
 
 def make_config(prefix: str, **sections: object) -> LeadflowConfig:
@@ -95,3 +163,15 @@ def settings(broker: str, database: str, prefix: str) -> Settings:
     """Settings for one test: its own database, its own topics, the session broker."""
     return Settings(database_url=database, kafka_bootstrap_servers=broker,
                     instance_id="test").using(make_config(prefix))
+
+
+async def delete_topics(bootstrap: str, prefix: str) -> None:
+    """Delete every topic named with ``prefix`` (a test's topics, once it is over)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="test-cleanup")
+    await admin.start()
+    try:
+        names = [t for t in await admin.list_topics() if t.startswith(prefix)]
+        if names:
+            await admin.delete_topics(names)
+    finally:
+        await admin.close()

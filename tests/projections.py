@@ -13,6 +13,7 @@ from events.codec import EventDecodeError
 from services.projector.fold import Changes, Loaded, Positioned, fold
 from services.projector.rows import MetricsRow, PartRow, RunRow
 from services.projector.store import DEAD_LETTER_COLUMNS, LEAD_COLUMNS, dead_letter_row, lead_row
+from services.runtime.partitions import topic_partitions
 from services.runtime.settings import Settings
 
 
@@ -22,9 +23,8 @@ async def read_log(settings: Settings) -> list[Positioned]:
                                 enable_auto_commit=False, auto_offset_reset="earliest")
     await consumer.start()
     try:
-        await consumer.topics()
-        tps = [TopicPartition(t.physical(settings.prefix), p) for t in Topic
-               for p in sorted(consumer.partitions_for_topic(t.physical(settings.prefix)) or ())]
+        found = await topic_partitions(consumer, [t.physical(settings.prefix) for t in Topic])
+        tps = [TopicPartition(name, p) for name, partitions in found.items() for p in partitions]
         consumer.assign(tps)
         out: list[Positioned] = []
         while batch := await consumer.getmany(timeout_ms=1500, max_records=10_000):

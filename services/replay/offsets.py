@@ -44,7 +44,7 @@ async def high_watermarks(consumer: AIOKafkaConsumer, tps: Sequence[TopicPartiti
     """Each partition's high watermark, read from a fetch (the consumer is reassigned)."""
     if not tps:
         return {}
-    consumer.assign(list(tps))
+    assign(consumer, tps)
     await consumer.seek_to_beginning(*tps)
     give_up = time.monotonic() + timeout
     while any(consumer.highwater(tp) is None for tp in tps):
@@ -63,7 +63,7 @@ async def offsets_for_time(consumer: AIOKafkaConsumer, tps: Sequence[TopicPartit
     ``consumer`` has no group; it is reassigned partition by partition while searching.
     """
     target = int(when.timestamp() * 1000)
-    consumer.assign(list(tps))
+    assign(consumer, tps)
     answers = await consumer.offsets_for_times({tp: target for tp in tps})
     starts = await consumer.beginning_offsets(list(tps))
     result: dict[TopicPartition, int] = {}
@@ -75,7 +75,7 @@ async def offsets_for_time(consumer: AIOKafkaConsumer, tps: Sequence[TopicPartit
             result[tp] = min(answer.offset, highs[tp])
         else:
             result[tp] = await search_offset(consumer, tp, starts.get(tp, 0), highs[tp], target)
-    consumer.assign(list(tps))
+    assign(consumer, tps)
     return result
 
 
@@ -83,7 +83,7 @@ async def search_offset(consumer: AIOKafkaConsumer, tp: TopicPartition, lo: int,
                         target: int) -> int:
     """The first offset of ``tp`` in [lo, hi) stamped at or after ``target`` (ms), by binary
     search (the consumer has no group and is reassigned to ``tp``)."""
-    consumer.assign([tp])
+    assign(consumer, [tp])
 
     async def timestamp_at(offset: int) -> int | None:
         consumer.seek(tp, offset)
@@ -99,3 +99,11 @@ async def search_offset(consumer: AIOKafkaConsumer, tp: TopicPartition, lo: int,
                                   "arrived; is the broker up?")
 
     return await first_at_or_after(lo, hi, target, timestamp_at)
+
+
+def assign(consumer: AIOKafkaConsumer, tps: Sequence[TopicPartition]) -> None:
+    """Assign ``tps`` unless they are already the assignment: on Apache Kafka, assigning the
+    same partitions again while fetched records are buffered left the next seek_to_beginning
+    waiting forever (aiokafka 0.14)."""
+    if consumer.assignment() != set(tps):
+        consumer.assign(list(tps))

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.harness import kafka_or_skip
+
 DEMO_LEADS = 120  # valid, distinct leads in services/demo/leads.csv (3 bad rows, 1 duplicate)
 LEADFLOW = [sys.executable, "-m", "services.cli.main"]
 
@@ -52,9 +54,13 @@ def descendants(pid: int) -> set[int]:
     return found
 
 
-def test_demo_moves_every_demo_lead_through_the_pipeline_and_exits_0(tmp_path: Path) -> None:
-    done = subprocess.run([*LEADFLOW, "demo"], env=clean_env(), cwd=tmp_path, capture_output=True,
-                          text=True, timeout=300, stdin=subprocess.DEVNULL)
+@pytest.mark.parametrize("broker", ["tansu", "kafka"])
+def test_demo_moves_every_demo_lead_through_the_pipeline_and_exits_0(tmp_path: Path,
+                                                                     broker: str) -> None:
+    if broker == "kafka":
+        kafka_or_skip("leadflow demo --broker kafka")
+    done = subprocess.run([*LEADFLOW, "demo", "--broker", broker], env=clean_env(), cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
     assert done.returncode == 0, done.stdout + done.stderr
     counts = statuses(done.stdout)
     assert sum(counts.values()) == DEMO_LEADS
@@ -64,6 +70,7 @@ def test_demo_moves_every_demo_lead_through_the_pipeline_and_exits_0(tmp_path: P
     for job in ("harvest", "score", "qualify", "route", "contact"):
         assert re.search(rf"^{job}\s+completed", done.stdout, re.MULTILINE), job
     assert "3 dead letter(s)" in done.stdout
+    assert ("Apache Kafka" if broker == "kafka" else "Tansu") in done.stdout
 
 
 @pytest.fixture

@@ -26,6 +26,7 @@ from services.clock.ticks import scheduled_tick
 from services.runtime.bus import ensure_topics
 from services.runtime.config import Catchup, ClockConfig, JobConfig
 from services.runtime.db import connect
+from services.runtime.partitions import topic_partitions
 from services.runtime.settings import Settings
 from tests.conftest import make_config
 
@@ -50,7 +51,7 @@ async def log_ticks(settings: Settings, job: JobName | None = None) -> list[Tick
                                 enable_auto_commit=False)
     await consumer.start()
     try:
-        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        tps = [TopicPartition(topic, p) for p in (await topic_partitions(consumer, [topic]))[topic]]
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         ends = await consumer.end_offsets(tps)

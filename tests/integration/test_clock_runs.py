@@ -22,6 +22,7 @@ from services.runtime.budget import RunBudget
 from services.runtime.bus import ensure_topics, publish_once
 from services.runtime.config import ClockConfig, JobConfig, Overlap, ScopedSchedule, StageConfig
 from services.runtime.db import connect
+from services.runtime.partitions import topic_partitions
 from services.runtime.runs import RunContext, RunResult
 from services.runtime.service import JobService
 from services.runtime.settings import Settings
@@ -179,7 +180,7 @@ async def committed(settings: Settings, group: str, topic: Topic) -> int:
                                 enable_auto_commit=False)
     await consumer.start()
     try:
-        tps = [TopicPartition(name, p) for p in consumer.partitions_for_topic(name) or ()]
+        tps = [TopicPartition(name, p) for p in (await topic_partitions(consumer, [name]))[name]]
         return sum([(await consumer.committed(tp)) or 0 for tp in tps])
     finally:
         await consumer.stop()

@@ -20,6 +20,7 @@ from events import (
 )
 from services.runtime.bus import ensure_topics
 from services.runtime.config import DashboardConfig
+from services.runtime.partitions import topic_partitions
 from services.runtime.settings import Settings
 from tests.integration.test_dashboard_api import client_for
 
@@ -46,7 +47,7 @@ async def published(settings: Settings, topic: Topic, event_id: str) -> Envelope
     await consumer.start()
     try:
         name = topic.physical(settings.prefix)
-        tps = [TopicPartition(name, p) for p in sorted(consumer.partitions_for_topic(name) or ())]
+        tps = [TopicPartition(name, p) for p in (await topic_partitions(consumer, [name]))[name]]
         consumer.assign(tps)
         ends = await consumer.end_offsets(tps)
         found: dict[str, Envelope] = {}

@@ -20,11 +20,12 @@ from services.replay import store
 from services.replay.current import lead_from_row
 from services.replay.engine import Replayer
 from services.replay.errors import ReplayError
-from services.replay.offsets import high_watermarks, offsets_for_time, search_offset
+from services.replay.offsets import assign, high_watermarks, offsets_for_time, search_offset
 from services.replay.spec import ReplaySpec
 from services.runtime.bus import Publisher, ensure_topics, make_broker
 from services.runtime.config import ScoreConfig
 from services.runtime.db import create_pool
+from services.runtime.partitions import topic_partitions
 from services.runtime.settings import Settings
 from services.score.decide import score_lead
 from tests.factories import created_event, lead_factory, source_rows, write_csv
@@ -256,11 +257,10 @@ async def test_offsets_for_times_find_the_first_message_at_or_after_a_time_on_ta
                                 enable_auto_commit=False)
     await consumer.start()
     try:
-        await consumer.topics()
-        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic))]
+        tps = [TopicPartition(topic, p) for p in (await topic_partitions(consumer, [topic]))[topic]]
         highs = await high_watermarks(consumer, tps)
         # What the answer must be: the first record of the second batch in each partition.
-        consumer.assign(tps)
+        assign(consumer, tps)
         await consumer.seek_to_beginning(*tps)
         expected = dict(highs)
         while batch := await consumer.getmany(timeout_ms=1000):
