@@ -30,7 +30,7 @@ from typing import IO
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
-from .embedded import die_with_parent, free_port, wait_for_port
+from .embedded import die_with_parent, free_port, stop_process, wait_for_port
 from .errors import InfrastructureError
 
 #: The Apache Kafka release leadflow is tested on (tests, --broker kafka, compose.yaml).
@@ -199,17 +199,13 @@ class ApacheKafka:
 
     def stop(self) -> None:
         """Stop every node and delete their storage."""
-        for node in self.nodes:
+        for node in self.nodes:  # all at once, so no node waits out the others' shutdown
             if node.alive():
                 assert node.proc is not None
                 node.proc.terminate()
         for node in self.nodes:
             if node.proc is not None:
-                try:
-                    node.proc.wait(15)
-                except subprocess.TimeoutExpired:
-                    node.proc.kill()
-                    node.proc.wait()
+                stop_process(node.proc, 15)
             if node._log is not None:
                 node._log.close()
                 node._log = None

@@ -43,6 +43,17 @@ def wait_for_port(port: int, timeout: float, proc: subprocess.Popen[Any] | None 
     raise InfrastructureError(f"nothing listens on 127.0.0.1:{port} after {timeout:.0f}s")
 
 
+def stop_process(proc: subprocess.Popen[Any], timeout: float) -> None:
+    """SIGTERM ``proc`` (if it still runs), wait up to ``timeout`` seconds, then SIGKILL it."""
+    if proc.poll() is None:
+        proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 class TansuBroker:
     """A Tansu broker on a free port. It keeps data in memory: a restart loses every topic."""
 
@@ -75,13 +86,8 @@ class TansuBroker:
         return self.bootstrap
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc is not None:
+            stop_process(self.proc, 10)
         if self._log is not None:
             self._log.close()
 

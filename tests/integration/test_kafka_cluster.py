@@ -167,8 +167,9 @@ async def drain(ticker: Ticker, monkey: Chaos) -> dict[JobName, int]:
                     break
         if job is JobName.ROUTE:
             # the last kills land while contact sends (a crashed chaos task fails the test here)
-            await asyncio.wait([asyncio.ensure_future(monkey.enough.wait()), monkey.task],
-                               return_when=asyncio.FIRST_COMPLETED)
+            enough = asyncio.ensure_future(monkey.enough.wait())
+            await asyncio.wait([enough, monkey.task], return_when=asyncio.FIRST_COMPLETED)
+            enough.cancel()
             if monkey.task.done():
                 monkey.task.result()
     return processed
