@@ -21,6 +21,8 @@ CREATE TABLE IF NOT EXISTS contact_leads (
     enrolled_at     timestamptz NOT NULL DEFAULT now(),
     updated_at      timestamptz NOT NULL DEFAULT now()
 );
+-- The leads.routed partition a lead came from: its owner runs the lead's follow-ups.
+ALTER TABLE contact_leads ADD COLUMN IF NOT EXISTS source_partition integer;
 CREATE INDEX IF NOT EXISTS contact_leads_due ON contact_leads (next_action_at, lead_id)
     WHERE state = 'active';
 CREATE INDEX IF NOT EXISTS contact_leads_campaign ON contact_leads (campaign_id, state);

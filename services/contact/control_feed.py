@@ -2,8 +2,8 @@
 
 It reads every partition (no consumer group) from the offsets stored with the state, so each
 event is applied exactly once however many instances run. ``sync`` waits until everything
-published so far is applied: the send path calls it right before each send, so a suppression
-published mid-run binds every later send of that run.
+published so far is applied: the send path calls it once per control window, then checks each
+send against the tables it read plus the events applied since (``since``), held in memory.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Sequence
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -44,6 +45,27 @@ class ControlFeed:
         self._ends: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
         self._progress = asyncio.Event()
+        # Events applied lately, for sends already past their window's table read; the oldest
+        # go once there are more than RECENT (a window is short: it never needs them).
+        self._recent: list[ControlEvent] = []
+        self._dropped = 0
+
+    RECENT = 10_000
+
+    def mark(self) -> int:
+        """A position in the stream of applied events, for ``since``."""
+        return self._dropped + len(self._recent)
+
+    def since(self, mark: int) -> Sequence[ControlEvent]:
+        """Events applied after ``mark`` (all still held, if some were dropped since)."""
+        return self._recent[max(0, mark - self._dropped):]
+
+    def _remember(self, batch: Sequence[controls.Positioned]) -> None:
+        self._recent.extend(item.event for item in batch if item.event is not None)
+        if len(self._recent) > 2 * self.RECENT:
+            drop = len(self._recent) - self.RECENT
+            del self._recent[:drop]
+            self._dropped += drop
 
     async def start(self) -> None:
         self._consumer = AIOKafkaConsumer(
@@ -98,6 +120,7 @@ class ControlFeed:
                          for part in records.values() for r in part]
                 if batch:
                     stored = await controls.apply(self.pool, batch)
+                    self._remember(batch)
                     self.applied.update(stored)
                     self._progress.set()
             except asyncio.CancelledError:

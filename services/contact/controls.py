@@ -27,7 +27,7 @@ from events import (
 )
 
 from . import progress
-from .policy import ControlState, domain_and_parents, domain_of, normal_email
+from .policy import ControlSnapshot, domain_and_parents, domain_of, normal_email
 
 Db = asyncpg.Pool | asyncpg.Connection
 
@@ -149,30 +149,37 @@ def _suppression_values(email: str | None, domain: str | None) -> list[tuple[str
     return values
 
 
-async def state_for(db: Db, lead: Lead) -> ControlState:
-    """Everything that bears on sending to ``lead`` now, in one query."""
-    tenants = [lead.tenant_id, ALL_TENANTS]
+async def snapshot(db: Db, leads: Sequence[Lead]) -> ControlSnapshot:
+    """Every control row that bears on sending to ``leads``, in one query."""
+    emails = sorted({normal_email(lead.email) for lead in leads})
+    domains = sorted({d for lead in leads for d in domain_and_parents(domain_of(lead.email))})
     row = await db.fetchrow(
         """
         SELECT
-          EXISTS (SELECT 1 FROM contact_kill_switches
-                  WHERE tenant_id = ANY($1::text[]) AND engaged) AS kill_switch,
-          EXISTS (SELECT 1 FROM contact_pauses
-                  WHERE tenant_id = ANY($1::text[]) AND campaign_id = $2 AND paused) AS paused,
-          (SELECT min(kind) FROM contact_suppressions
-           WHERE tenant_id = ANY($1::text[])
-             AND ((kind = 'email' AND value = $3) OR (kind = 'domain' AND value = ANY($4::text[])))
-          ) AS suppressed,
-          EXISTS (SELECT 1 FROM contact_unsubscribes
-                  WHERE tenant_id = ANY($1::text[]) AND email = $3) AS unsubscribed,
-          EXISTS (SELECT 1 FROM contact_replies WHERE lead_id = $5) AS replied
-        """,
-        tenants, lead.campaign_id, normal_email(lead.email),
-        domain_and_parents(domain_of(lead.email)), lead.lead_id)
+          ARRAY(SELECT tenant_id FROM contact_kill_switches WHERE engaged) AS kill_switches,
+          ARRAY(SELECT ARRAY[tenant_id, campaign_id] FROM contact_pauses WHERE paused) AS pauses,
+          ARRAY(SELECT ARRAY[tenant_id, kind, value] FROM contact_suppressions
+                WHERE (kind = 'email' AND value = ANY($1::text[]))
+                   OR (kind = 'domain' AND value = ANY($2::text[]))) AS suppressions,
+          ARRAY(SELECT ARRAY[tenant_id, email] FROM contact_unsubscribes
+                WHERE email = ANY($1::text[])) AS unsubscribes,
+          ARRAY(SELECT lead_id FROM contact_replies WHERE lead_id = ANY($3::uuid[])) AS replies
+        """, emails, domains, [lead.lead_id for lead in leads])
     assert row is not None
-    return ControlState(kill_switch=row["kill_switch"], paused=row["paused"],
-                        suppressed=row["suppressed"], unsubscribed=row["unsubscribed"],
-                        replied=row["replied"])
+    return ControlSnapshot(
+        kill_switches=frozenset(row["kill_switches"]),
+        pauses=frozenset((t, c) for t, c in _pairs(row["pauses"], 2)),
+        suppressions=frozenset((t, k, v) for t, k, v in _pairs(row["suppressions"], 3)),
+        unsubscribes=frozenset((t, e) for t, e in _pairs(row["unsubscribes"], 2)),
+        replies=frozenset(row["replies"]))
+
+
+def _pairs(flat: Sequence[Any], width: int) -> list[tuple[Any, ...]]:
+    # ARRAY(SELECT ARRAY[...]) comes back as one flat list, not a list of rows
+    items = list(flat)
+    if items and isinstance(items[0], list | tuple):
+        return [tuple(i) for i in items]
+    return [tuple(items[i:i + width]) for i in range(0, len(items), width)]
 
 
 async def tick_block(db: Db, tenant_id: str, campaign_id: str | None) -> str | None:

@@ -4,7 +4,6 @@ leads.routed), then the follow-ups and retries that are due, all within one run 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
 
 import asyncpg
 
@@ -17,19 +16,17 @@ from ..runtime.runs import RunContext, RunResult
 from ..runtime.service import JobService
 from . import controls
 from .control_feed import ControlFeed
-from .followups import FollowUps, used
-from .outbox import Attempt, Outbox
+from .followups import FollowUps, Tally
+from .outbox import Outbox
 from .senders import Sender
 from .stage import ContactLogic
 
 
-def run_counts(drained: RunCounts, attempts: Sequence[Attempt]) -> RunCounts:
+def run_counts(drained: RunCounts, followups: Tally) -> RunCounts:
     """The run's counts: routed leads consumed, plus follow-ups that used the budget."""
-    failed = sum(1 for a in attempts if a.kind == "failed")
-    extra = used(attempts)
-    return RunCounts(leads_processed=drained.leads_processed + extra,
-                     leads_succeeded=drained.leads_succeeded + extra - failed,
-                     leads_failed=drained.leads_failed + failed)
+    return RunCounts(leads_processed=drained.leads_processed + followups.used,
+                     leads_succeeded=drained.leads_succeeded + followups.used - followups.failed,
+                     leads_failed=drained.leads_failed + followups.failed)
 
 
 class ContactExecutor:
@@ -69,7 +66,8 @@ class ContactExecutor:
             ContactLogic(self._outbox, self.pool), topics=STAGE_INPUTS[JobName.CONTACT],
             bootstrap_servers=s.settings.kafka_bootstrap_servers, prefix=s.prefix,
             publisher=s.publisher, stage=s.config.stage, instance_id=s.instance_id)
-        self._followups = FollowUps(self._outbox, self.pool, s.publisher, s.config.stage.batch_size)
+        self._followups = FollowUps(self._outbox, self.pool, s.publisher, s.config.stage.batch_size,
+                                    owned=self._drainer.assigned_partitions)
         # Join leads.routed's group in the background: after a crash both of the service's
         # groups wait out the dead member's session, and overlapping them halves a restart.
         self._drainer_started = asyncio.create_task(self._drainer.start(),
@@ -90,6 +88,10 @@ class ContactExecutor:
             await self._drainer.stop()
         if self._feed is not None:
             await self._feed.stop()
+
+    def assigned_partitions(self) -> tuple[int, ...]:
+        """The leads.routed partitions this instance owns (shown by `leadflow status`)."""
+        return self._drainer.assigned_partitions() if self._drainer is not None else ()
 
     async def skip_reason(self, tick: TickEmitted) -> str | None:
         """A run is skipped while the kill switch is engaged or its campaign is paused."""
@@ -113,7 +115,7 @@ class ContactExecutor:
         drained = await self._drainer.execute(ctx, budget, deadline)
         if drained.timed_out:
             return drained
-        attempts, timed_out = await self._followups.run(ctx, budget, deadline)
-        return RunResult(counts=run_counts(drained.counts, attempts),
+        followups, timed_out = await self._followups.run(ctx, budget, deadline)
+        return RunResult(counts=run_counts(drained.counts, followups),
                          partitions=drained.partitions, partitions_total=drained.partitions_total,
                          backlog=drained.backlog, timed_out=timed_out)

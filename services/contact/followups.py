@@ -4,7 +4,8 @@ gets its next step (or its retry), within what is left of the run's budget."""
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from uuid import UUID
 
 import asyncpg
@@ -22,55 +23,66 @@ from .outbox import Attempt, Outbox
 NOT_COUNTED = frozenset({"held", "busy", "done"})
 
 
+@dataclass(slots=True)
+class Tally:
+    """What a follow-up pass did, counted as it goes (attempts are not kept)."""
+
+    used: int = 0  # budget units: sent, stopped, failed or retry scheduled
+    failed: int = 0
+
+    def add(self, attempts: Sequence[Attempt]) -> None:
+        self.used += used(attempts)
+        self.failed += sum(1 for a in attempts if a.kind == "failed")
+
+
 class FollowUps:
     """Finds due leads in contact_leads and sends each its next step through the Outbox."""
 
     def __init__(self, outbox: Outbox, pool: asyncpg.Pool, publisher: Publisher,
-                 batch_size: int) -> None:
+                 batch_size: int, owned: Callable[[], Sequence[int]] | None = None) -> None:
         self.outbox = outbox
         self.pool = pool
         self.publisher = publisher
         self.batch_size = batch_size
+        # The leads.routed partitions this instance owns: their leads' follow-ups are its own,
+        # so two instances never take the same lead (None: every lead, one instance).
+        self.owned = owned
 
-    async def run(self, ctx: RunContext, budget: RunBudget, deadline: float) -> tuple[list[Attempt], bool]:
-        """(attempts made, timed out)."""
+    async def run(self, ctx: RunContext, budget: RunBudget, deadline: float) -> tuple[Tally, bool]:
+        """(what the pass did, timed out)."""
         try:
             return await self._run(ctx, budget, deadline)
         except (OSError, asyncpg.PostgresError) as exc:
             raise InfrastructureError(f"contact state unavailable: {exc}") from exc
 
-    async def _run(self, ctx: RunContext, budget: RunBudget,
-                   deadline: float) -> tuple[list[Attempt], bool]:
+    async def _run(self, ctx: RunContext, budget: RunBudget, deadline: float) -> tuple[Tally, bool]:
         tick = ctx.tick
         tenant = None if tick.tenant_id == ALL_TENANTS else tick.tenant_id
         # Paused campaigns wait without being looked at (each send re-checks anyway).
         paused = await controls.paused_campaigns(self.pool, tick.tenant_id)
-        attempts: list[Attempt] = []
+        partitions = list(self.owned()) if self.owned is not None else None
+        tally = Tally()
         visited: set[UUID] = set()
         while time.monotonic() < deadline:
             granted = await budget.claim(self.batch_size)
             if granted == 0:
-                return attempts, False
+                return tally, False
             due = [p for p in await progress.due(
                 self.pool, at=ctx.at, run_id=ctx.run_id, tenant_id=tenant,
-                campaign_id=tick.campaign_id, skip_campaigns=paused, limit=granted)
+                campaign_id=tick.campaign_id, skip_campaigns=paused, limit=granted,
+                partitions=partitions)
                 if p.lead_id not in visited]
             if not due:
                 await budget.release(granted)
-                return attempts, False
-            batch: list[Attempt] = []
-            for p in due:
-                if time.monotonic() >= deadline:
-                    break
-                visited.add(p.lead_id)
-                attempt = await self.outbox.attempt(p, ctx.run_id, ctx.at)
-                if attempt.kind == "done":
-                    await progress.touch(self.pool, p.lead_id, ctx.run_id)
-                batch.append(attempt)
+                return tally, False
+            visited.update(p.lead_id for p in due)
+            batch = await self.outbox.attempt_many(due, ctx.run_id, ctx.at)
+            await progress.touch(self.pool, [a.lead_id for a in batch if a.kind == "done"],
+                                 ctx.run_id)
             await self._report(batch, ctx)
-            attempts.extend(batch)
+            tally.add(batch)
             await budget.release(granted - used(batch))
-        return attempts, True
+        return tally, True
 
     async def _report(self, batch: Sequence[Attempt], ctx: RunContext) -> None:
         events = [a.event for a in batch if a.event is not None]

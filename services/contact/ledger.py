@@ -73,13 +73,27 @@ async def claim(db: Db, c: Claim) -> tuple[bool, Entry]:
     A new key or a 'pending' one (nothing in flight, nothing sent) can be claimed; any other
     status means the send happened, failed for good, or is in flight elsewhere.
     """
-    row = await db.fetchrow(
+    return (await claim_many(db, [c]))[c.key]
+
+
+async def claim_many(db: Db, claims: Sequence[Claim]) -> dict[str, tuple[bool, Entry]]:
+    """``claim`` for many distinct keys of one run in one statement: key -> (claimed now, its
+    row)."""
+    if not claims:
+        return {}
+    first = claims[0]
+    assert all((c.run_id, c.decided_at, c.claim_token) == (first.run_id, first.decided_at,
+                                                           first.claim_token) for c in claims)
+    rows = await db.fetch(
         """
         INSERT INTO contact_ledger AS l (idempotency_key, tenant_id, campaign_id, lead_id, step,
                                          sequence_id, status, sender, email, subject, message_id,
                                          run_id, cause_event_id, decided_at, claimed_by,
                                          claim_token, attempts)
-        VALUES ($1, $2, $3, $4, $5, $6, 'claimed', $7, $8, $9, $10, $11, $12, $13, $14, $15, 1)
+        SELECT k, t, c, lid, st, sq, 'claimed', snd, e, sub, mid, $11, ce, $12, $13, $14, 1
+        FROM unnest($1::text[], $2::text[], $3::text[], $4::uuid[], $5::int[], $6::text[],
+                    $7::text[], $8::text[], $9::text[], $10::text[], $15::uuid[])
+             AS u(k, t, c, lid, st, sq, snd, e, sub, mid, ce)
         ON CONFLICT (idempotency_key) DO UPDATE
         SET status = 'claimed', attempts = l.attempts + 1, sender = EXCLUDED.sender,
             subject = EXCLUDED.subject, run_id = EXCLUDED.run_id,
@@ -90,19 +104,47 @@ async def claim(db: Db, c: Claim) -> tuple[bool, Entry]:
         RETURNING idempotency_key, lead_id, step, status, sender, subject, message_id, run_id,
                   decided_at, claimed_by, claim_token, attempts, error, event_published_at
         """,
-        c.key, c.tenant_id, c.campaign_id, c.lead_id, c.step, c.sequence_id, c.sender, c.email,
-        c.subject, c.message_id, c.run_id, c.cause_event_id, c.decided_at, c.claimed_by,
-        c.claim_token)
-    if row is not None:
-        return True, Entry.from_row(row)
-    existing = await db.fetchrow(
+        [c.key for c in claims], [c.tenant_id for c in claims], [c.campaign_id for c in claims],
+        [c.lead_id for c in claims], [c.step for c in claims], [c.sequence_id for c in claims],
+        [c.sender for c in claims], [c.email for c in claims], [c.subject for c in claims],
+        [c.message_id for c in claims], first.run_id, first.decided_at, first.claimed_by,
+        first.claim_token, [c.cause_event_id for c in claims])
+    out = {r["idempotency_key"]: (True, Entry.from_row(r)) for r in rows}
+    others = [c.key for c in claims if c.key not in out]
+    if others:
+        for r in await db.fetch(
+                """
+                SELECT idempotency_key, lead_id, step, status, sender, subject, message_id, run_id,
+                       decided_at, claimed_by, claim_token, attempts, error, event_published_at
+                FROM contact_ledger WHERE idempotency_key = ANY($1::text[])
+                """, others):
+            out[r["idempotency_key"]] = (False, Entry.from_row(r))
+    return out
+
+
+async def mark_sent_many(db: Db, token: UUID, sent: Sequence[tuple[str, str | None]]) -> set[str]:
+    """``mark_sent`` for (key, provider id) pairs; returns the keys recorded under our claim."""
+    if not sent:
+        return set()
+    rows = await db.fetch(
         """
-        SELECT idempotency_key, lead_id, step, status, sender, subject, message_id, run_id,
-                  decided_at, claimed_by, claim_token, attempts, error, event_published_at
-        FROM contact_ledger WHERE idempotency_key = $1
-        """, c.key)
-    assert existing is not None, "a conflicting key must exist"
-    return False, Entry.from_row(existing)
+        UPDATE contact_ledger AS l
+        SET status = 'sent', sent_at = now(), provider_id = u.p, error = NULL
+        FROM unnest($1::text[], $2::text[]) AS u(k, p)
+        WHERE l.idempotency_key = u.k AND l.status = 'claimed' AND l.claim_token = $3
+        RETURNING l.idempotency_key
+        """, [k for k, _ in sent], [p for _, p in sent], token)
+    return {r["idempotency_key"] for r in rows}
+
+
+async def release_many(db: Db, keys: Sequence[str], token: UUID) -> None:
+    """``release`` without an error (held back before sending) for many keys."""
+    if keys:
+        await db.execute(
+            """
+            UPDATE contact_ledger SET status = 'pending', attempts = GREATEST(attempts - 1, 0)
+            WHERE idempotency_key = ANY($1::text[]) AND status = 'claimed' AND claim_token = $2
+            """, list(keys), token)
 
 
 async def release(db: Db, key: str, token: UUID, *, error: str | None = None) -> None:
@@ -115,17 +157,6 @@ async def release(db: Db, key: str, token: UUID, *, error: str | None = None) ->
             attempts = CASE WHEN $3::text IS NULL THEN GREATEST(attempts - 1, 0) ELSE attempts END
         WHERE idempotency_key = $1 AND status = 'claimed' AND claim_token = $2
         """, key, token, error)
-
-
-async def mark_sent(db: Db, key: str, token: UUID, provider_id: str | None) -> bool:
-    """Record the send under our claim; False if the claim was taken from us meanwhile."""
-    done = await db.fetchval(
-        """
-        UPDATE contact_ledger SET status = 'sent', sent_at = now(), provider_id = $3, error = NULL
-        WHERE idempotency_key = $1 AND status = 'claimed' AND claim_token = $2
-        RETURNING true
-        """, key, token, provider_id)
-    return bool(done)
 
 
 async def mark_failed(db: Db, key: str, token: UUID, error: str) -> None:

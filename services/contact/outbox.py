@@ -1,8 +1,12 @@
-"""The one send path: claim -> re-check controls and limits -> send -> record.
+"""The one send path: controls -> limits -> claim -> re-check -> send -> record, in windows.
 
-Both step 1 (a newly routed lead) and follow-ups go through ``Outbox.attempt``. The ledger
-claim comes first, so two runs can never send the same step; the checks come right before the
-send, so a pause, kill switch or suppression published a moment ago still binds.
+Both step 1 (a newly routed lead) and follow-ups go through ``Outbox.attempt_many``. Sends go a
+control window at a time (``contact.control_window_sends``, at most ``control_window`` long):
+the control topic is read to its end and the control tables read once per window; quota units
+are reserved and ledger keys claimed for the window in one statement each; the sends then go
+with bounded concurrency, each checked in memory right before it leaves against the tables
+read plus every control event applied since. A send happens only under a ledger claim, so two
+runs can never send the same step.
 
 Interrupted sends (a 'claimed' row whose process is gone) are settled by ``reconcile``: if the
 sender can tell whether the message left, its answer decides; otherwise (SMTP) the step is
@@ -12,24 +16,27 @@ a missing follow-up.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 from uuid import UUID, uuid4
 
 import asyncpg
 
-from events import LeadContacted, LeadEvent, transition
+from events import Lead, LeadContacted, LeadEvent, transition
 
 from ..runtime.config import ContactConfig, SequenceConfig
 from ..runtime.logging import redact
 from . import controls, ledger, progress, usage
 from .control_feed import ControlFeed
 from .policy import (
+    Block,
     Breaker,
+    ControlSnapshot,
     Limit,
     backoff,
     blocked,
@@ -39,6 +46,7 @@ from .policy import (
     next_step,
     outreach_after,
     retry_decision,
+    tightened,
 )
 from .progress import Progress
 from .senders import Sender, SendError
@@ -47,6 +55,11 @@ from .templates import Message, compose, message_id
 log = logging.getLogger(__name__)
 
 Kind = Literal["sent", "held", "stopped", "retry", "failed", "busy", "done"]
+
+
+@dataclass(frozen=True, slots=True)
+class _Sent:
+    provider_id: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,8 +81,67 @@ def contacted_event(cause: LeadEvent, sequence_id: str, sequence: SequenceConfig
                       step=step, idempotency_key=key, sender=sender, subject=subject)
 
 
+@dataclass(frozen=True, slots=True)
+class _Ready:
+    """A claimable send, prepared: the step's key, message and the limits it must fit in."""
+
+    p: Progress
+    sequence: SequenceConfig
+    claim: ledger.Claim
+    message: Message
+    limits: list[Limit]
+
+    @property
+    def lead(self) -> Lead:
+        return self.p.last_event.lead
+
+
+class _Window:
+    """One control window's view of the controls: the tables read after a feed sync, then the
+    events the feed applied since, both in memory. Re-read once ``max_age`` has passed."""
+
+    def __init__(self, outbox: Outbox, leads: Sequence[Lead]) -> None:
+        self.outbox = outbox
+        self.leads = leads
+        self.snapshot = ControlSnapshot()
+        self.mark = 0
+        self.read_at = 0.0
+        self._lock = asyncio.Lock()
+
+    async def read(self) -> None:
+        feed = self.outbox.feed
+        if feed is not None:
+            await feed.sync(self.outbox.config.control_sync_timeout.total_seconds())
+            self.mark = feed.mark()
+        self.snapshot = await controls.snapshot(self.outbox.pool, self.leads)
+        self.read_at = time.monotonic()
+
+    async def block(self, lead: Lead) -> Block | None:
+        """The latest known reason not to send to ``lead`` now, checked in memory."""
+        if time.monotonic() - self.read_at > self.outbox.config.control_window.total_seconds():
+            async with self._lock:  # one re-read for every send that found the window old
+                if time.monotonic() - self.read_at > self.outbox.config.control_window.total_seconds():
+                    await self.read()
+        state = self.snapshot.state_for(lead)
+        feed = self.outbox.feed
+        if feed is not None:
+            state = tightened(state, lead, feed.since(self.mark))
+        return blocked(lead, state)
+
+
+@dataclass(slots=True)
+class _Flush:
+    """Writes a window's sends leave behind, done in bulk when the window ends."""
+
+    release: list[str] = field(default_factory=list)
+    holds: list[progress.Hold] = field(default_factory=list)
+    stops: list[tuple[UUID, str]] = field(default_factory=list)
+    give_back: list[Sequence[Limit]] = field(default_factory=list)
+
+
 class Outbox:
-    """Sends one step to one lead at a time, safely; owns the sender's circuit breaker."""
+    """Sends the next step to leads, a control window at a time, safely; owns the sender's
+    circuit breaker."""
 
     def __init__(self, config: ContactConfig, pool: asyncpg.Pool, sender: Sender,
                  feed: ControlFeed | None, instance_id: str,
@@ -83,13 +155,37 @@ class Outbox:
         self.breaker = Breaker()
         self.clock = clock  # monotonic seconds; the breaker's probe timing uses it
 
-    # --- one attempt ---------------------------------------------------------------------
+    # --- attempts ------------------------------------------------------------------------
 
     async def attempt(self, p: Progress, run_id: UUID, at: datetime) -> Attempt:
         """Try to send the lead's next step now (or record why not)."""
-        return await self._attempt(p, run_id, at, settle_own=True)
+        return (await self.attempt_many([p], run_id, at))[0]
 
-    async def _attempt(self, p: Progress, run_id: UUID, at: datetime, *, settle_own: bool) -> Attempt:
+    async def attempt_many(self, ps: Sequence[Progress], run_id: UUID, at: datetime, *,
+                           settle_own: bool = True) -> list[Attempt]:
+        """Try to send each lead's next step now (or record why not): one Attempt per lead, in
+        order (a lead listed twice is attempted once; its repeat is 'done')."""
+        first: dict[UUID, int] = {}
+        results: dict[UUID, Attempt] = {}
+        ready: list[_Ready] = []
+        for i, p in enumerate(ps):
+            if p.lead_id in first:
+                continue
+            first[p.lead_id] = i
+            prepared = await self._prepare(p, run_id, at)
+            if isinstance(prepared, Attempt):
+                results[p.lead_id] = prepared
+            else:
+                ready.append(prepared)
+        size = self.config.control_window_sends
+        for start in range(0, len(ready), size):
+            for attempt in await self._window(ready[start:start + size], run_id, at, settle_own):
+                results[attempt.lead_id] = attempt
+        return [results[p.lead_id] if first[p.lead_id] == i else Attempt(p.lead_id, "done")
+                for i, p in enumerate(ps)]
+
+    async def _prepare(self, p: Progress, run_id: UUID, at: datetime) -> _Ready | Attempt:
+        """The send to make for ``p`` (pure but for the rare failures it records at once)."""
         cause = p.last_event
         lead = cause.lead
         route = lead.route
@@ -111,18 +207,118 @@ class Outbox:
             template_error = None
         except ValueError as exc:
             message, template_error = Message(lead.email, "", ""), str(exc)
-        claimed, entry = await ledger.claim(self.pool, ledger.Claim(
+        claim = ledger.Claim(
             key=key, tenant_id=lead.tenant_id, campaign_id=lead.campaign_id, lead_id=lead.lead_id,
             step=step, sequence_id=route.sequence_id, sender=self.sender.name, email=lead.email,
             subject=message.subject, message_id=message.message_id or "", run_id=run_id,
             cause_event_id=cause.event_id, decided_at=at, claimed_by=self.instance_id,
-            claim_token=self.token))
+            claim_token=self.token)
+        if template_error is None:
+            return _Ready(p, sequence, claim, message, limits_for(lead, self.config, at))
+        claimed, entry = await ledger.claim(self.pool, claim)
         if not claimed:
-            return await self._existing(entry, p, run_id, at, sequence, settle_own=settle_own)
-        if template_error is not None:
-            await self._give_up(key, lead.lead_id, step, template_error)
-            return Attempt(lead.lead_id, "failed", reason=template_error)
-        return await self._guarded_send(p, entry, message, sequence, run_id, at)
+            return await self._existing(entry, p, run_id, at, sequence, settle_own=True)
+        await self._give_up(key, lead.lead_id, step, template_error)
+        return Attempt(lead.lead_id, "failed", reason=template_error)
+
+    async def _window(self, ready: Sequence[_Ready], run_id: UUID, at: datetime,
+                      settle_own: bool) -> list[Attempt]:
+        """One control window: read the controls, reserve the limits and claim the keys of the
+        sends that may go, send them (each re-checked in memory first), record it all in bulk."""
+        window = _Window(self, [r.lead for r in ready])
+        await window.read()
+        attempts: list[Attempt] = []
+        flush = _Flush()
+        go: list[_Ready] = []
+        for r in ready:
+            block = blocked(r.lead, window.snapshot.state_for(r.lead))
+            if block is None:
+                go.append(r)
+            else:
+                attempts.append(self._blocked(r, block, flush, reserved=False))
+        fulls = await usage.reserve_many(self.pool, [r.limits for r in go])
+        admitted: list[_Ready] = []
+        for r, full in zip(go, fulls, strict=True):
+            if full is None:
+                admitted.append(r)
+            else:
+                flush.holds.append(progress.Hold(r.p.lead_id, full.reason, full.end))
+                attempts.append(Attempt(r.p.lead_id, "held", reason=full.reason))
+        claimed = await ledger.claim_many(self.pool, [r.claim for r in admitted])
+        mine: list[tuple[_Ready, ledger.Entry]] = []
+        for r in admitted:
+            ok, entry = claimed[r.claim.key]
+            if ok:
+                mine.append((r, entry))
+            else:
+                flush.give_back.append(r.limits)
+                attempts.append(await self._existing(entry, r.p, run_id, at, r.sequence,
+                                                     settle_own=settle_own))
+        gate = asyncio.Semaphore(self.config.send_concurrency)
+        outcomes = await asyncio.gather(*(self._send(r, window, gate) for r, _ in mine))
+        sent: list[tuple[_Ready, ledger.Entry, str | None]] = []
+        for (r, entry), outcome in zip(mine, outcomes, strict=True):
+            if isinstance(outcome, Block):
+                attempts.append(self._blocked(r, outcome, flush, reserved=True))
+            elif isinstance(outcome, SendError):
+                attempts.append(await self._failed_send(outcome, entry, r.p.lead_id, r.limits,
+                                                        run_id, at))
+            else:
+                sent.append((r, entry, outcome.provider_id))
+        recorded = await ledger.mark_sent_many(self.pool, self.token,
+                                               [(r.claim.key, provider) for r, _, provider in sent])
+        for r, entry, _ in sent:
+            if entry.key not in recorded:
+                # Our claim was settled by another instance meanwhile (it looked abandoned).
+                log.warning("claim %s was settled elsewhere during its send", entry.key,
+                            extra={"action": "claim_lost"})
+                attempts.append(Attempt(r.p.lead_id, "busy", reason="claim settled elsewhere"))
+                continue
+            event = contacted_event(r.p.last_event, entry_sequence_id(r.p), r.sequence,
+                                    key=entry.key, step=entry.step, sender=self.sender.name,
+                                    subject=r.message.subject, at=at, run_id=run_id)
+            attempts.append(Attempt(r.p.lead_id, "sent", event=event))
+        await self._flush(flush, run_id)
+        return attempts
+
+    async def _send(self, r: _Ready, window: _Window,
+                    gate: asyncio.Semaphore) -> Block | SendError | _Sent:
+        """One send, checked against the latest known controls and the breaker right before."""
+        async with gate:
+            block = await window.block(r.lead)
+            if block is not None:
+                return block
+            admitted, self.breaker = breaker_admits(self.breaker, self.clock(),
+                                                    self.config.breaker.probe_after)
+            if not admitted:
+                return Block("hold", "circuit_open")
+            try:
+                provider_id = await self.sender.send(r.message, idempotency_key=r.claim.key)
+            except SendError as exc:
+                self.breaker = breaker_after(self.breaker, False, self.clock(),
+                                             self.config.breaker.failures)
+                return exc
+            self.breaker = breaker_after(self.breaker, True, self.clock(),
+                                         self.config.breaker.failures)
+            return _Sent(provider_id)
+
+    def _blocked(self, r: _Ready, block: Block, flush: _Flush, *, reserved: bool) -> Attempt:
+        lead_id = r.p.lead_id
+        if reserved:
+            flush.give_back.append(r.limits)
+            flush.release.append(r.claim.key)
+        if block.kind == "stop":
+            flush.stops.append((lead_id, block.reason))
+            return Attempt(lead_id, "stopped", reason=block.reason)
+        flush.holds.append(progress.Hold(lead_id, block.reason))
+        return Attempt(lead_id, "held", reason=block.reason)
+
+    async def _flush(self, flush: _Flush, run_id: UUID) -> None:
+        await ledger.release_many(self.pool, flush.release, self.token)
+        await usage.give_back_many(self.pool, flush.give_back)
+        await progress.hold(self.pool, flush.holds, run_id)
+        for lead_id, reason in flush.stops:
+            await progress.stop(self.pool, lead_id, reason)
 
     async def _existing(self, entry: ledger.Entry, p: Progress, run_id: UUID, at: datetime,
                         sequence: SequenceConfig, *, settle_own: bool) -> Attempt:
@@ -137,55 +333,9 @@ class Outbox:
         if entry.claim_token == self.token and settle_own:
             # Our own attempt, interrupted (e.g. the database went away after the send).
             await self._settle(entry)
-            return await self._attempt(p, run_id, at, settle_own=False)
-        await progress.touch(self.pool, lead_id, run_id)
+            return (await self.attempt_many([p], run_id, at, settle_own=False))[0]
+        await progress.touch(self.pool, [lead_id], run_id)
         return Attempt(lead_id, "busy", reason="claimed by another instance")
-
-    async def _guarded_send(self, p: Progress, entry: ledger.Entry, message: Message,
-                            sequence: SequenceConfig, run_id: UUID, at: datetime) -> Attempt:
-        lead = p.last_event.lead
-        key, step = entry.key, entry.step
-        if self.feed is not None:
-            await self.feed.sync(self.config.control_sync_timeout.total_seconds())
-        block = blocked(lead, await controls.state_for(self.pool, lead))
-        if block is not None:
-            await ledger.release(self.pool, key, self.token)
-            if block.kind == "stop":
-                await progress.stop(self.pool, lead.lead_id, block.reason)
-                return Attempt(lead.lead_id, "stopped", reason=block.reason)
-            return await self._hold(key, lead.lead_id, block.reason, run_id, None, release=False)
-        limits = limits_for(lead, self.config, at)
-        full = await usage.reserve(self.pool, limits)
-        if full is not None:
-            return await self._hold(key, lead.lead_id, full.reason, run_id, full.end)
-        admitted, self.breaker = breaker_admits(self.breaker, self.clock(),
-                                                self.config.breaker.probe_after)
-        if not admitted:
-            await usage.give_back(self.pool, limits)
-            return await self._hold(key, lead.lead_id, "circuit_open", run_id, None)
-        try:
-            provider_id = await self.sender.send(message, idempotency_key=key)
-        except SendError as exc:
-            self.breaker = breaker_after(self.breaker, False, self.clock(),
-                                         self.config.breaker.failures)
-            return await self._failed_send(exc, entry, lead.lead_id, limits, run_id, at)
-        self.breaker = breaker_after(self.breaker, True, self.clock(), self.config.breaker.failures)
-        if not await ledger.mark_sent(self.pool, key, self.token, provider_id):
-            # Our claim was settled by another instance meanwhile (it looked abandoned).
-            log.warning("claim %s was settled elsewhere during its send", key,
-                        extra={"action": "claim_lost"})
-            return Attempt(lead.lead_id, "busy", reason="claim settled elsewhere")
-        event = contacted_event(p.last_event, entry_sequence_id(p), sequence, key=key, step=step,
-                                sender=self.sender.name, subject=message.subject, at=at,
-                                run_id=run_id)
-        return Attempt(lead.lead_id, "sent", event=event)
-
-    async def _hold(self, key: str, lead_id: UUID, reason: str, run_id: UUID,
-                    until: datetime | None, *, release: bool = True) -> Attempt:
-        if release:
-            await ledger.release(self.pool, key, self.token)
-        await progress.hold(self.pool, lead_id, reason, run_id, until)
-        return Attempt(lead_id, "held", reason=reason)
 
     async def _failed_send(self, exc: SendError, entry: ledger.Entry, lead_id: UUID,
                            limits: Sequence[Limit], run_id: UUID, at: datetime) -> Attempt:
@@ -226,13 +376,14 @@ class Outbox:
         """The events are in the log: mark them published and move each lead on, atomically."""
         if not events:
             return
+        moves = []
+        for event in events:
+            outreach = event.lead.outreach
+            assert outreach is not None
+            moves.append(progress.Advance(event, event.step, outreach.next_action_at))
         async with self.pool.acquire() as conn, conn.transaction():
             await ledger.mark_published(conn, [e.idempotency_key for e in events])
-            for event in events:
-                outreach = event.lead.outreach
-                assert outreach is not None
-                await progress.advance(conn, event, event.step, outreach.next_action_at,
-                                       completed=outreach.next_action_at is None, run_id=run_id)
+            await progress.advance(conn, moves, run_id)
 
     # --- after a crash -------------------------------------------------------------------
 

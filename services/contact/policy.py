@@ -6,12 +6,24 @@ Everything here is a function of (lead, config, control state, decision time); t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime, time, timedelta
-from typing import Literal
+from typing import Literal, TypeAlias
 from zoneinfo import ZoneInfo
 
-from events import Lead, Outreach
+from events import (
+    ALL_TENANTS,
+    CampaignPaused,
+    ControlEvent,
+    KillSwitchChanged,
+    Lead,
+    LeadReplied,
+    LeadUnsubscribed,
+    Outreach,
+    SuppressionAdded,
+)
 
 from ..runtime.config import ContactConfig, SequenceConfig
 
@@ -91,6 +103,62 @@ def blocked(lead: Lead, state: ControlState) -> Block | None:
     return None
 
 
+@dataclass(frozen=True, slots=True)
+class ControlSnapshot:
+    """The control tables as they bear on one sub-batch of sends, read once after a feed sync."""
+
+    kill_switches: frozenset[str] = frozenset()  # tenants with the switch engaged ('*': all)
+    pauses: frozenset[tuple[str, str]] = frozenset()  # (tenant, campaign) paused
+    suppressions: frozenset[tuple[str, str, str]] = frozenset()  # (tenant, kind, value)
+    unsubscribes: frozenset[tuple[str, str]] = frozenset()  # (tenant, normal email)
+    replies: frozenset[object] = field(default_factory=frozenset)  # lead ids
+
+    def state_for(self, lead: Lead) -> ControlState:
+        """What the control tables say about ``lead``: tenant '*' rows bind every tenant; a
+        domain suppression covers subdomains; replies bind by lead."""
+        tenants = (lead.tenant_id, ALL_TENANTS)
+        email = normal_email(lead.email)
+        domains = domain_and_parents(domain_of(lead.email))
+        kinds = sorted({kind for t in tenants
+                        for kind, values in (("domain", domains), ("email", [email]))
+                        for v in values if (t, kind, v) in self.suppressions})
+        return ControlState(
+            kill_switch=any(t in self.kill_switches for t in tenants),
+            paused=any((t, lead.campaign_id) in self.pauses for t in tenants),
+            suppressed=kinds[0] if kinds else None,
+            unsubscribed=any((t, email) in self.unsubscribes for t in tenants),
+            replied=lead.lead_id in self.replies)
+
+
+def tightened(state: ControlState, lead: Lead, events: Iterable[ControlEvent]) -> ControlState:
+    """``state`` after control events applied since it was read, restrictive ones only.
+
+    Lifting a control (resume, switch off, suppression removed) waits for the next snapshot:
+    acting on it early could only send more, never less, than the tables allow."""
+    tenants = (lead.tenant_id, ALL_TENANTS)
+    email = normal_email(lead.email)
+    for event in events:
+        if isinstance(event, LeadReplied):  # replies bind by lead, whatever the tenant
+            if event.lead_id == lead.lead_id:
+                state = replace(state, replied=True)
+        elif event.tenant_id not in tenants:
+            continue
+        elif isinstance(event, KillSwitchChanged) and event.engaged:
+            state = replace(state, kill_switch=True)
+        elif isinstance(event, CampaignPaused) and event.campaign_id == lead.campaign_id:
+            state = replace(state, paused=True)
+        elif isinstance(event, SuppressionAdded):
+            domain = (event.domain or "").strip().lower().strip(".")
+            if domain and domain in domain_and_parents(domain_of(lead.email)):
+                state = replace(state, suppressed="domain")  # as min(kind) in SQL
+            elif event.email and normal_email(event.email) == email and not state.suppressed:
+                state = replace(state, suppressed="email")
+        elif isinstance(event, LeadUnsubscribed) and (
+                normal_email(event.email) == email or event.lead_id == lead.lead_id):
+            state = replace(state, unsubscribed=True)
+    return state
+
+
 def normal_email(email: str) -> str:
     return email.strip().lower()
 
@@ -163,6 +231,27 @@ def limits_for(lead: Lead, config: ContactConfig, at: datetime) -> list[Limit]:
         out.append(Limit(f"domain:{domain_of(lead.email)}", start, end, rate.max_sends,
                          "domain_rate_limit"))
     return out
+
+
+#: A limit's counter: (scope, period start).
+Period: TypeAlias = tuple[str, datetime]
+
+
+def allocate(wanted: Sequence[Sequence[Limit]],
+             granted: dict[Period, int]) -> tuple[list[Limit | None], Counter[Period]]:
+    """Share the units a batch reservation got among its sends, in order, all or none per send.
+
+    Returns, per send, None (admitted: one unit of each of its limits is its own) or the first
+    of its limits that ran out; and the units left over, to give back."""
+    left: Counter[Period] = Counter(granted)
+    verdicts: list[Limit | None] = []
+    for limits in wanted:
+        full = next((lim for lim in limits if left[(lim.scope, lim.start)] <= 0), None)
+        if full is None:
+            for lim in limits:
+                left[(lim.scope, lim.start)] -= 1
+        verdicts.append(full)
+    return verdicts, +left
 
 
 # --- circuit breaker ---------------------------------------------------------------------

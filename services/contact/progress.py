@@ -39,22 +39,28 @@ class Progress:
                    row["state"], row["next_action_at"], row["last_run_id"], event)
 
 
-async def enroll(db: Db, events: Sequence[LeadEvent], due_at: datetime) -> None:
-    """Start progress for routed leads (due at ``due_at``); a lead already enrolled is kept."""
+async def enroll(db: Db, events: Sequence[LeadEvent], due_at: datetime,
+                 partitions: Sequence[int | None] | None = None) -> None:
+    """Start progress for routed leads (due at ``due_at``); a lead already enrolled is kept.
+
+    ``partitions``: the leads.routed partition each came from; the instance that owns that
+    partition runs the lead's follow-ups, so two instances never work on one lead."""
     if not events:
         return
     await db.execute(
         """
         INSERT INTO contact_leads (lead_id, tenant_id, campaign_id, sequence_id, email,
-                                   last_event, next_action_at)
-        SELECT l, t, c, s, e, ev, $7 FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[],
-                                                 $5::text[], $6::text[]) AS u(l, t, c, s, e, ev)
+                                   last_event, next_action_at, source_partition)
+        SELECT l, t, c, s, e, ev, $7, p
+        FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                    $8::int[]) AS u(l, t, c, s, e, ev, p)
         ON CONFLICT (lead_id) DO NOTHING
         """,
         [e.lead.lead_id for e in events], [e.lead.tenant_id for e in events],
         [e.lead.campaign_id for e in events],
         [e.lead.route.sequence_id if e.lead.route else "" for e in events],
-        [e.lead.email for e in events], [encode(e).decode() for e in events], due_at)
+        [e.lead.email for e in events], [encode(e).decode() for e in events], due_at,
+        list(partitions) if partitions is not None else [None] * len(events))
 
 
 async def fetch(db: Db, lead_ids: Sequence[UUID]) -> dict[UUID, Progress]:
@@ -66,8 +72,12 @@ async def fetch(db: Db, lead_ids: Sequence[UUID]) -> dict[UUID, Progress]:
 
 
 async def due(db: Db, *, at: datetime, run_id: UUID, tenant_id: str | None,
-              campaign_id: str | None, skip_campaigns: Sequence[str], limit: int) -> list[Progress]:
-    """Active leads due by ``at`` that this run has not looked at yet, oldest due first."""
+              campaign_id: str | None, skip_campaigns: Sequence[str], limit: int,
+              partitions: Sequence[int] | None = None) -> list[Progress]:
+    """Active leads due by ``at`` that this run has not looked at yet, oldest due first.
+
+    ``partitions``: only leads enrolled from these leads.routed partitions (and leads enrolled
+    before partitions were recorded); None: every lead."""
     rows = await db.fetch(
         """
         SELECT lead_id, tenant_id, campaign_id, step, state, next_action_at, last_run_id, last_event
@@ -77,38 +87,71 @@ async def due(db: Db, *, at: datetime, run_id: UUID, tenant_id: str | None,
           AND ($3::text IS NULL OR tenant_id = $3)
           AND ($4::text IS NULL OR campaign_id = $4)
           AND NOT (campaign_id = ANY($5::text[]))
+          AND ($7::int[] IS NULL OR source_partition IS NULL OR source_partition = ANY($7::int[]))
         ORDER BY next_action_at, lead_id
         LIMIT $6
-        """, at, run_id, tenant_id, campaign_id, list(skip_campaigns), limit)
+        """, at, run_id, tenant_id, campaign_id, list(skip_campaigns), limit,
+        list(partitions) if partitions is not None else None)
     return [Progress.from_row(r) for r in rows]
 
 
-async def advance(db: Db, event: LeadEvent, step: int, next_action_at: datetime | None,
-                  completed: bool, run_id: UUID | None) -> None:
-    """Record that ``step`` was sent and reported by ``event`` (no-op if already recorded)."""
-    await db.execute(
-        """
-        UPDATE contact_leads
-        SET step = $2, last_event = $3, next_action_at = $4,
-            state = CASE WHEN $5 THEN 'completed' ELSE state END,
-            stopped_reason = CASE WHEN $5 THEN 'completed' ELSE stopped_reason END,
-            hold_reason = NULL, last_error = NULL, last_run_id = COALESCE($6, last_run_id),
-            updated_at = now()
-        WHERE lead_id = $1 AND step = $2 - 1
-        """, event.lead.lead_id, step, encode(event).decode(), next_action_at, completed, run_id)
+@dataclass(frozen=True, slots=True)
+class Advance:
+    """A sent step, reported by ``event``: the lead's progress moves to it."""
+
+    event: LeadEvent
+    step: int
+    next_action_at: datetime | None
+
+    @property
+    def completed(self) -> bool:
+        return self.next_action_at is None
 
 
-async def hold(db: Db, lead_id: UUID, reason: str, run_id: UUID, until: datetime | None) -> None:
-    """The lead stays due: not sent this run because of ``reason``; due again at ``until``
-    (None: as soon as a later run looks, e.g. after a resume)."""
+async def advance(db: Db, moves: Sequence[Advance], run_id: UUID | None) -> None:
+    """Record that each step was sent and reported (a step already recorded is left alone)."""
+    if not moves:
+        return
     await db.execute(
         """
-        UPDATE contact_leads
-        SET hold_reason = $2, last_run_id = $3,
-            next_action_at = GREATEST(next_action_at, COALESCE($4, next_action_at)),
+        UPDATE contact_leads AS c
+        SET step = u.step, last_event = u.ev, next_action_at = u.next,
+            state = CASE WHEN u.done THEN 'completed' ELSE c.state END,
+            stopped_reason = CASE WHEN u.done THEN 'completed' ELSE c.stopped_reason END,
+            hold_reason = NULL, last_error = NULL, last_run_id = COALESCE($6, c.last_run_id),
             updated_at = now()
-        WHERE lead_id = $1 AND state = 'active'
-        """, lead_id, reason, run_id, until)
+        FROM unnest($1::uuid[], $2::int[], $3::text[], $4::timestamptz[], $5::bool[])
+             AS u(lead_id, step, ev, next, done)
+        WHERE c.lead_id = u.lead_id AND c.step = u.step - 1
+        """, [m.event.lead.lead_id for m in moves], [m.step for m in moves],
+        [encode(m.event).decode() for m in moves], [m.next_action_at for m in moves],
+        [m.completed for m in moves], run_id)
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """Why a lead was not sent this run, and when it is due again (None: as soon as a later
+    run looks, e.g. after a resume)."""
+
+    lead_id: UUID
+    reason: str
+    until: datetime | None = None
+
+
+async def hold(db: Db, holds: Sequence[Hold], run_id: UUID) -> None:
+    """The leads stay due: not sent this run, each for its reason, due again at its ``until``."""
+    if not holds:
+        return
+    await db.execute(
+        """
+        UPDATE contact_leads AS c
+        SET hold_reason = u.reason, last_run_id = $4,
+            next_action_at = GREATEST(c.next_action_at, COALESCE(u.until, c.next_action_at)),
+            updated_at = now()
+        FROM unnest($1::uuid[], $2::text[], $3::timestamptz[]) AS u(lead_id, reason, until)
+        WHERE c.lead_id = u.lead_id AND c.state = 'active'
+        """, [h.lead_id for h in holds], [h.reason for h in holds], [h.until for h in holds],
+        run_id)
 
 
 async def retry_at(db: Db, lead_id: UUID, when: datetime, error: str, run_id: UUID) -> None:
@@ -143,10 +186,12 @@ async def fail(db: Db, lead_id: UUID, step: int, reason: str) -> None:
         """, lead_id, step, reason)
 
 
-async def touch(db: Db, lead_id: UUID, run_id: UUID) -> None:
-    """Note that this run looked at the lead (so it is not picked twice in one run)."""
-    await db.execute("UPDATE contact_leads SET last_run_id = $2 WHERE lead_id = $1",
-                     lead_id, run_id)
+async def touch(db: Db, lead_ids: Sequence[UUID], run_id: UUID) -> None:
+    """Note that this run looked at the leads (so none is picked twice in one run)."""
+    if lead_ids:
+        await db.execute(
+            "UPDATE contact_leads SET last_run_id = $2 WHERE lead_id = ANY($1::uuid[])",
+            list(lead_ids), run_id)
 
 
 async def for_campaign(db: Db, campaign_id: str) -> list[asyncpg.Record]:

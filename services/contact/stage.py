@@ -18,7 +18,7 @@ from ..runtime.drain import Inbound, Outcome
 from ..runtime.errors import InfrastructureError
 from ..runtime.runs import RunContext
 from . import progress
-from .outbox import Attempt, Outbox
+from .outbox import Outbox
 from .progress import Progress
 
 
@@ -43,7 +43,6 @@ class ContactLogic:
     def __init__(self, outbox: Outbox, pool: asyncpg.Pool) -> None:
         self.outbox = outbox
         self.pool = pool
-        self.attempts: list[Attempt] = []  # of the current run, for its counts
 
     async def process(self, items: Sequence[Inbound], ctx: RunContext) -> list[Outcome]:
         outcomes: list[Outcome] = []
@@ -58,15 +57,16 @@ class ContactLogic:
                 valid.append(item)
         try:
             routed = [i.event for i in valid if isinstance(i.event, LeadEvent)]
-            await progress.enroll(self.pool, routed, ctx.at)
+            await progress.enroll(self.pool, routed, ctx.at, [i.record.partition for i in valid])
             known = await progress.fetch(self.pool, [e.lead.lead_id for e in routed])
+            wanted = [known[e.lead.lead_id] for e in routed
+                      if wants_step_one(known[e.lead.lead_id], ctx)]
+            attempts = iter(await self.outbox.attempt_many(wanted, ctx.run_id, ctx.at))
             for item, event in zip(valid, routed, strict=True):
-                p = known[event.lead.lead_id]
-                if not wants_step_one(p, ctx):
+                if not wants_step_one(known[event.lead.lead_id], ctx):
                     outcomes.append(Outcome(item, []))
                     continue
-                attempt = await self.outbox.attempt(p, ctx.run_id, ctx.at)
-                self.attempts.append(attempt)
+                attempt = next(attempts)
                 outcomes.append(Outcome(item, [attempt.event] if attempt.event else []))
         except (OSError, asyncpg.PostgresError) as exc:
             raise InfrastructureError(f"contact state unavailable: {exc}") from exc

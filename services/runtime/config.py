@@ -364,6 +364,13 @@ class ContactConfig(Section):
     stale_claim_after: Duration = timedelta(minutes=15)
     #: How long a send waits for the control topic to be applied before failing the run.
     control_sync_timeout: Duration = timedelta(seconds=10)
+    #: The control window: the control topic is read to its end, and the control tables
+    #: read, once per this many sends and at least once per ``control_window``; a control
+    #: published after that read can reach only the sends of that window (docs/outreach.md).
+    control_window_sends: int = Field(default=50, ge=1, le=500)
+    control_window: Duration = timedelta(seconds=1)
+    #: Sends in flight at once (SMTP connections); the breaker and limits hold for each.
+    send_concurrency: int = Field(default=8, ge=1, le=100)
 
     @model_validator(mode="after")
     def _steps_within_max(self) -> ContactConfig:

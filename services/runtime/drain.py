@@ -209,7 +209,10 @@ class TopicDrainer:
             await asyncio.sleep(0)
 
     def assigned_partitions(self) -> tuple[int, ...]:
-        return tuple(sorted(tp.partition for tp in self.consumer.assignment()))
+        """Partitions this instance owns now (none before it joined its group)."""
+        if self._consumer is None:
+            return ()
+        return tuple(sorted(tp.partition for tp in self._consumer.assignment()))
 
     def partitions_total(self) -> int:
         return sum(len(self.consumer.partitions_for_topic(t) or ()) for t in self.topic_names)

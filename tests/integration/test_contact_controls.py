@@ -1,5 +1,6 @@
 """Controls on the real broker and Postgres: pause / resume, the kill switch, suppressions
-(also from a CSV through the CLI), do-not-contact, all re-checked right before each send."""
+(also from a CSV through the CLI), do-not-contact, all re-checked right before each send; a
+control published mid-window reaches at most the rest of that window's sends."""
 
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ from events import (
     SuppressionAdded,
 )
 from services.contact.templates import Message
+from services.runtime.config import ContactConfig
 from services.runtime.settings import Settings
+from tests.conftest import make_config
 from tests.harness import Ticker
 from tests.integration.test_contact_support import (
     RecordingSender,
@@ -51,8 +54,15 @@ async def test_a_paused_campaign_is_skipped_and_its_leads_wait_for_the_resume(
     assert sorted(sender.recipients()) == [f"w{i}@wait{i}.com" for i in range(3)]
 
 
+def window_of(settings: Settings, sends: int) -> Settings:
+    """Settings whose control window is ``sends`` sends long (1: the feed is read before each)."""
+    return settings.using(make_config(settings.prefix,
+                                      contact=ContactConfig(control_window_sends=sends)))
+
+
 async def test_the_kill_switch_skips_runs_and_stops_a_run_between_two_sends(
         settings: Settings) -> None:
+    settings = window_of(settings, 1)
     await publish(settings, [routed(f"k{i}@kill{i}.com") for i in range(4)])
     await publish(settings, [make_control(KillSwitchChanged, tenant="*", engaged=True)])
 
@@ -78,6 +88,7 @@ async def test_the_kill_switch_skips_runs_and_stops_a_run_between_two_sends(
 
 async def test_a_suppression_published_mid_run_binds_every_later_send_of_the_run(
         settings: Settings) -> None:
+    settings = window_of(settings, 1)
     blocked = [routed(f"b{i}@blocked.example") for i in range(4)]
     fine = [routed(f"f{i}@fine{i}.com") for i in range(4)]
     single = routed("single@fine-too.com")
@@ -105,6 +116,31 @@ async def test_a_suppression_published_mid_run_binds_every_later_send_of_the_run
     if single.lead.email != first:
         expected[single.lead.email] = "suppressed_email"
     assert stopped == expected
+
+
+async def test_a_pause_published_mid_window_stops_every_send_after_the_window(
+        settings: Settings) -> None:
+    window = 10
+    settings = window_of(settings, window)
+    await publish(settings, [routed(f"m{i}@mid{i}.com") for i in range(60)])
+    published_at_call: list[int] = []
+
+    async def pause_during_the_fifteenth(message: Message, call: int) -> None:
+        if call == 15:  # the 5th send of the 2nd window
+            await publish(settings, [make_control(CampaignPaused, campaign_id="q4")])
+            published_at_call.append(call)
+
+    sender = RecordingSender(before_send=pause_during_the_fifteenth)
+    async with contact_service(settings, sender), Ticker(settings) as ticker:
+        run = await ticker.run(JobName.CONTACT, at=day(0), max_leads=100)
+        async with db(settings) as pool:
+            progress = await leads(pool)
+    assert run.status == "completed" and published_at_call == [15]
+    # The rest of the 2nd window may still go out; nothing after it does.
+    assert 15 <= len(sender.sent) <= 2 * window
+    held = [p for p in progress.values() if p["step"] == 0]
+    assert len(held) == 60 - len(sender.sent)
+    assert {(p["state"], p["hold_reason"]) for p in held} == {("active", "paused")}
 
 
 async def test_do_not_contact_and_a_suppression_csv_loaded_by_the_cli_are_honoured(

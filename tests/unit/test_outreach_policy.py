@@ -3,13 +3,26 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from uuid import uuid4
 
 import pytest
 
+from events import (
+    CampaignPaused,
+    CampaignResumed,
+    ControlEvent,
+    KillSwitchChanged,
+    LeadReplied,
+    LeadUnsubscribed,
+    SuppressionAdded,
+)
 from services.contact.policy import (
     Block,
     Breaker,
+    ControlSnapshot,
     ControlState,
+    Limit,
+    allocate,
     backoff,
     blocked,
     breaker_admits,
@@ -22,12 +35,14 @@ from services.contact.policy import (
     outreach_after,
     quota_allows,
     retry_decision,
+    tightened,
 )
 from services.runtime.config import ContactConfig, DomainRateConfig, QuotaConfig
 from tests.factories import lead_factory
 
 SEQ = ContactConfig().sequences["standard"]
 AT = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+LEAD = lead_factory(email="ada@mail.engines.com", tenant_id="acme", campaign_id="q4")
 
 
 @pytest.mark.parametrize(("sent", "expected"), [(0, 1), (1, 2), (2, 3), (3, None), (7, None)])
@@ -125,3 +140,65 @@ def test_the_breaker_opens_skips_probes_once_and_closes_on_success() -> None:
 def test_sequences_longer_than_max_steps_are_refused_with_the_fix() -> None:
     with pytest.raises(ValueError, match=r"raise contact\.max_steps"):
         ContactConfig(max_steps=2)
+
+
+# --- controls in memory, limits for a batch ------------------------------------------------
+
+
+def control(cls: type, tenant: str = "acme", **fields: object) -> object:
+    return cls(event_id=uuid4(), occurred_at=AT, recorded_at=AT, tenant_id=tenant,
+               requested_by="test", **fields)
+
+
+def test_a_snapshot_answers_as_the_control_tables_do() -> None:
+    lead = lead_factory(email="Ada@Mail.Engines.com", tenant_id="acme", campaign_id="q4")
+    assert ControlSnapshot().state_for(lead) == ControlState()
+    snap = ControlSnapshot(kill_switches=frozenset({"*"}), pauses=frozenset({("acme", "q4")}),
+                           suppressions=frozenset({("*", "domain", "engines.com"),
+                                                   ("acme", "email", "ada@mail.engines.com")}),
+                           unsubscribes=frozenset({("acme", "ada@mail.engines.com")}),
+                           replies=frozenset({lead.lead_id}))
+    assert snap.state_for(lead) == ControlState(kill_switch=True, paused=True,
+                                                suppressed="domain", unsubscribed=True,
+                                                replied=True)
+    other = lead_factory(email="bob@else.com", tenant_id="globex", campaign_id="q4")
+    assert snap.state_for(other) == ControlState(kill_switch=True)
+
+
+@pytest.mark.parametrize(("event", "expected"), [
+    (control(KillSwitchChanged, "*", engaged=True), ControlState(kill_switch=True)),
+    (control(KillSwitchChanged, "acme", engaged=False), ControlState()),
+    (control(KillSwitchChanged, "globex", engaged=True), ControlState()),
+    (control(CampaignPaused, campaign_id="q4"), ControlState(paused=True)),
+    (control(CampaignPaused, campaign_id="q1"), ControlState()),
+    (control(SuppressionAdded, domain="Engines.com."), ControlState(suppressed="domain")),
+    (control(SuppressionAdded, email=" ADA@mail.engines.com"), ControlState(suppressed="email")),
+    (control(LeadUnsubscribed, email="ada@mail.engines.com"), ControlState(unsubscribed=True)),
+    (control(LeadReplied, "globex", lead_id=LEAD.lead_id), ControlState(replied=True)),
+])
+def test_control_events_applied_since_the_snapshot_tighten_the_state(
+        event: ControlEvent, expected: ControlState) -> None:
+    assert tightened(ControlState(), LEAD, [event]) == expected
+
+
+def test_lifting_a_control_waits_for_the_next_snapshot() -> None:
+    state = ControlState(paused=True, kill_switch=True)
+    events = [control(CampaignResumed, campaign_id="q4"),
+              control(KillSwitchChanged, "*", engaged=False)]
+    assert tightened(state, LEAD, events) == state  # type: ignore[arg-type]
+
+
+def limit(scope: str, n: int) -> Limit:
+    return Limit(scope, AT, AT + timedelta(days=1), n, f"{scope}_quota")
+
+
+def test_allocate_admits_in_order_all_or_none_and_returns_the_rest() -> None:
+    campaign, tenant, domain = limit("campaign", 10), limit("tenant", 2), limit("domain:a", 10)
+    wanted = [[campaign, tenant, domain], [campaign, domain], [campaign, tenant],
+              [campaign, tenant, domain]]
+    granted = {("campaign", AT): 4, ("tenant", AT): 2, ("domain:a", AT): 2}
+    verdicts, left = allocate(wanted, granted)
+    # the 4th finds the tenant's units (and the domain's) spent: it takes none of the campaign's
+    assert verdicts == [None, None, None, tenant]
+    assert left == {("campaign", AT): 1}
+    assert allocate([[], [campaign]], {}) == ([None, campaign], {})
