@@ -40,14 +40,15 @@ class Progress:
 
 
 async def enroll(db: Db, events: Sequence[LeadEvent], due_at: datetime,
-                 partitions: Sequence[int | None] | None = None) -> None:
+                 partitions: Sequence[int | None] | None = None) -> set[UUID]:
     """Start progress for routed leads (due at ``due_at``); a lead already enrolled is kept.
+    Returns the leads enrolled now.
 
     ``partitions``: the leads.routed partition each came from; the instance that owns that
     partition runs the lead's follow-ups, so two instances never work on one lead."""
     if not events:
-        return
-    await db.execute(
+        return set()
+    rows = await db.fetch(
         """
         INSERT INTO contact_leads (lead_id, tenant_id, campaign_id, sequence_id, email,
                                    last_event, next_action_at, source_partition)
@@ -55,15 +56,26 @@ async def enroll(db: Db, events: Sequence[LeadEvent], due_at: datetime,
         FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
                     $8::int[]) AS u(l, t, c, s, e, ev, p)
         ON CONFLICT (lead_id) DO NOTHING
+        RETURNING lead_id
         """,
         [e.lead.lead_id for e in events], [e.lead.tenant_id for e in events],
         [e.lead.campaign_id for e in events],
         [e.lead.route.sequence_id if e.lead.route else "" for e in events],
         [e.lead.email for e in events], [encode(e).decode() for e in events], due_at,
         list(partitions) if partitions is not None else [None] * len(events))
+    return {r["lead_id"] for r in rows}
+
+
+def enrolled(event: LeadEvent, due_at: datetime) -> Progress:
+    """The progress ``enroll`` just wrote for ``event`` (no need to read it back)."""
+    lead = event.lead
+    return Progress(lead.lead_id, lead.tenant_id, lead.campaign_id, 0, "active", due_at, None,
+                    event)
 
 
 async def fetch(db: Db, lead_ids: Sequence[UUID]) -> dict[UUID, Progress]:
+    if not lead_ids:
+        return {}
     rows = await db.fetch("""
         SELECT lead_id, tenant_id, campaign_id, step, state, next_action_at, last_run_id, last_event
         FROM contact_leads WHERE lead_id = ANY($1::uuid[])

@@ -57,8 +57,13 @@ class ContactLogic:
                 valid.append(item)
         try:
             routed = [i.event for i in valid if isinstance(i.event, LeadEvent)]
-            await progress.enroll(self.pool, routed, ctx.at, [i.record.partition for i in valid])
-            known = await progress.fetch(self.pool, [e.lead.lead_id for e in routed])
+            fresh = await progress.enroll(self.pool, routed, ctx.at,
+                                          [i.record.partition for i in valid])
+            # Leads enrolled just now are as written; only the others are read back.
+            known = {e.lead.lead_id: progress.enrolled(e, ctx.at)
+                     for e in routed if e.lead.lead_id in fresh}
+            known.update(await progress.fetch(
+                self.pool, [e.lead.lead_id for e in routed if e.lead.lead_id not in fresh]))
             wanted = [known[e.lead.lead_id] for e in routed
                       if wants_step_one(known[e.lead.lead_id], ctx)]
             attempts = iter(await self.outbox.attempt_many(wanted, ctx.run_id, ctx.at))
