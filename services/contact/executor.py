@@ -18,7 +18,7 @@ from . import controls
 from .control_feed import ControlFeed
 from .followups import FollowUps, Tally
 from .outbox import Outbox
-from .senders import Sender
+from .senders import Sender, close_sender
 from .stage import ContactLogic
 
 
@@ -112,10 +112,13 @@ class ContactExecutor:
         await self._drainer_started  # raises what kept the drainer from joining its group
         await self.feed.sync(self.config.control_sync_timeout.total_seconds())
         await self._recover()
-        drained = await self._drainer.execute(ctx, budget, deadline)
-        if drained.timed_out:
-            return drained
-        followups, timed_out = await self._followups.run(ctx, budget, deadline)
+        try:
+            drained = await self._drainer.execute(ctx, budget, deadline)
+            if drained.timed_out:
+                return drained
+            followups, timed_out = await self._followups.run(ctx, budget, deadline)
+        finally:
+            await close_sender(self.sender)
         return RunResult(counts=run_counts(drained.counts, followups),
                          partitions=drained.partitions, partitions_total=drained.partitions_total,
                          backlog=drained.backlog, timed_out=timed_out)

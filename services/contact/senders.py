@@ -33,6 +33,13 @@ class Sender(Protocol):
         ...
 
 
+async def close_sender(sender: Sender) -> None:
+    """Let go of what the sender keeps between sends (SMTP connections), if anything."""
+    close = getattr(sender, "close", None)
+    if close is not None:
+        await close()
+
+
 class ProofSender:
     """Sends nothing: proof mode, where the ledger row is the record of the send."""
 

@@ -120,6 +120,24 @@ async def test_messages_reach_a_real_smtp_server_with_an_unsubscribe_header(
         settings.pipeline.contact.retry.base
 
 
+async def test_sends_reuse_a_few_connections_and_close_them_after_the_run(
+        settings: Settings, smtp_server: tuple[Inbox, int]) -> None:
+    inbox, port = smtp_server
+    contact = smtp_settings(settings, port).pipeline.contact.model_copy(
+        update={"send_concurrency": 3})
+    settings = settings.using(make_config(settings.prefix, contact=contact))
+    events = [routed(f"r{i}@reuse{i}.test") for i in range(30)]
+    await publish(settings, events)
+    sender = SmtpSender(contact.smtp, "sales@leadflow.test")
+    async with contact_service(settings, sender), Ticker(settings) as ticker:
+        run = await ticker.run(JobName.CONTACT, at=day(0), max_leads=100)
+    assert run.status == "completed"
+    assert sorted(to for rcpts, _ in inbox.messages for to in rcpts) == \
+        sorted(e.lead.email for e in events)
+    assert 1 <= sender.connections_opened <= 3  # one per send in flight, not one per send
+    assert sender.idle_connections == 0  # closed after the run
+
+
 class Interrupted(BaseException):
     """Stands in for the process dying in the middle of a send."""
 
