@@ -70,6 +70,9 @@ class JobFailed(JobEvent):
 class JobSkipped(JobEvent):
     type: Literal["job.skipped"] = "job.skipped"
     reason: str
+    #: Scheduled ticks this report stands for: an instance reports a streak of ticks that
+    #: arrived during one run of its own ("overlap") once, under the streak's first tick.
+    ticks: int = Field(default=1, ge=1)
 
 
 JOB_EVENT_TYPES: tuple[type[JobEvent], ...] = (JobStarted, JobCompleted, JobFailed, JobSkipped)

@@ -76,8 +76,10 @@ CREATE TABLE IF NOT EXISTS job_run_parts (
     backlog           bigint,
     reason            text,
     error             text,
+    skipped_ticks     integer NOT NULL DEFAULT 0,  -- a reported streak of overlap skips
     PRIMARY KEY (run_id, part)
 );
+ALTER TABLE job_run_parts ADD COLUMN IF NOT EXISTS skipped_ticks integer NOT NULL DEFAULT 0;
 
 CREATE TABLE IF NOT EXISTS job_runs (
     run_id            uuid PRIMARY KEY,
@@ -104,8 +106,10 @@ CREATE TABLE IF NOT EXISTS job_runs (
     reason            text,
     error             text,
     counted           boolean NOT NULL DEFAULT false,
-    recorded_at       timestamptz NOT NULL
+    recorded_at       timestamptz NOT NULL,
+    skipped_ticks     integer NOT NULL DEFAULT 0   -- ticks a skipped row stands for
 );
+ALTER TABLE job_runs ADD COLUMN IF NOT EXISTS skipped_ticks integer NOT NULL DEFAULT 0;
 
 -- Per job and tenant ('*' = all tenants): the seed dashboard's CronMetrics, kept as totals
 -- so retention can prune job_runs without losing them.

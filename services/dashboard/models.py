@@ -170,6 +170,9 @@ class Run(RecentJob):
     partitions_covered: int
     backlog: int | None
     reason: str | None
+    skipped_ticks: int = Field(default=0, description=(
+        "Scheduled ticks a skipped row stands for: ticks that arrived during one run of the "
+        "same instance are reported once, as a streak (reason 'overlap')."))
 
 
 class RunsPage(BaseModel):

@@ -183,7 +183,8 @@ def evolve_part(part: PartRow | None, event: JobEvent) -> PartRow:
     if isinstance(event, JobStarted):
         return part if part.started_at else part.evolve(started_at=event.started_at)
     if isinstance(event, JobSkipped):
-        return part.evolve(status=RunStatus.SKIPPED.value, reason=event.reason)
+        return part.evolve(status=RunStatus.SKIPPED.value, reason=event.reason,
+                           skipped_ticks=event.ticks)
     if isinstance(event, JobCompleted | JobFailed):
         failed = isinstance(event, JobFailed)
         return part.evolve(
@@ -253,6 +254,7 @@ def derive_run(run: RunRow, parts: list[PartRow]) -> RunRow:
         backlog=sum(backlogs) if backlogs else None,
         reason=explain.reason if explain else None,
         error=explain.error if explain else None,
+        skipped_ticks=max((p.skipped_ticks for p in parts), default=0),
     )
 
 
@@ -270,15 +272,17 @@ def count_run(m: MetricsRow, before: RunRow, run: RunRow) -> MetricsRow:
         if not any(delta.values()):
             return m
         return m.evolve(**{k: getattr(m, k) + v for k, v in delta.items()})
+    # a streak of overlap skips is one row for all its ticks; each tick was a run not made
+    runs = max(run.skipped_ticks, 1) if run.status == RunStatus.SKIPPED.value else 1
     changes: dict[str, Any] = {
-        "total_runs": m.total_runs + 1,
+        "total_runs": m.total_runs + runs,
         "total_leads_processed": m.total_leads_processed + run.leads_processed,
         "total_leads_succeeded": m.total_leads_succeeded + run.leads_succeeded,
         "total_leads_failed": m.total_leads_failed + run.leads_failed,
     }
     ended: datetime | None = run.completed_at or run.started_at
     if run.status == RunStatus.SKIPPED.value:
-        changes["skipped_runs"] = m.skipped_runs + 1
+        changes["skipped_runs"] = m.skipped_runs + runs
     else:
         changes["total_duration_seconds"] = m.total_duration_seconds + (run.duration_seconds or 0.0)
         changes["last_run_at"] = _later(m.last_run_at, ended)

@@ -45,6 +45,7 @@ class PartRow(Row):
     backlog: int | None
     reason: str | None
     error: str | None
+    skipped_ticks: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +75,7 @@ class RunRow(Row):
     error: str | None
     counted: bool
     recorded_at: datetime
+    skipped_ticks: int = 0
 
     @property
     def terminal(self) -> bool:

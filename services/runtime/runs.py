@@ -92,6 +92,15 @@ class RunSpan:
     buffered: bool = False
 
 
+@dataclass(slots=True)
+class Streak:
+    """Scheduled ticks skipped for overlapping one run here, reported once: under the first."""
+
+    span: RunSpan
+    first: TickEmitted
+    ticks: int = 1
+
+
 def overlap_verdict(policy: Overlap, tick: TickEmitted,
                     spans: Sequence[RunSpan]) -> tuple[str | None, int | None]:
     """(skip reason, index of the span whose one buffer slot the tick takes) for a tick that
@@ -112,6 +121,8 @@ class RunController:
 
     #: Extra time past timeout_seconds before a run stuck inside one batch is cancelled.
     HARD_STOP_GRACE = 30.0
+    #: A streak of overlap skips is reported once no tick extended it for this long.
+    STREAK_QUIET_SECONDS = 2.0
 
     def __init__(self, job: JobName, config: JobConfig, executor: Executor, publisher: Publisher,
                  pool: asyncpg.Pool, instance_id: str) -> None:
@@ -124,6 +135,10 @@ class RunController:
         self.runs_done = 0
         self.spans: deque[RunSpan] = deque(maxlen=32)
         self._recent_ticks: deque[UUID] = deque(maxlen=1024)
+        self._streak: Streak | None = None
+        self._streak_timer: asyncio.TimerHandle | None = None
+        self._streak_task: asyncio.Task[None] | None = None
+        self._streak_lock = asyncio.Lock()
 
     def _envelope(self, tick: TickEmitted, kind: str) -> dict[str, object]:
         now = utcnow()
@@ -168,6 +183,10 @@ class RunController:
             return
         self._recent_ticks.append(tick.tick_id)
         reason = self.skip_reason(tick)
+        if reason == "overlap":
+            await self._extend_streak(tick)
+            return
+        await self.flush_streak()
         if reason is None:
             reason = await self.executor_skip_reason(tick)
         if reason is not None:
@@ -180,6 +199,52 @@ class RunController:
             await self.run(tick)
         finally:
             self.spans.append(RunSpan(started, utcnow()))
+
+    async def _extend_streak(self, tick: TickEmitted) -> None:
+        """Count an overlap skip into the streak of the run it overlapped (reporting the
+        previous streak if this one overlapped another run)."""
+        span = next(s for s in self.spans if s.started <= tick.recorded_at < s.ended)
+        async with self._streak_lock:
+            if self._streak is not None and self._streak.span == span:
+                self._streak.ticks += 1
+            else:
+                if self._streak is not None:
+                    await self._report_streak(self._streak)
+                self._streak = Streak(span, tick)
+            log.info("run %s skipped: overlap (%d in a row)", tick.tick_id, self._streak.ticks,
+                     extra={"action": "run_skipped"})
+            self._arm_streak_timer()
+
+    def _arm_streak_timer(self) -> None:
+        if self._streak_timer is not None:
+            self._streak_timer.cancel()
+        loop = asyncio.get_running_loop()
+        self._streak_timer = loop.call_later(self.STREAK_QUIET_SECONDS, self._flush_later)
+
+    def _flush_later(self) -> None:
+        self._streak_task = asyncio.get_running_loop().create_task(
+            self._flush_quietly(), name=f"{self.job.value}-overlap-streak")
+
+    async def _flush_quietly(self) -> None:
+        try:
+            await self.flush_streak()
+        except Exception:  # the next tick or the shutdown reports it again
+            log.warning("overlap streak not reported yet", exc_info=True,
+                        extra={"action": "streak_report_failed"})
+
+    async def flush_streak(self) -> None:
+        """Report the streak of overlap skips in progress, if any (also on shutdown)."""
+        async with self._streak_lock:
+            if self._streak_timer is not None:
+                self._streak_timer.cancel()
+                self._streak_timer = None
+            if self._streak is not None:
+                await self._report_streak(self._streak)
+                self._streak = None
+
+    async def _report_streak(self, streak: Streak) -> None:
+        await self.publisher.publish_one(JobSkipped(**self._envelope(streak.first, "skipped"),
+                                                    reason="overlap", ticks=streak.ticks))
 
     async def run(self, tick: TickEmitted) -> RunResult | None:
         started_at = utcnow()

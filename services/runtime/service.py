@@ -114,8 +114,8 @@ class JobService:
         )
         self.tick_subscriber(self._on_tick)
         self.app = FastStream(self.broker, on_startup=[self._prepare],
-                              after_startup=[self._announce], after_shutdown=[self._close],
-                              logger=None)
+                              after_startup=[self._announce], on_shutdown=[self._report_pending],
+                              after_shutdown=[self._close], logger=None)
 
     @property
     def db(self) -> asyncpg.Pool:
@@ -162,6 +162,15 @@ class JobService:
                 log.warning("heartbeat not recorded: %s", exc, extra={"action": "heartbeat_failed"})
                 continue
             sent, sent_at = partitions, time.monotonic()
+
+    async def _report_pending(self) -> None:
+        # While the broker still stands: a streak of overlap skips not reported yet.
+        if self.controller is not None:
+            try:
+                await self.controller.flush_streak()
+            except Exception:  # shutting down either way
+                log.warning("overlap streak lost at shutdown", exc_info=True,
+                            extra={"action": "streak_report_failed"})
 
     async def _close(self) -> None:
         if self._heartbeat_task is not None:
