@@ -31,8 +31,9 @@ def routing_key(event: Envelope) -> bytes:
 
 
 def headers(event: Envelope) -> dict[str, str]:
-    """The Kafka headers of ``event``'s message."""
-    return {TYPE_HEADER: event.type}
+    """The Kafka headers of ``event``'s message (the same whichever client publishes it)."""
+    return {TYPE_HEADER: event.type, "content-type": "application/json",
+            "correlation_id": str(event.event_id)}
 
 
 def key_description(cls: type[Envelope]) -> str:

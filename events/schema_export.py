@@ -46,12 +46,12 @@ def asyncapi() -> dict:
                         "description": "The event type (UTF-8), the same as the payload's 'type'."},
                     "content-type": {
                         "type": "string",
-                        "description": "Added by the publishing library (FastStream); may be empty."},
+                        "description": "application/json (empty on messages written before "
+                                       "December 2026)."},
                     "correlation_id": {
                         "type": "string",
-                        "description": "Added by the publishing library (FastStream), one per "
-                                       "message; not the event's correlation_id, which is in the "
-                                       "payload."},
+                        "description": "The payload's event_id, one per message; not the "
+                                       "event's correlation_id, which is in the payload."},
                 },
             },
             "payload": {"$ref": f"events/{file_name(name)}"},

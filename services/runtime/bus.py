@@ -8,7 +8,7 @@ import logging
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 from faststream import AckPolicy
@@ -43,12 +43,25 @@ def make_broker(bootstrap_servers: str, *, client_id: str = "leadflow") -> Kafka
     )
 
 
+def make_producer(bootstrap_servers: str, *, client_id: str) -> AIOKafkaProducer:
+    """The plain aiokafka producer a service publishes its batches with, set like
+    ``make_broker``'s: acks=all, no idempotent producer."""
+    return AIOKafkaProducer(bootstrap_servers=bootstrap_servers, client_id=client_id,
+                            acks="all", enable_idempotence=False, linger_ms=2)
+
+
 class Publisher:
     """Publishes events to their topics; a batch is sent together and awaited together."""
 
     def __init__(self, broker: KafkaBroker, prefix: str) -> None:
         self._broker = broker
         self._prefix = prefix
+        self._producer: AIOKafkaProducer | None = None
+
+    def attach(self, producer: AIOKafkaProducer) -> None:
+        """Publish through ``producer`` (started) from now on: FastStream's publish path costs
+        about 25 µs more per message, most of a stage's time per lead."""
+        self._producer = producer
 
     async def publish(self, events: Sequence[Envelope]) -> None:
         """Send every event and return once the broker acknowledged all of them (acks=all)."""
@@ -57,6 +70,11 @@ class Publisher:
         futures = []
         for event in events:
             topic = type(event).topic.physical(self._prefix)  # type: ignore[attr-defined]
+            if self._producer is not None:
+                futures.append(await self._producer.send(
+                    topic, encode(event), key=routing_key(event),
+                    headers=[(k, v.encode()) for k, v in headers(event).items()]))
+                continue
             futures.append(await self._broker.publish(
                 encode(event), topic, key=routing_key(event),
                 headers=headers(event), no_confirm=True,

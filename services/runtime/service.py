@@ -16,14 +16,14 @@ import time
 from collections.abc import Callable
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from faststream import AckPolicy, FastStream
 from faststream.kafka import KafkaBroker, KafkaMessage
 
 from events import STAGE_INPUTS, EventDecodeError, JobName, TickEmitted, Topic, decode
 
 from . import instances
-from .bus import Publisher, make_broker
+from .bus import Publisher, make_broker, make_producer
 from .db import create_pool
 from .dead_letters import dead_letter
 from .drain import StageLogic, TopicDrainer
@@ -92,6 +92,7 @@ class JobService:
                                                client_id=f"leadflow-{job.value}")
         self.publisher = Publisher(self.broker, self.prefix)
         self.pool: asyncpg.Pool | None = None
+        self._producer: AIOKafkaProducer | None = None
         self.executor: Executor | None = None
         self.controller: RunController | None = None
         self._executor_factory = executor_factory
@@ -127,6 +128,10 @@ class JobService:
         self._identity = await instances.hold_identity(
             self.settings.database_url, self.prefix, self.job.value, self.instance_id)
         self.pool = await create_pool(self.settings.database_url, max_size=4)
+        self._producer = make_producer(self.settings.kafka_bootstrap_servers,
+                                       client_id=f"leadflow-{self.job.value}-out")
+        await self._producer.start()
+        self.publisher.attach(self._producer)
         self.executor = self._executor_factory(self)
         await self.executor.start()
         self.controller = RunController(self.job, self.config.job(self.job), self.executor,
@@ -178,6 +183,8 @@ class JobService:
             await asyncio.gather(self._heartbeat_task, return_exceptions=True)
         if self.executor is not None:
             await self.executor.stop()
+        if self._producer is not None:
+            await self._producer.stop()
         if self.pool is not None:
             await self.pool.close()
         if self._identity is not None:
