@@ -6,7 +6,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from uuid import UUID
 
 import asyncpg
 
@@ -62,23 +61,21 @@ class FollowUps:
         paused = await controls.paused_campaigns(self.pool, tick.tenant_id)
         partitions = list(self.owned()) if self.owned is not None else None
         tally = Tally()
-        visited: set[UUID] = set()
         while time.monotonic() < deadline:
             granted = await budget.claim(self.batch_size)
             if granted == 0:
                 return tally, False
-            due = [p for p in await progress.due(
+            due = await progress.due(
                 self.pool, at=ctx.at, run_id=ctx.run_id, tenant_id=tenant,
                 campaign_id=tick.campaign_id, skip_campaigns=paused, limit=granted,
                 partitions=partitions)
-                if p.lead_id not in visited]
             if not due:
                 await budget.release(granted)
                 return tally, False
-            visited.update(p.lead_id for p in due)
             batch = await self.outbox.attempt_many(due, ctx.run_id, ctx.at)
-            await progress.touch(self.pool, [a.lead_id for a in batch if a.kind == "done"],
-                                 ctx.run_id)
+            # Every lead looked at is marked with the run, so `due` never returns it again in
+            # this run (a set of visited ids would grow with the run).
+            await progress.touch(self.pool, [p.lead_id for p in due], ctx.run_id)
             await self._report(batch, ctx)
             tally.add(batch)
             await budget.release(granted - used(batch))
