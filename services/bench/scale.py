@@ -1,7 +1,8 @@
 """`leadflow bench scale`: one stage's throughput with 1, 2 and 4 instances on the same backlog.
 
 Each trial gets fresh topics holding the same leads (so every trial drains the same backlog),
-starts N `leadflow run score` processes with distinct instance ids, waits until they split the
+starts N `leadflow run <job>` processes (score, or contact in proof mode over routed leads)
+with distinct instance ids, waits until they split the
 partitions, sends one manual tick whose cap covers the whole backlog, and measures that run:
 leads processed / run duration (first part started to last part completed).
 """
@@ -19,7 +20,18 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from events import Envelope, JobName, Lead, LeadCreated, LeadStatus, ids
+from events import (
+    Assignment,
+    Envelope,
+    JobName,
+    Lead,
+    LeadCreated,
+    LeadRouted,
+    LeadStatus,
+    Qualification,
+    ScoreCard,
+    ids,
+)
 
 from ..cli.stack import Stack
 from ..clock.manual import manual_tick
@@ -30,7 +42,8 @@ from ..runtime.errors import InfrastructureError
 from ..runtime.follow import RunFollower
 from ..runtime.settings import Settings
 
-JOB = JobName.SCORE
+#: The jobs a trial can scale, and the backlog each drains.
+JOBS = (JobName.SCORE, JobName.CONTACT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,44 +57,62 @@ class Trial:
         return self.leads / self.seconds if self.seconds else 0.0
 
 
-def backlog(n: int) -> list[Envelope]:
-    """The same ``n`` new leads for every trial (deterministic ids)."""
+def backlog(n: int, tenant: str = "bench") -> list[Envelope]:
+    """The same ``n`` new leads of ``tenant`` for every trial (deterministic ids)."""
     at = datetime(2026, 11, 1, tzinfo=UTC)
     industries = ("software", "retail", "fintech", "healthcare", "media")
     events: list[Envelope] = []
     for i in range(n):
         email = f"bench{i}@company{i % 997}.com"
-        lead = Lead(lead_id=ids.lead_id("bench", email), tenant_id="bench", campaign_id="scale",
+        lead = Lead(lead_id=ids.lead_id(tenant, email), tenant_id=tenant, campaign_id="scale",
                     email=email, title=("CTO", "VP Sales", "Engineer")[i % 3],
                     company=f"Company{i % 997}", industry=industries[i % 5],
                     employees=(i * 37) % 5000, country=("US", "DE", "BR")[i % 3],
                     status=LeadStatus.NEW, version=1, created_at=at, updated_at=at)
         events.append(LeadCreated(event_id=ids.event_id(lead.lead_id, "lead.created"),
-                                  occurred_at=at, recorded_at=at, tenant_id="bench", lead=lead))
+                                  occurred_at=at, recorded_at=at, tenant_id=tenant, lead=lead))
     return events
 
 
-async def wait_for_group(settings: Settings, pids: set[int], partitions: int,
+def routed_backlog(n: int, tenant: str) -> list[Envelope]:
+    """``backlog``'s leads, scored, qualified and routed: contact's input. Contact keeps
+    state per lead, so each trial needs leads of its own (its own ``tenant``)."""
+    events: list[Envelope] = []
+    for created in backlog(n, tenant):
+        assert isinstance(created, LeadCreated)
+        lead = created.lead.evolve(
+            status=LeadStatus.ROUTED, version=4,
+            score=ScoreCard(value=80, factors={"industry": 30}, model_version="bench"),
+            qualification=Qualification(qualified=True),
+            route=Assignment(segment="bench", sequence_id="standard", owner="bench"))
+        events.append(LeadRouted(event_id=ids.event_id(lead.lead_id, "lead.routed"),
+                                 occurred_at=created.occurred_at,
+                                 recorded_at=created.recorded_at, tenant_id=lead.tenant_id,
+                                 lead=lead))
+    return events
+
+
+async def wait_for_group(settings: Settings, job: JobName, pids: set[int], partitions: int,
                          timeout: float = 120) -> None:
     """Until the instances with ``pids`` report disjoint partitions covering every partition."""
     pool = await create_pool(settings.database_url, max_size=1)
     give_up = time.monotonic() + timeout
     try:
         while True:
-            found = [i for i in await instances.live(pool) if i.job == JOB.value and i.pid in pids]
+            found = [i for i in await instances.live(pool) if i.job == job.value and i.pid in pids]
             owned = sorted(p for i in found for p in i.partitions)
             if len(found) == len(pids) and owned == list(range(partitions)):
                 return
             if time.monotonic() > give_up:
-                raise InfrastructureError(f"{len(pids)} score instances did not split the "
+                raise InfrastructureError(f"{len(pids)} {job.value} instances did not split the "
                                           f"partitions within {timeout:.0f}s")
             await asyncio.sleep(0.25)
     finally:
         await pool.close()
 
 
-async def trial(settings: Settings, config: Path | None, events: Sequence[Envelope], n: int,
-                workdir: Path, say: Console) -> Trial:
+async def trial(settings: Settings, config: Path | None, job: JobName, events: Sequence[Envelope],
+                n: int, workdir: Path, say: Console) -> Trial:
     """One run of ``n`` instances over a fresh copy of the backlog."""
     prefix = f"{settings.prefix}x{n}."
     topics = settings.pipeline.topics.model_copy(update={"prefix": prefix})
@@ -100,12 +131,12 @@ async def trial(settings: Settings, config: Path | None, events: Sequence[Envelo
         stack.log_dir.mkdir(parents=True, exist_ok=True)
         say.print(f"{n} instance(s): {len(events):,} leads waiting; starting processes")
         try:
-            procs = [stack.spawn(JOB.value, instance=f"bench{n}-{i}") for i in range(n)]
-            await wait_for_group(trial_settings, {p.pid for p in procs}, partitions)
+            procs = [stack.spawn(job.value, instance=f"bench{n}-{i}") for i in range(n)]
+            await wait_for_group(trial_settings, job, {p.pid for p in procs}, partitions)
             follower = RunFollower(settings.kafka_bootstrap_servers, prefix)
             await follower.start()
             try:
-                tick = manual_tick(JOB, requested_by="bench", max_leads=len(events))
+                tick = manual_tick(job, requested_by="bench", max_leads=len(events))
                 await publisher.publish([tick])
                 run = await follower.wait(tick.tick_id, timeout=1800)
             finally:
@@ -122,14 +153,17 @@ async def trial(settings: Settings, config: Path | None, events: Sequence[Envelo
     return result
 
 
-async def bench_scale(settings: Settings, say: Console, *, leads: int,
-                      counts: Sequence[int], config: Path | None) -> list[Trial]:
+async def bench_scale(settings: Settings, say: Console, *, leads: int, counts: Sequence[int],
+                      config: Path | None, job: JobName = JobName.SCORE) -> list[Trial]:
     """Run every trial in turn and print them side by side."""
-    events = backlog(leads)
+    shared = backlog(leads)
     workdir = Path(tempfile.mkdtemp(prefix="leadflow-bench-scale-"))
-    results = [await trial(settings, config, events, n, workdir, say) for n in counts]
+    results = [await trial(settings, config, job,
+                           routed_backlog(leads, f"bench-x{n}") if job is JobName.CONTACT
+                           else shared, n, workdir, say)
+               for n in counts]
     base = next((t.rate for t in results if t.instances == 1), results[0].rate)
-    table = Table(title=f"{JOB.value}: one run over the same {leads:,}-lead backlog")
+    table = Table(title=f"{job.value}: one run over the same {leads:,}-lead backlog")
     for column in ("instances", "leads", "run seconds", "leads/s", "vs 1 instance"):
         table.add_column(column, justify="right")
     for t in results:

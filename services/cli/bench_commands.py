@@ -54,10 +54,16 @@ def bench_scale_command(
     leads: Annotated[int, typer.Option(min=1, help="Backlog each trial drains.")] = 20_000,
     instances: Annotated[str, typer.Option(help="Instance counts to compare, comma-separated.")
                          ] = "1,2,4",
+    job: Annotated[str, typer.Option(help="The stage to scale: score, or contact (proof mode).")
+                   ] = "score",
     config: ConfigOption = None,
 ) -> None:
-    """Throughput of score with 1, 2 and 4 instances on the same backlog, side by side."""
-    from ..bench.scale import bench_scale
+    """Throughput of a stage with 1, 2 and 4 instances on the same backlog, side by side."""
+    from ..bench.scale import JOBS, bench_scale
+
+    chosen = next((j for j in JOBS if j.value == job), None)
+    if chosen is None:
+        raise typer.BadParameter(f"{job!r}: choose one of {', '.join(j.value for j in JOBS)}")
 
     try:
         counts = [int(n) for n in instances.split(",") if n.strip()]
@@ -66,5 +72,6 @@ def bench_scale_command(
     if not counts or min(counts) < 1:
         raise typer.BadParameter(f"{instances!r}: give instance counts like 1,2,4")
     run_async(lambda: with_servers(
-        config, lambda s: bench_scale(s, console, leads=leads, counts=counts, config=config),
+        config, lambda s: bench_scale(s, console, leads=leads, counts=counts, config=config,
+                                      job=chosen),
         console))
