@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import tempfile
 import uuid
 from collections.abc import Awaitable, Callable
@@ -13,7 +14,7 @@ from rich.console import Console
 
 from ..runtime.config import LeadflowConfig, TopicsConfig
 from ..runtime.settings import Settings, load_settings
-from .common import ConfigOption, console, run_async
+from .common import BrokerOption, ConfigOption, LocalBroker, console, run_async
 from .stack import Stack
 
 bench_app = typer.Typer(no_args_is_help=True,
@@ -21,9 +22,11 @@ bench_app = typer.Typer(no_args_is_help=True,
 
 
 async def with_servers(config: Path | None, body: Callable[[Settings], Awaitable[object]],
-                       say: Console) -> None:
-    """Run ``body`` against DATABASE_URL / KAFKA_BOOTSTRAP_SERVERS, or embedded servers."""
-    stack = Stack(config=config, services=(), workdir=Path(tempfile.mkdtemp(prefix="leadflow-bench-")))
+                       say: Console, broker: str = LocalBroker.TANSU.value) -> None:
+    """Run ``body`` against DATABASE_URL / KAFKA_BOOTSTRAP_SERVERS, or embedded servers (the
+    local ``broker``: tansu or kafka)."""
+    stack = Stack(config=config, services=(), workdir=Path(tempfile.mkdtemp(prefix="leadflow-bench-")),
+                  broker_kind=broker)
     try:
         await stack.start_servers(say=say.print)
         base = load_settings(config=config)
@@ -75,3 +78,31 @@ def bench_scale_command(
         config, lambda s: bench_scale(s, console, leads=leads, counts=counts, config=config,
                                       job=chosen),
         console))
+
+
+@bench_app.command("pipeline")
+def bench_pipeline_command(
+    leads: Annotated[int | None, typer.Option(
+        min=10, help="Leads to import (default 1,000,000; 4,000 with --quick).")] = None,
+    quick: Annotated[bool, typer.Option(
+        "--quick", help="A smoke check with small sizes everywhere (a few minutes at most).")
+                     ] = False,
+    json_path: Annotated[Path | None, typer.Option(
+        "--json", dir_okay=False, help="Also write the figures to this JSON file.")] = None,
+    broker: BrokerOption = LocalBroker.TANSU,
+    config: ConfigOption = None,
+) -> None:
+    """The pipeline beside a raw passthrough chain and the cron-over-Postgres baseline:
+    leads/s, per-stage rates, latency, peak RSS and CPU per service, all from one run."""
+    from ..bench.pipeline import FULL_LEADS, QUICK_LEADS, bench_pipeline
+
+    count = leads or (QUICK_LEADS if quick else FULL_LEADS)
+    external = bool(os.environ.get("KAFKA_BOOTSTRAP_SERVERS"))
+    if broker is LocalBroker.TANSU and not external and count > 200_000:
+        console.print(f"[yellow]warning:[/] Tansu keeps every event in memory; {count:,} leads "
+                      "want --broker kafka (or KAFKA_BOOTSTRAP_SERVERS)")
+    label = "external (KAFKA_BOOTSTRAP_SERVERS)" if external else broker.value
+    run_async(lambda: with_servers(
+        config, lambda s: bench_pipeline(s, console, leads=count, config=config, broker=label,
+                                         json_path=json_path),
+        console, broker=broker.value))
