@@ -1,0 +1,145 @@
+"""The whole product over an import: score, qualify, route, contact (proof mode), the projector
+and the clock, each its own process, the clock ticking every stage every second (the generated
+config) as a deployment that wants near-streaming latency would run it.
+
+Timed from the first lead published to the moment the projector's leads table shows every lead
+at a final status (CONTACTED or REJECTED). Latency is per lead, from its LeadCreated to its
+LeadContacted, both as recorded in the lead_events read model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+from rich.console import Console
+
+from events import LeadContacted, LeadCreated, LeadStatus
+from events.state_machine import event_type
+
+from ..cli.stack import Stack
+from ..runtime.bus import ensure_topics
+from ..runtime.db import READ_SCHEMA, create_pool
+from ..runtime.errors import InfrastructureError
+from ..runtime.settings import Settings
+from . import procstat
+from .leads import progress_bar, publish_leads
+from .workspace import STAGE_JOBS, scratch_database, stack_for, wait_owned
+
+SERVICES = (*(job.value for job in STAGE_JOBS), "projector", "clock")
+FINAL = (LeadStatus.CONTACTED.value, LeadStatus.REJECTED.value)
+#: Give up when no lead reached a final status for this long (a stuck service, not a slow one).
+STALL_SECONDS = 180
+
+_LATENCY = """
+SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY seconds) AS p50,
+       percentile_cont(0.99) WITHIN GROUP (ORDER BY seconds) AS p99
+FROM (SELECT extract(epoch FROM done.recorded_at - created.recorded_at) AS seconds
+      FROM lead_events created JOIN lead_events done USING (lead_id)
+      WHERE created.type = $1 AND done.type = $2) AS per_lead
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class ProductRun:
+    """One import through the whole product, and each service process's figures."""
+
+    leads: int
+    seconds: float
+    statuses: dict[str, int]
+    p50_seconds: float
+    p99_seconds: float
+    projector_lag: int
+    services: dict[str, procstat.ProcStat]  # at the end of the run
+    cpu_seconds: dict[str, float]  # spent during the run
+
+    @property
+    def rate(self) -> float:
+        return self.leads / self.seconds if self.seconds else 0.0
+
+    @property
+    def final(self) -> int:
+        return sum(self.statuses.get(status, 0) for status in FINAL)
+
+
+async def product_run(settings: Settings, n: int, workdir: Path, say: Console) -> ProductRun:
+    """Start every service, import ``n`` leads, wait until each lead is at its final status."""
+    async with scratch_database(settings, f"pipeline{n}") as scratch:
+        await ensure_topics(scratch.kafka_bootstrap_servers, scratch.pipeline.topics)
+        stack = stack_for(scratch, workdir, SERVICES)
+        pool = await create_pool(scratch.database_url, search_path=READ_SCHEMA)
+        try:
+            with say.status(f"pipeline ({n:,} leads): starting {len(SERVICES)} services"):
+                await stack.start_services(timeout=120)
+                pids = [p.pid for p in stack.procs.values()]
+                await wait_owned(scratch, STAGE_JOBS, pids, check=stack.check_alive)
+                await warm(pool, stack)
+            before = {name: procstat.read(p.pid) for name, p in stack.procs.items()}
+            started = time.monotonic()
+            statuses = await import_and_wait(scratch, pool, stack, n, say)
+            seconds = time.monotonic() - started
+            after = {name: procstat.read(p.pid) for name, p in stack.procs.items()}
+            lag = await pool.fetchval("SELECT lag FROM projector_status") or 0
+            with say.status(f"pipeline ({n:,} leads): latency per lead"):
+                latency = await pool.fetchrow(_LATENCY, event_type(LeadCreated),
+                                              event_type(LeadContacted))
+        finally:
+            await pool.close()
+            stack.stop()
+    result = ProductRun(n, seconds, statuses, latency["p50"] or 0.0, latency["p99"] or 0.0, lag,
+                        after, {k: after[k].cpu_seconds - before[k].cpu_seconds for k in after})
+    say.print(f"pipeline: {n:,} leads to a final status in {seconds:.2f}s ({result.rate:,.0f} "
+              f"leads/s), latency p50 {result.p50_seconds:.2f}s p99 {result.p99_seconds:.2f}s")
+    return result
+
+
+async def warm(pool: asyncpg.Pool, stack: Stack, timeout: float = 120) -> None:
+    """Until every stage has a completed run in the read models: the clock ticks, the stages
+    answer and the projector folds their job events, before the first lead is imported."""
+    jobs = [job.value for job in STAGE_JOBS]
+    give_up = time.monotonic() + timeout
+    while await pool.fetchval("SELECT count(DISTINCT job) FROM job_runs "
+                              "WHERE job = ANY($1::text[]) AND status = 'completed'",
+                              jobs) < len(jobs):
+        stack.check_alive()
+        if time.monotonic() > give_up:
+            raise InfrastructureError(f"the stages had no completed run within {timeout:.0f}s "
+                                      f"of starting; see {stack.log_dir}")
+        await asyncio.sleep(0.25)
+
+
+async def import_and_wait(settings: Settings, pool: asyncpg.Pool, stack: Stack, n: int,
+                          say: Console) -> dict[str, int]:
+    """Publish the leads while following the read models; the status counts at the end."""
+    poll = 0.5 if n <= 50_000 else 2.0  # a count over a million rows is not free
+    with progress_bar(say) as progress:
+        imported = progress.add_task("imported", total=n)
+        finished = progress.add_task("at a final status", total=n)
+        importer = asyncio.create_task(publish_leads(
+            settings.kafka_bootstrap_servers, settings.prefix, n,
+            lambda k: progress.advance(imported, k)))
+        try:
+            final, moved_at = 0, time.monotonic()
+            while True:
+                stack.check_alive()
+                if importer.done():
+                    importer.result()  # an import that failed fails the run
+                statuses = dict(await pool.fetch(
+                    "SELECT status, count(*) FROM leads GROUP BY status"))
+                now_final = sum(statuses.get(status, 0) for status in FINAL)
+                progress.update(finished, completed=now_final)
+                if now_final >= n and importer.done():
+                    return statuses
+                if now_final != final:
+                    final, moved_at = now_final, time.monotonic()
+                elif time.monotonic() - moved_at > STALL_SECONDS:
+                    raise InfrastructureError(
+                        f"no lead reached a final status for {STALL_SECONDS}s ({final:,} of "
+                        f"{n:,} did; {statuses}); see the logs in {stack.log_dir}")
+                await asyncio.sleep(poll)
+        finally:
+            importer.cancel()
+            await asyncio.gather(importer, return_exceptions=True)

@@ -1,0 +1,80 @@
+"""`leadflow bench pipeline --quick` as a user runs it: a real process with its own embedded
+Postgres and Tansu, writing its figures to JSON. Speeds are never asserted, only that every
+figure was measured and that the pipeline moved every lead."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from events import JobName
+from services.bench import procstat
+from services.bench.workspace import bench_config, toml_text
+from services.cli.demo import demo_config
+from services.runtime.config import LeadflowConfig
+
+LEADFLOW = [sys.executable, "-m", "services.cli.main"]
+SERVICES = ("score", "qualify", "route", "contact", "projector", "clock")
+HEADLINE = ("passthrough_leads_per_s", "chain_leads_per_s", "baseline_leads_per_s",
+            "pipeline_leads_per_s", "speedup_vs_baseline", "ratio_vs_chain")
+
+
+def positive(value: Any) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value) and value > 0
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_quick_bench_measures_every_figure_and_moves_every_lead(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items()
+           if k not in {"DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS", "LEADFLOW_CONFIG"}}
+    env["COLUMNS"] = "120"
+    out = tmp_path / "out.json"
+    done = subprocess.run([*LEADFLOW, "bench", "pipeline", "--quick", "--json", str(out)],
+                          env=env, cwd=tmp_path, capture_output=True, text=True, timeout=840,
+                          stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+    figures = json.loads(out.read_text())
+    for key in HEADLINE:
+        assert positive(figures[key]), (key, figures[key])
+    assert set(figures["stages"]) == {"score", "qualify", "route", "contact"}
+    for job, stage in figures["stages"].items():
+        assert positive(stage["leads_per_s"]) and positive(stage["ratio"]), job
+    for size in figures["rss_mb_by_size"].values():
+        assert set(size) == set(SERVICES)
+    assert all(positive(figures["rss_mb"][service]) for service in SERVICES)
+    pipeline = figures["pipeline"]
+    assert pipeline["leads"] == figures["sizes"]["leads"]
+    assert pipeline["final"] == pipeline["leads"]
+    assert pipeline["statuses"]["CONTACTED"] + pipeline["statuses"]["REJECTED"] == pipeline["leads"]
+    assert pipeline["small"]["final"] == pipeline["small"]["leads"]
+    assert figures["machine"]["broker"] == "tansu"
+    assert "pipeline is" in done.stdout  # the table was printed
+
+
+def test_bench_config_keeps_the_users_rules_and_makes_the_stages_tick_every_second() -> None:
+    user = tomllib.loads(demo_config().read_text())
+    user["contact"]["quotas"] = {"daily_per_tenant": 10}
+    written = tomllib.loads(toml_text(bench_config(user, leads=5000)))
+    config = LeadflowConfig.model_validate(written)
+    assert config.qualify.min_score == 45 and config.qualify.suppressed_domains == ("ghost.example",)
+    assert config.contact.sender == "proof" and config.contact.quotas.daily_per_tenant is None
+    assert config.harvest.sources == ()
+    score = config.job(JobName.SCORE)
+    assert (score.schedule, score.max_leads_per_run) == ("every 1s", 5000)
+
+
+def test_procstat_reads_this_process() -> None:
+    stat = procstat.read(os.getpid())
+    assert stat.peak_rss_mb > 1 and stat.cpu_seconds > 0
+    with pytest.raises(ProcessLookupError):
+        procstat.read(2**22 + 1)
