@@ -33,7 +33,7 @@ from ..runtime.partitions import topic_partitions
 from ..runtime.settings import Settings
 
 
-def _dsn_for(dsn: str, database: str) -> str:
+def dsn_for(dsn: str, database: str) -> str:
     base, _, query = dsn.partition("?")
     head, _, _ = base.rpartition("/")
     return f"{head}/{database}" + (f"?{query}" if query else "")
@@ -68,7 +68,7 @@ async def bench_clock(settings: Settings, console: Console, *, ticks: int = 20) 
     config = LeadflowConfig(topics=TopicsConfig(prefix=prefix, partitions=1), jobs={
         JobName.SCORE: JobConfig(schedule="every 1s", catchup=Catchup.NONE)})
     await ensure_database(settings.database_url, scratch)
-    dsn = _dsn_for(settings.database_url, scratch)
+    dsn = dsn_for(settings.database_url, scratch)
     bench = settings.using(config, database_url=dsn, instance_id="bench")
     baseline_topic = f"{prefix}baseline"
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers,

@@ -23,7 +23,7 @@ from ..runtime.config import load_config
 from ..runtime.db import apply_schema, connect, ensure_database, quote_ident
 from ..runtime.errors import InfrastructureError
 from ..runtime.settings import Settings
-from .clock import _dsn_for as dsn_for  # bench clock's scratch database lives the same way
+from .clock import dsn_for
 
 #: The stage jobs the benchmark runs, in pipeline order (harvest is replaced by the import).
 STAGE_JOBS: tuple[JobName, ...] = tuple(job for job in PIPELINE if STAGE_INPUTS[job])

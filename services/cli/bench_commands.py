@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 import uuid
 from collections.abc import Awaitable, Callable
@@ -25,8 +26,9 @@ async def with_servers(config: Path | None, body: Callable[[Settings], Awaitable
                        say: Console, broker: str = LocalBroker.TANSU.value) -> None:
     """Run ``body`` against DATABASE_URL / KAFKA_BOOTSTRAP_SERVERS, or embedded servers (the
     local ``broker``: tansu or kafka)."""
-    stack = Stack(config=config, services=(), workdir=Path(tempfile.mkdtemp(prefix="leadflow-bench-")),
-                  broker_kind=broker)
+    workdir = Path(tempfile.mkdtemp(prefix="leadflow-bench-"))
+    stack = Stack(config=config, services=(), workdir=workdir, broker_kind=broker)
+    done = False
     try:
         await stack.start_servers(say=say.print)
         base = load_settings(config=config)
@@ -36,8 +38,13 @@ async def with_servers(config: Path | None, body: Callable[[Settings], Awaitable
                               partitions=pipeline.topics.partitions)
         settings = base.using(pipeline.model_copy(update={"topics": topics}))
         await body(settings)
+        done = True
     finally:
         stack.stop()
+        if done:
+            shutil.rmtree(workdir, ignore_errors=True)
+        else:
+            say.print(f"the servers' logs are kept in {workdir}")
 
 
 @bench_app.command("projector")
