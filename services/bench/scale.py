@@ -9,9 +9,7 @@ leads processed / run duration (first part started to last part completed).
 
 from __future__ import annotations
 
-import asyncio
 import tempfile
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -35,12 +33,11 @@ from events import (
 
 from ..cli.stack import Stack
 from ..clock.manual import manual_tick
-from ..runtime import instances
 from ..runtime.bus import Publisher, ensure_topics, make_broker
-from ..runtime.db import create_pool
 from ..runtime.errors import InfrastructureError
 from ..runtime.follow import RunFollower
 from ..runtime.settings import Settings
+from .workspace import wait_owned
 
 #: The jobs a trial can scale, and the backlog each drains.
 JOBS = (JobName.SCORE, JobName.CONTACT)
@@ -92,32 +89,12 @@ def routed_backlog(n: int, tenant: str) -> list[Envelope]:
     return events
 
 
-async def wait_for_group(settings: Settings, job: JobName, pids: set[int], partitions: int,
-                         timeout: float = 120) -> None:
-    """Until the instances with ``pids`` report disjoint partitions covering every partition."""
-    pool = await create_pool(settings.database_url, max_size=1)
-    give_up = time.monotonic() + timeout
-    try:
-        while True:
-            found = [i for i in await instances.live(pool) if i.job == job.value and i.pid in pids]
-            owned = sorted(p for i in found for p in i.partitions)
-            if len(found) == len(pids) and owned == list(range(partitions)):
-                return
-            if time.monotonic() > give_up:
-                raise InfrastructureError(f"{len(pids)} {job.value} instances did not split the "
-                                          f"partitions within {timeout:.0f}s")
-            await asyncio.sleep(0.25)
-    finally:
-        await pool.close()
-
-
 async def trial(settings: Settings, config: Path | None, job: JobName, events: Sequence[Envelope],
                 n: int, workdir: Path, say: Console) -> Trial:
     """One run of ``n`` instances over a fresh copy of the backlog."""
     prefix = f"{settings.prefix}x{n}."
     topics = settings.pipeline.topics.model_copy(update={"prefix": prefix})
     trial_settings = settings.using(settings.pipeline.model_copy(update={"topics": topics}))
-    partitions = topics.partitions_for(events[0].topic)  # type: ignore[attr-defined]
     await ensure_topics(settings.kafka_bootstrap_servers, topics)
     broker = make_broker(settings.kafka_bootstrap_servers, client_id="bench-scale")
     await broker.start()
@@ -132,7 +109,8 @@ async def trial(settings: Settings, config: Path | None, job: JobName, events: S
         say.print(f"{n} instance(s): {len(events):,} leads waiting; starting processes")
         try:
             procs = [stack.spawn(job.value, instance=f"bench{n}-{i}") for i in range(n)]
-            await wait_for_group(trial_settings, job, {p.pid for p in procs}, partitions)
+            await wait_owned(trial_settings, [job], [p.pid for p in procs],
+                             check=stack.check_alive)
             follower = RunFollower(settings.kafka_bootstrap_servers, prefix)
             await follower.start()
             try:

@@ -168,18 +168,10 @@ async def snapshot(db: Db, leads: Sequence[Lead]) -> ControlSnapshot:
     assert row is not None
     return ControlSnapshot(
         kill_switches=frozenset(row["kill_switches"]),
-        pauses=frozenset((t, c) for t, c in _pairs(row["pauses"], 2)),
-        suppressions=frozenset((t, k, v) for t, k, v in _pairs(row["suppressions"], 3)),
-        unsubscribes=frozenset((t, e) for t, e in _pairs(row["unsubscribes"], 2)),
+        pauses=frozenset((t, c) for t, c in row["pauses"]),
+        suppressions=frozenset((t, k, v) for t, k, v in row["suppressions"]),
+        unsubscribes=frozenset((t, e) for t, e in row["unsubscribes"]),
         replies=frozenset(row["replies"]))
-
-
-def _pairs(flat: Sequence[Any], width: int) -> list[tuple[Any, ...]]:
-    # ARRAY(SELECT ARRAY[...]) comes back as one flat list, not a list of rows
-    items = list(flat)
-    if items and isinstance(items[0], list | tuple):
-        return [tuple(i) for i in items]
-    return [tuple(items[i:i + width]) for i in range(0, len(items), width)]
 
 
 async def tick_block(db: Db, tenant_id: str, campaign_id: str | None) -> str | None:

@@ -37,6 +37,7 @@ from .policy import (
     Block,
     Breaker,
     ControlSnapshot,
+    ControlState,
     Limit,
     backoff,
     blocked,
@@ -98,7 +99,7 @@ class _Ready:
 
 class _Window:
     """One control window's view of the controls: the tables read after a feed sync, then the
-    events the feed applied since, both in memory. Re-read once ``max_age`` has passed."""
+    events the feed applied since, both in memory. Re-read once ``control_window`` has passed."""
 
     def __init__(self, outbox: Outbox, leads: Sequence[Lead]) -> None:
         self.outbox = outbox
@@ -106,7 +107,11 @@ class _Window:
         self.snapshot = ControlSnapshot()
         self.mark = 0
         self.read_at = 0.0
+        self.reads = 0  # a state computed from an earlier read is stale
         self._lock = asyncio.Lock()
+
+    def _old(self) -> bool:
+        return time.monotonic() - self.read_at > self.outbox.config.control_window.total_seconds()
 
     async def read(self) -> None:
         feed = self.outbox.feed
@@ -115,14 +120,18 @@ class _Window:
             self.mark = feed.mark()
         self.snapshot = await controls.snapshot(self.outbox.pool, self.leads)
         self.read_at = time.monotonic()
+        self.reads += 1
 
-    async def block(self, lead: Lead) -> Block | None:
-        """The latest known reason not to send to ``lead`` now, checked in memory."""
-        if time.monotonic() - self.read_at > self.outbox.config.control_window.total_seconds():
+    async def block(self, lead: Lead, read: tuple[int, ControlState]) -> Block | None:
+        """The latest known reason not to send to ``lead`` now, checked in memory. ``read``:
+        (the read it came from, the lead's state then), reused while that read is current."""
+        if self._old():
             async with self._lock:  # one re-read for every send that found the window old
-                if time.monotonic() - self.read_at > self.outbox.config.control_window.total_seconds():
+                if self._old():
                     await self.read()
-        state = self.snapshot.state_for(lead)
+        reads, state = read
+        if reads != self.reads:
+            state = self.snapshot.state_for(lead)
         feed = self.outbox.feed
         if feed is not None:
             state = tightened(state, lead, feed.since(self.mark))
@@ -230,12 +239,15 @@ class Outbox:
         attempts: list[Attempt] = []
         flush = _Flush()
         go: list[_Ready] = []
+        states: dict[str, ControlState] = {}
         for r in ready:
-            block = blocked(r.lead, window.snapshot.state_for(r.lead))
+            states[r.claim.key] = state = window.snapshot.state_for(r.lead)
+            block = blocked(r.lead, state)
             if block is None:
                 go.append(r)
             else:
                 attempts.append(self._blocked(r, block, flush, reserved=False))
+        read = window.reads
         fulls = await usage.reserve_many(self.pool, [r.limits for r in go])
         admitted: list[_Ready] = []
         for r, full in zip(go, fulls, strict=True):
@@ -255,7 +267,8 @@ class Outbox:
                 attempts.append(await self._existing(entry, r.p, run_id, at, r.sequence,
                                                      settle_own=settle_own))
         gate = asyncio.Semaphore(self.config.send_concurrency)
-        outcomes = await asyncio.gather(*(self._send(r, window, gate) for r, _ in mine))
+        outcomes = await asyncio.gather(*(self._send(r, window, (read, states[r.claim.key]), gate)
+                                          for r, _ in mine))
         sent: list[tuple[_Ready, ledger.Entry, str | None]] = []
         for (r, entry), outcome in zip(mine, outcomes, strict=True):
             if isinstance(outcome, Block):
@@ -281,11 +294,11 @@ class Outbox:
         await self._flush(flush, run_id)
         return attempts
 
-    async def _send(self, r: _Ready, window: _Window,
+    async def _send(self, r: _Ready, window: _Window, read: tuple[int, ControlState],
                     gate: asyncio.Semaphore) -> Block | SendError | _Sent:
         """One send, checked against the latest known controls and the breaker right before."""
         async with gate:
-            block = await window.block(r.lead)
+            block = await window.block(r.lead, read)
             if block is not None:
                 return block
             admitted, self.breaker = breaker_admits(self.breaker, self.clock(),

@@ -64,15 +64,13 @@ class ContactLogic:
                      for e in routed if e.lead.lead_id in fresh}
             known.update(await progress.fetch(
                 self.pool, [e.lead.lead_id for e in routed if e.lead.lead_id not in fresh]))
-            wanted = [known[e.lead.lead_id] for e in routed
-                      if wants_step_one(known[e.lead.lead_id], ctx)]
-            attempts = iter(await self.outbox.attempt_many(wanted, ctx.run_id, ctx.at))
-            for item, event in zip(valid, routed, strict=True):
-                if not wants_step_one(known[event.lead.lead_id], ctx):
-                    outcomes.append(Outcome(item, []))
-                    continue
-                attempt = next(attempts)
-                outcomes.append(Outcome(item, [attempt.event] if attempt.event else []))
+            wanted = [(item, known[event.lead.lead_id]) for item, event in zip(valid, routed, strict=True)
+                      if wants_step_one(known[event.lead.lead_id], ctx)]
+            attempts = await self.outbox.attempt_many([p for _, p in wanted], ctx.run_id, ctx.at)
+            sent = {id(item): a for (item, _), a in zip(wanted, attempts, strict=True)}
+            for item in valid:
+                attempt = sent.get(id(item))
+                outcomes.append(Outcome(item, [attempt.event] if attempt and attempt.event else []))
         except (OSError, asyncpg.PostgresError) as exc:
             raise InfrastructureError(f"contact state unavailable: {exc}") from exc
         return outcomes
