@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
-from itertools import islice, pairwise
+from itertools import islice, pairwise, takewhile
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
@@ -238,12 +238,35 @@ def plan_ticks(schedule: Schedule, last_emitted: datetime | None, now: datetime)
                                    schedule_tick_id(schedule, instant)))
         else:
             missed.append(instant)
+    if last_emitted is None:
+        # A first start: what was due before it predates the clock, neither missed nor caught up
+        # (a jitter longer than grace would otherwise make the newest one look missed).
+        missed = []
+        if cursor is None:
+            cursor = begin  # the baseline, so later downtime is noticed
     caught_up = _apply_catchup(schedule, missed, now)
     ticks = [DueTick(i, emit_time(schedule, i), TickSource.CATCHUP, schedule_tick_id(schedule, i))
              for i in caught_up] + on_time
-    if cursor is None and last_emitted is None:
-        cursor = begin  # a first start records its baseline, so later downtime is noticed
-    return Plan(ticks=ticks, passed_over=len(missed) - len(caught_up), cursor=cursor)
+    # Occurrences older than the horizon were never enumerated above; they were missed too.
+    older = count_between(schedule, start, begin) if begin > start else 0
+    if older and cursor is None:
+        cursor = begin  # handled (passed over) up to the horizon, so they are counted once
+    return Plan(ticks=ticks, passed_over=older + len(missed) - len(caught_up), cursor=cursor)
+
+
+#: Counting a cron schedule's occurrences means stepping through them; beyond this many, the
+#: count stops (a clock must not spend minutes counting a year of per-minute ticks).
+COUNT_LIMIT = 100_000
+
+
+def count_between(schedule: Schedule, start: datetime, end: datetime) -> int:
+    """How many scheduled instants lie in ``(start, end]``; at most COUNT_LIMIT for cron."""
+    interval = schedule.interval
+    if interval is not None:
+        step = _micros(interval)
+        return _micros(end - EPOCH) // step - _micros(start - EPOCH) // step
+    return sum(1 for _ in islice(takewhile(lambda i: i <= end, occurrences(schedule, start)),
+                                 COUNT_LIMIT))
 
 
 def _apply_catchup(schedule: Schedule, missed: list[datetime], now: datetime) -> list[datetime]:

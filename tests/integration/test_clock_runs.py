@@ -88,6 +88,22 @@ def scheduled(job: JobName = JobName.SCORE, **fields: object) -> TickEmitted:
 # --- stages honour ticks ------------------------------------------------------------------------
 
 
+async def test_a_scheduled_tick_during_a_manual_run_is_skipped(settings: Settings) -> None:
+    settings = with_jobs(settings, score=JobConfig(overlap=Overlap.SKIP))
+    gate = asyncio.Event()
+    executor = ScriptedExecutor(gate=gate)
+    manual = scheduled(source=TickSource.MANUAL)
+    async with serving(settings, executor), Ticker(settings) as ticker:
+        await ticker.publish(manual)
+        await asyncio.wait_for(executor.started.wait(), 30)
+        due = scheduled()  # the clock's tick, due while the manual run goes on
+        await ticker.publish(due)
+        gate.set()
+        runs = [await ticker.wait(manual), await ticker.wait(due)]
+    assert [(r.status, r.reason) for r in runs] == [("completed", None), ("skipped", "overlap")]
+    assert [t.tick_id for t in executor.calls] == [manual.tick_id]
+
+
 async def test_a_disabled_job_skips_and_an_old_tick_still_runs(settings: Settings) -> None:
     settings = with_jobs(settings, score=JobConfig(enabled=False), qualify=JobConfig(
         timeout_seconds=5, scopes=(ScopedSchedule(tenant="off", enabled=False),)))

@@ -190,6 +190,59 @@ def test_first_start_records_a_baseline_and_nothing_changes_without_due_ticks() 
     assert plan_ticks(schedule, utc(2026, 1, 1, 2), utc(2026, 1, 1, 2, 30)).cursor is None
 
 
+def test_a_first_start_emits_nothing_for_the_past_whatever_the_jitter() -> None:
+    # jitter (240 s) above grace (60 s): 00:10's emit time can lie more than grace before a first
+    # start at 00:13:50; it predates the clock, so it is neither caught up nor passed over.
+    schedule = Schedule(JobName.SCORE, "every 10m", "UTC", jitter_seconds=240,
+                        grace=timedelta(seconds=60), catchup=Catchup.ALL)
+    plan = plan_ticks(schedule, None, utc(2026, 1, 1, 0, 13, 50))
+    assert [t.source for t in plan.ticks if t.source is TickSource.CATCHUP] == []
+    assert plan.passed_over == 0
+    for step in range(0, 4 * 3600, 7):  # any first-start moment, any jitter below the gap
+        now = utc(2026, 1, 1) + timedelta(seconds=step)
+        for jitter_s in (0, 30, 59, 61, 240, 599):
+            first = Schedule(JobName.SCORE, "every 10m", jitter_seconds=jitter_s,
+                             catchup=Catchup.ALL, grace=timedelta(seconds=60))
+            plan = plan_ticks(first, None, now)
+            assert all(t.source is TickSource.SCHEDULE for t in plan.ticks), (now, jitter_s)
+            assert all(now - t.emit_at <= first.grace for t in plan.ticks), (now, jitter_s)
+            assert plan.passed_over == 0
+
+
+PASSED_OVER = [
+    # (expression, catchup, last handled, now, caught up, passed over)
+    # daily 02:00, down Jan 1 03:00 -> Jan 8 12:00, one-day window: Jan 8 caught up, 2..7 not
+    ("0 2 * * *", Catchup.ALL, utc(2026, 1, 1, 3), utc(2026, 1, 8, 12), 1, 6),
+    ("0 2 * * *", Catchup.NONE, utc(2026, 1, 1, 3), utc(2026, 1, 8, 12), 0, 7),
+    ("0 2 * * *", Catchup.LATEST, utc(2026, 1, 1, 3), utc(2026, 1, 8, 12), 1, 6),
+    # every 1m, down 3 days: 4,319 missed (latest: the last caught up), Jan 4 00:00 on time
+    ("every 1m", Catchup.LATEST, utc(2026, 1, 1), utc(2026, 1, 4, 0, 0, 30), 1, 4318),
+    ("every 1m", Catchup.NONE, utc(2026, 1, 1), utc(2026, 1, 4, 0, 0, 30), 0, 4319),
+    ("*/5 * * * *", Catchup.NONE, utc(2026, 1, 1), utc(2026, 1, 3, 0, 2), 0, 576),
+]
+
+
+@pytest.mark.parametrize(("expression", "catchup", "last", "now", "caught_up", "passed"),
+                         PASSED_OVER)
+def test_passed_over_counts_every_missed_tick_even_before_the_window(
+        expression: str, catchup: Catchup, last: datetime, now: datetime, caught_up: int,
+        passed: int) -> None:
+    plan = plan_ticks(sched(expression, catchup=catchup), last, now)
+    assert [t.source for t in plan.ticks].count(TickSource.CATCHUP) == caught_up
+    assert plan.passed_over == passed
+    # every occurrence after ``last`` up to now is either emitted or passed over, once
+    assert len(plan.ticks) + plan.passed_over == sum(1 for _ in between(sched(expression), last
+                                                                       + timedelta(microseconds=1), now))
+
+
+def test_ticks_passed_over_before_the_window_are_counted_once() -> None:
+    schedule = sched("0 2 * * *", catchup=Catchup.ALL, catchup_window=timedelta(hours=1))
+    plan = plan_ticks(schedule, utc(2026, 1, 1, 3), utc(2026, 1, 8, 12))
+    assert (plan.ticks, plan.passed_over) == ([], 7)
+    assert plan.cursor is not None and plan.cursor >= utc(2026, 1, 8, 2)
+    assert plan_ticks(schedule, plan.cursor, utc(2026, 1, 8, 12)).passed_over == 0
+
+
 def test_stepping_second_by_second_emits_every_tick_once() -> None:
     schedule = sched("every 5s", jitter_seconds=2)
     cursor, seen = utc(2026, 1, 1), []
