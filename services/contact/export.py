@@ -25,17 +25,26 @@ ATTEMPT_COLUMNS = ("idempotency_key", "lead_id", "step", "sequence_id", "status"
                    "decided_at", "claimed_at", "sent_at", "failed_at", "event_published_at")
 
 
+#: A text cell starting with one of these is a formula to a spreadsheet (CSV injection).
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _cell(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, datetime):
         return value.isoformat()
-    return str(value)
+    if isinstance(value, int | float):
+        return str(value)
+    text = str(value)
+    # Lead data comes from outside (imports, replies); a leading quote shows it as text.
+    return "'" + text if text.startswith(_FORMULA_STARTS) else text
 
 
 def to_csv(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    # CRLF rows (RFC 4180): the writer then also quotes a cell holding a bare CR.
+    writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(columns)
     for row in rows:
         writer.writerow([_cell(row.get(c)) for c in columns])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from datetime import UTC, datetime
 
 import pytest
@@ -65,10 +67,20 @@ def test_export_renders_csv_and_a_summary() -> None:
     rows = [{"lead_id": "L1", "step": 1, "status": "sent", "attempts": 1, "error": None},
             {"lead_id": "L2", "step": 1, "status": "failed", "attempts": 3, "error": "550 | no"}]
     assert to_csv(rows, ("lead_id", "status", "error")) == (
-        "lead_id,status,error\nL1,sent,\nL2,failed,550 | no\n")
+        "lead_id,status,error\r\nL1,sent,\r\nL2,failed,550 | no\r\n")
     text = summary_markdown("q4", [{"state": "completed"}, {"state": "failed"}], rows,
                             {"paused_campaigns": [{"campaign_id": "q4"}]},
                             datetime(2026, 11, 20, tzinfo=UTC))
     assert "- Sends recorded: 1" in text and "- Failed steps: 1" in text
     assert "Campaign paused: yes" in text
     assert "| L2 | 1 | 3 | 550 / no |" in text
+
+
+@pytest.mark.parametrize("value", ["=HYPERLINK(\"http://x\")", "+1+1", "-2+3", "@SUM(A1)",
+                                   "\t=1", "\r=1", "=cmd@evil.test"])
+def test_export_cells_never_start_a_spreadsheet_formula(value: str) -> None:
+    text = to_csv([{"email": value, "step": 1}], ("email", "step"))
+    cell = list(csv.reader(io.StringIO(text, newline="")))[1][0]
+    assert cell == "'" + value  # a leading quote: spreadsheets show the text, run nothing
+    assert to_csv([{"email": "ann@acme.test", "step": -1}], ("email", "step")).endswith(
+        "ann@acme.test,-1\r\n")  # numbers stay numbers
