@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Union
 
 from pydantic import Field, TypeAdapter, ValidationError
@@ -13,6 +14,7 @@ from .envelope import Envelope
 from .errors import EventDecodeError
 from .jobs import JOB_EVENT_TYPES
 from .lead_events import LEAD_EVENT_TYPES
+from .text import first_control_problem
 
 #: Every concrete event type of the contract.
 EVENT_TYPES: tuple[type[Envelope], ...] = (
@@ -38,9 +40,14 @@ def encode(event: Envelope) -> bytes:
 def decode(data: bytes | str) -> Envelope:
     """Parse any event; raise EventDecodeError naming the field and the reason."""
     try:
-        return _ANY.validate_json(data)
+        event = _ANY.validate_json(data)
     except ValidationError as exc:
         raise EventDecodeError(_describe(exc)) from exc
+    # JSON carries a control character only as a \u00XX escape: the precise check runs only then.
+    escape = b"\\u00" if isinstance(data, bytes | bytearray) else "\\u00"
+    if escape in data and (problem := first_control_problem(json.loads(data))):
+        raise EventDecodeError(problem)
+    return event
 
 
 def _describe(exc: ValidationError) -> str:

@@ -9,6 +9,10 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validato
 
 _ZERO = timedelta(0)
 
+#: The newest event schema this code reads. An event with a higher schema_version goes to the
+#: dead-letter topic (docs/architecture.md, "Event versions").
+SCHEMA_VERSION = 1
+
 
 class Frozen(BaseModel):
     """Base for immutable value objects: frozen, and strict about unknown fields."""
@@ -32,13 +36,21 @@ class Envelope(Frozen):
 
     event_id: UUID
     type: str
-    schema_version: int = 1
+    schema_version: int = Field(default=SCHEMA_VERSION, ge=1)
     occurred_at: AwareDatetime
     recorded_at: AwareDatetime
     tenant_id: str = Field(min_length=1)
     correlation_id: UUID | None = None
     causation_id: UUID | None = None
     replay_id: str | None = None
+
+    @field_validator("schema_version")
+    @classmethod
+    def _known_version(cls, value: int) -> int:
+        if value > SCHEMA_VERSION:
+            raise ValueError(f"schema_version {value} is newer than this leadflow reads "
+                             f"({SCHEMA_VERSION}): upgrade leadflow, then replay the dead letter")
+        return value
 
     @field_validator("occurred_at", "recorded_at")
     @classmethod

@@ -14,6 +14,7 @@ from events import JobCompleted, JobName, JobStarted, RunCounts, RunInfo, TickSo
 from events.ids import job_event_id
 
 from ..harvest.executor import Harvester
+from ..harvest.normalize import RowError
 from ..runtime.bus import Publisher, make_broker
 from ..runtime.config import HarvestSource
 from ..runtime.db import create_pool
@@ -62,9 +63,16 @@ async def import_source(settings: Settings, path: Path, *, tenant: str, campaign
     console.print(f"{report.created} new lead(s) published to leads.new; "
                   f"{report.already_known} already known")
     if report.bad_rows:
-        table = Table("line", "reason", title=f"{len(report.bad_rows)} bad row(s) in {path.name} "
-                      "(sent to leads.dlq; the other rows went through)")
-        for row in report.bad_rows:
-            table.add_row(str(row.line), redact(row.reason))
-        console.print(table)
+        console.print(_by_line(report.bad_rows, "reason", f"{len(report.bad_rows)} bad row(s) in "
+                               f"{path.name} (sent to leads.dlq; the other rows went through)"))
+    if report.warnings:
+        console.print(_by_line(report.warnings, "warning", f"{len(report.warnings)} row(s) of "
+                               f"{path.name} imported with a value recorded as unknown"))
     return len(report.bad_rows)
+
+
+def _by_line(rows: list[RowError], column: str, title: str) -> Table:
+    table = Table("line", column, title=title)
+    for row in rows:
+        table.add_row(str(row.line), redact(row.reason))
+    return table

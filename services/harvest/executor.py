@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import islice
+from pathlib import Path
 from uuid import UUID
 
 import asyncpg
@@ -20,9 +21,10 @@ from events.ids import event_id
 from ..runtime.budget import RunBudget
 from ..runtime.bus import Publisher
 from ..runtime.config import HarvestSource
+from ..runtime.logging import redact
 from ..runtime.runs import RunContext, RunResult
 from . import seen
-from .normalize import RowError, lead_created, normalise_row
+from .normalize import RowError, lead_created, read_lead
 from .sources import SourceRow, read_rows
 
 log = logging.getLogger(__name__)
@@ -39,6 +41,8 @@ class SourceReport:
     created: int = 0
     already_known: int = 0
     bad_rows: list[RowError] = field(default_factory=list)
+    #: Rows that became leads with a value recorded as unknown (reported once, with the lead).
+    warnings: list[RowError] = field(default_factory=list)
     new_bad_rows: int = 0
     exhausted_budget: bool = False
 
@@ -55,25 +59,35 @@ def bad_row_dead_letter(error: RowError, tenant_id: str, run_id: UUID | None) ->
     )
 
 
+@dataclass(slots=True)
+class SplitChunk:
+    """A chunk normalised: leads in order with their lines, bad rows, and rows kept with a
+    warning (a value not understood and recorded as unknown)."""
+
+    leads: list[Lead] = field(default_factory=list)
+    lines: list[tuple[Lead, int]] = field(default_factory=list)
+    errors: list[RowError] = field(default_factory=list)
+    warnings: list[RowError] = field(default_factory=list)
+
+
 def split_rows(rows: Iterable[SourceRow | RowError], source: HarvestSource,
-               at: datetime) -> tuple[list[Lead], list[tuple[Lead, int]], list[RowError]]:
-    """Normalise a chunk: (leads in order, (lead, line) pairs, bad rows). Pure."""
-    leads: list[Lead] = []
-    lines: list[tuple[Lead, int]] = []
-    errors: list[RowError] = []
+               at: datetime) -> SplitChunk:
+    """Normalise a chunk of rows. Pure."""
+    out = SplitChunk()
     for row in rows:
         if isinstance(row, RowError):
-            errors.append(row)
+            out.errors.append(row)
             continue
         try:
-            lead = normalise_row(row.fields, tenant_id=source.tenant, campaign_id=source.campaign,
-                                 source=row.source, at=at)
+            lead, warnings = read_lead(row.fields, tenant_id=source.tenant,
+                                       campaign_id=source.campaign, source=row.source, at=at)
         except ValueError as exc:
-            errors.append(RowError(row.source, row.line, str(exc), row.raw))
+            out.errors.append(RowError(row.source, row.line, str(exc), row.raw))
             continue
-        leads.append(lead)
-        lines.append((lead, row.line))
-    return leads, lines, errors
+        out.leads.append(lead)
+        out.lines.append((lead, row.line))
+        out.warnings += [RowError(row.source, row.line, w, row.raw) for w in warnings]
+    return out
 
 
 def _chunks(rows: Iterator[SourceRow | RowError], size: int) -> Iterator[list[SourceRow | RowError]]:
@@ -95,7 +109,8 @@ class Harvester:
         report = SourceReport(source=str(source.path))
         rows = read_rows(source.path, source.resolved_format())
         for chunk in _chunks(rows, CHUNK):
-            leads, lines, errors = split_rows(chunk, source, at)
+            split = split_rows(chunk, source, at)
+            leads, lines, errors = split.leads, split.lines, split.errors
             report.bad_rows.extend(errors)
             fresh_ids = await seen.unseen(self.pool, [lead.lead_id for lead in leads])
             fresh: dict[UUID, tuple[Lead, int]] = {}
@@ -109,6 +124,12 @@ class Harvester:
                 if granted < len(take):
                     take, report.exhausted_budget = take[:granted], True
             new_errors = await seen.unreported(self.pool, errors)
+            taken = {line for _, line in take}
+            for warning in split.warnings:  # only rows that become leads now: once per row
+                if warning.line in taken:
+                    report.warnings.append(warning)
+                    log.warning("%s:%d: %s", warning.source, warning.line, redact(warning.reason),
+                                extra={"action": "row_warning"})
             events: list[LeadCreated | DeadLettered] = [
                 lead_created(lead, line=line, run_id=run_id) for lead, line in take]
             events += [bad_row_dead_letter(e, source.tenant, run_id) for e in new_errors]
@@ -122,6 +143,19 @@ class Harvester:
             if report.exhausted_budget or (deadline is not None and time.monotonic() >= deadline):
                 break
         return report
+
+
+def source_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be read as a source ("path: reason"), or None if it can be opened."""
+    if not path.exists():
+        return f"{path}: not found"
+    if not path.is_file():
+        return f"{path}: not a file"
+    try:
+        with path.open("rb"):
+            return None
+    except OSError as exc:
+        return f"{path}: {exc.strerror or exc}"
 
 
 class HarvestExecutor:
@@ -149,7 +183,7 @@ class HarvestExecutor:
         pool = self.pool
         harvester = Harvester(pool, self.publisher)
         created = bad = 0
-        missing: list[str] = []
+        problems: list[str] = []
         async with pool.acquire() as conn:
             if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", _LOCK_KEY):
                 log.info("another instance is harvesting; this part does nothing",
@@ -157,11 +191,15 @@ class HarvestExecutor:
                 return RunResult()
             try:
                 for source in self.in_scope(ctx):
-                    if not source.path.is_file():
-                        missing.append(str(source.path))
+                    if problem := source_problem(source.path):
+                        problems.append(problem)
                         continue
-                    report = await harvester.harvest(source, at=ctx.at, run_id=ctx.run_id,
-                                                     budget=budget, deadline=deadline)
+                    try:
+                        report = await harvester.harvest(source, at=ctx.at, run_id=ctx.run_id,
+                                                         budget=budget, deadline=deadline)
+                    except OSError as exc:  # unreadable halfway: this source only
+                        problems.append(f"{source.path}: {exc.strerror or exc}")
+                        continue
                     created += report.created
                     bad += report.new_bad_rows
                     if report.exhausted_budget or time.monotonic() >= deadline:
@@ -169,6 +207,8 @@ class HarvestExecutor:
             finally:
                 await conn.execute("SELECT pg_advisory_unlock($1)", _LOCK_KEY)
         counts = RunCounts(leads_processed=created + bad, leads_succeeded=created, leads_failed=bad)
-        error = (f"source file(s) not found: {', '.join(missing)}; fix harvest.sources in the "
-                 "config" if missing else None)
+        # The other sources went through; the run still fails, so nobody reads "0 processed"
+        # as a quiet night.
+        error = (f"harvest source(s) unreadable: {'; '.join(problems)}. Fix the path or the "
+                 "file's permissions in harvest.sources" if problems else None)
         return RunResult(counts=counts, timed_out=time.monotonic() >= deadline, error=error)

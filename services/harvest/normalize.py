@@ -10,6 +10,7 @@ from uuid import UUID
 
 from events import Lead, LeadCreated, LeadStatus, ids, utcnow
 from events.emails import email_problem, normalise_email
+from events.text import control_problem
 
 #: Accepted column names per lead field (compared after lower-casing and trimming).
 ALIASES: dict[str, tuple[str, ...]] = {
@@ -97,13 +98,29 @@ def parse_domain(text: str | None, email: str) -> str:
 def normalise_row(row: dict[str, Any], *, tenant_id: str, campaign_id: str, source: str,
                   at: datetime) -> Lead:
     """Build the NEW lead for one row; ValueError says why the row is not a lead."""
+    return read_lead(row, tenant_id=tenant_id, campaign_id=campaign_id, source=source, at=at)[0]
+
+
+def read_lead(row: dict[str, Any], *, tenant_id: str, campaign_id: str, source: str,
+              at: datetime) -> tuple[Lead, tuple[str, ...]]:
+    """The NEW lead for one row and what was not understood in it (kept as unknown);
+    ValueError says why the row cannot be a lead at all."""
     fields = pick(row)
+    for name, value in fields.items():
+        if value is not None and (problem := control_problem(value, name)):
+            raise ValueError(problem)
     if fields["email"] is None:
         raise ValueError("email is missing")
     email = normalise_email(fields["email"])
     if problem := email_problem(email):
         raise ValueError(problem)
-    return Lead(
+    warnings: list[str] = []
+    try:
+        employees = parse_employees(fields["employees"])
+    except ValueError as exc:  # a size nobody can read is unknown, not a reason to lose the lead
+        employees = None
+        warnings.append(f"{exc}; recorded as unknown")
+    lead = Lead(
         lead_id=ids.lead_id(tenant_id, email),
         tenant_id=tenant_id,
         campaign_id=campaign_id,
@@ -114,7 +131,7 @@ def normalise_row(row: dict[str, Any], *, tenant_id: str, campaign_id: str, sour
         company=fields["company"],
         domain=parse_domain(fields["domain"], email),
         industry=fields["industry"].lower() if fields["industry"] else None,
-        employees=parse_employees(fields["employees"]),
+        employees=employees,
         country=parse_country(fields["country"]),
         source=source,
         do_not_contact=(fields["do_not_contact"] or "").lower() in _TRUE,
@@ -123,6 +140,7 @@ def normalise_row(row: dict[str, Any], *, tenant_id: str, campaign_id: str, sour
         created_at=at,
         updated_at=at,
     )
+    return lead, tuple(warnings)
 
 
 def lead_created(lead: Lead, *, line: int | None, run_id: UUID | None,

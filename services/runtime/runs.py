@@ -272,6 +272,11 @@ class RunController:
             await self._report_failure(tick, started_at, clock, result, "timeout",
                                        f"timeout after {self.config.timeout_seconds:g}s")
             return result
+        if result.error is not None:
+            await self._report_failure(tick, started_at, clock, result, "error", result.error)
+            log.error("run %s failed: %s", tick.tick_id, result.error,
+                      extra={"action": "run_failed"})
+            return result
         completed_at = utcnow()
         await self.publisher.publish_one(JobCompleted(
             **self._envelope(tick, "completed"), started_at=started_at, completed_at=completed_at,

@@ -12,6 +12,7 @@ from services.harvest.normalize import (
     parse_country,
     parse_domain,
     parse_employees,
+    read_lead,
 )
 from services.qualify.decide import domain_suppressed, qualify_lead
 from services.route.decide import assign, matches, pick_segment
@@ -44,11 +45,21 @@ def test_normalise_trims_lowercases_and_keys_the_lead_by_tenant_and_email() -> N
 @pytest.mark.parametrize(("row", "reason"), [
     ({"email": ""}, "email is missing"),
     ({"email": "nope"}, "exactly one @"),
-    ({"email": "a@b.com", "employees": "lots"}, "employees 'lots'"),
+    ({"email": "a@b.com", "company": "Ac\x00me"}, r"company .* control character U\+0000"),
+    ({"email": "a@b.com", "title": "x\x1b[31m"}, r"title .* control character U\+001B"),
+    ({"email": "a\x07@b.com"}, r"email .* control character U\+0007"),
 ])
 def test_rows_that_cannot_be_leads_say_why(row: dict[str, str], reason: str) -> None:
     with pytest.raises(ValueError, match=reason):
         normalise_row(row, tenant_id="t", campaign_id="c", source="s", at=NOW)
+
+
+def test_an_unreadable_employees_value_is_unknown_with_a_warning() -> None:
+    lead, warnings = read_lead({"email": "a@b.com", "employees": "lots", "title": "a\tb"},
+                               tenant_id="t", campaign_id="c", source="s", at=NOW)
+    assert lead.employees is None and lead.title == "a\tb"  # tab, CR and LF are text
+    assert warnings == ("employees 'lots' is not a number, a range like 51-200, or 1000+; "
+                        "recorded as unknown",)
 
 
 @pytest.mark.parametrize(("text", "expected"), [
