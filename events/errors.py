@@ -9,3 +9,8 @@ class LeadflowError(Exception):
 
 class EventDecodeError(LeadflowError):
     """Bytes that are not a valid event of the contract (the reason says which field and why)."""
+
+
+class ImplausibleEvent(LeadflowError):
+    """A well-formed event that cannot be a step of the log where it was found (a forgery, or a
+    bug in another producer): the reason names the rule it breaks."""

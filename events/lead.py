@@ -9,6 +9,8 @@ from pydantic import AwareDatetime, Field
 from .envelope import Frozen
 from .names import LeadStatus
 
+#: Counts the read models store as Postgres integer: a larger value is refused at decode.
+INT4_MAX = 2**31 - 1
 
 class ScoreCard(Frozen):
     """ICP fit: the total, the points each factor contributed, and the model that decided."""
@@ -37,7 +39,7 @@ class Outreach(Frozen):
     """Progress through the outreach sequence, as of the last send."""
 
     sequence_id: str
-    step: int = Field(ge=1)
+    step: int = Field(ge=1, le=INT4_MAX)
     last_contacted_at: AwareDatetime
     next_action_at: AwareDatetime | None = None
     stopped_reason: str | None = None
@@ -56,12 +58,12 @@ class Lead(Frozen):
     company: str | None = None
     domain: str | None = None
     industry: str | None = None
-    employees: int | None = Field(default=None, ge=0)
+    employees: int | None = Field(default=None, ge=0, le=INT4_MAX)
     country: str | None = None
     source: str | None = None
     do_not_contact: bool = False
     status: LeadStatus
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, le=INT4_MAX)
     score: ScoreCard | None = None
     qualification: Qualification | None = None
     route: Assignment | None = None

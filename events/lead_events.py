@@ -7,7 +7,7 @@ from typing import ClassVar, Literal
 from pydantic import Field
 
 from .envelope import Envelope
-from .lead import Lead
+from .lead import INT4_MAX, Lead
 from .names import LeadStatus, Topic
 
 
@@ -27,7 +27,7 @@ class LeadCreated(LeadEvent):
     topic: ClassVar[Topic] = Topic.LEADS_NEW
     target: ClassVar[LeadStatus] = LeadStatus.NEW
     type: Literal["lead.created"] = "lead.created"
-    source_line: int | None = None
+    source_line: int | None = Field(default=None, ge=1, le=INT4_MAX)
 
 
 class LeadScored(LeadEvent):
@@ -61,7 +61,7 @@ class LeadContacted(LeadEvent):
     topic: ClassVar[Topic] = Topic.LEADS_CONTACTED
     target: ClassVar[LeadStatus] = LeadStatus.CONTACTED
     type: Literal["lead.contacted"] = "lead.contacted"
-    step: int = Field(ge=1)
+    step: int = Field(ge=1, le=INT4_MAX)
     idempotency_key: str
     sender: str
     subject: str | None = None

@@ -16,7 +16,7 @@ from typing import TypeVar
 from uuid import UUID
 
 from . import ids
-from .envelope import utcnow
+from .envelope import Envelope, utcnow
 from .errors import LeadflowError
 from .lead import Lead
 from .lead_events import (
@@ -28,7 +28,7 @@ from .lead_events import (
     LeadRouted,
     LeadScored,
 )
-from .names import LeadStatus
+from .names import LeadStatus, Topic
 
 S = LeadStatus
 
@@ -91,6 +91,43 @@ def _check_invariants(lead: Lead, event: LeadEvent) -> None:
     if not required.get(lead.status, True):
         raise IllegalTransition(lead.lead_id, lead.status, event.type,
                                 "snapshot lacks the fields its status requires")
+
+
+#: The lowest version a snapshot in each status can have: every event adds one, and a lead
+#: reaches a status only through the ones before it (NEW is always version 1).
+MIN_VERSION: dict[LeadStatus, int] = {S.NEW: 1, S.SCORED: 2, S.QUALIFIED: 3, S.REJECTED: 3,
+                                      S.ROUTED: 4, S.CONTACTED: 5}
+
+
+def implausibility(event: Envelope, topic: Topic | None) -> str | None:
+    """Why ``event`` cannot be a step of the log as found on ``topic``, judged from the event
+    alone (topics interleave, so the lead's other events may not have been read yet); None if
+    it can. Catches events forged by other clients, not every lie a consistent forgery tells."""
+    home = getattr(type(event), "topic", None)
+    if topic is not None and home is not None and home is not topic:
+        return f"{event.type} does not belong on {topic.value} (it is written to {home.value})"
+    if not isinstance(event, LeadEvent):
+        return None
+    lead = event.lead
+    if lead.status is not event.target:
+        return f"{event.type}: snapshot status {lead.status} should be {event.target}"
+    if lead.status is S.NEW and lead.version != 1:
+        return f"{event.type} at version {lead.version}: a NEW lead is always version 1"
+    if lead.version < MIN_VERSION[lead.status]:
+        return (f"{event.type} at version {lead.version}: {lead.status} needs version "
+                f"{MIN_VERSION[lead.status]} or more")
+    if isinstance(event, LeadContacted):
+        if lead.outreach is None or lead.outreach.step != event.step:
+            found = lead.outreach.step if lead.outreach else None
+            return f"{event.type} step {event.step} does not match the snapshot's step {found}"
+        if lead.version < MIN_VERSION[S.ROUTED] + event.step:
+            return (f"{event.type} step {event.step} at version {lead.version}: needs version "
+                    f"{MIN_VERSION[S.ROUTED] + event.step} or more")
+    try:
+        _check_invariants(lead, event)
+    except IllegalTransition as exc:
+        return str(exc)
+    return None
 
 
 def apply(current: Lead | None, event: LeadEvent) -> Lead:

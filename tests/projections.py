@@ -8,9 +8,8 @@ from typing import Any
 import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from events import Topic, decode
-from events.codec import EventDecodeError
-from services.projector.fold import Changes, Loaded, Positioned, fold
+from events import Topic
+from services.projector.fold import Changes, Loaded, Positioned, admit, fold
 from services.projector.rows import MetricsRow, PartRow, RunRow
 from services.projector.store import DEAD_LETTER_COLUMNS, LEAD_COLUMNS, dead_letter_row, lead_row
 from services.runtime.partitions import topic_partitions
@@ -26,14 +25,12 @@ async def read_log(settings: Settings) -> list[Positioned]:
         found = await topic_partitions(consumer, [t.physical(settings.prefix) for t in Topic])
         tps = [TopicPartition(name, p) for name, partitions in found.items() for p in partitions]
         consumer.assign(tps)
+        logical = {t.physical(settings.prefix): t for t in Topic}
         out: list[Positioned] = []
         while batch := await consumer.getmany(timeout_ms=1500, max_records=10_000):
             for records in batch.values():
                 for r in records:
-                    try:
-                        event = decode(r.value)
-                    except EventDecodeError:
-                        event = None
+                    event, _ = admit(r.value, logical.get(r.topic))
                     out.append(Positioned(r.topic, r.partition, r.offset, event))
         out.sort(key=lambda p: (p.topic, p.partition, p.offset))
         return out

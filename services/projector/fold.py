@@ -18,6 +18,7 @@ from events import (
     ControlEvent,
     DeadLettered,
     Envelope,
+    EventDecodeError,
     JobCompleted,
     JobEvent,
     JobFailed,
@@ -29,7 +30,11 @@ from events import (
     LeadRejected,
     RunStatus,
     TickEmitted,
+    Topic,
+    decode,
 )
+from events.errors import ImplausibleEvent
+from events.state_machine import implausibility
 
 from .rows import MetricsRow, PartRow, RunRow
 
@@ -47,6 +52,18 @@ class Positioned:
     offset: int
     event: Envelope | None  # None: undecodable (it still advances the offset)
     raw: bytes | None = None  # the message as stored, kept as the audit payload
+
+
+def admit(value: bytes | None, topic: Topic | None) -> tuple[Envelope | None, Exception | None]:
+    """The event a message found on ``topic`` holds, if the projector may fold it; else None and
+    why (the message goes to the dead-letter topic and only advances the offset)."""
+    try:
+        event = decode(value or b"")
+    except EventDecodeError as exc:
+        return None, exc
+    if problem := implausibility(event, topic):
+        return None, ImplausibleEvent(problem)
+    return event, None
 
 
 @dataclass(slots=True)

@@ -9,6 +9,7 @@ second one waits as a standby.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import time
@@ -21,34 +22,39 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 
 from events import (
-    Envelope,
-    EventDecodeError,
     JobCompleted,
     JobName,
     JobStarted,
     RunCounts,
     Topic,
-    decode,
     utcnow,
 )
 from events.ids import job_event_id
 
 from ..runtime.bus import Publisher, make_broker
-from ..runtime.db import READ_SCHEMA, open_connection, quote_ident
+from ..runtime.db import (
+    CONNECTION_ERRORS,
+    DATA_ERRORS,
+    READ_SCHEMA,
+    Backoff,
+    open_connection,
+    quote_ident,
+)
 from ..runtime.dead_letters import dead_letter
 from ..runtime.errors import InfrastructureError
 from ..runtime.partitions import topic_partitions
 from ..runtime.runs import run_info
 from ..runtime.settings import Settings
 from . import store
-from .fold import Positioned, fold
+from .fold import Positioned, admit, fold
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
 class Fetched:
-    """A decoded batch and the seek generation it was fetched in."""
+    """A decoded batch and the seek generation it was fetched in; ``undecodable``: messages not
+    folded (undecodable or implausible) with the reason."""
 
     generation: int
     records: list[ConsumerRecord]
@@ -91,6 +97,7 @@ class Projector:
         self.share = share
         self.batch_size = batch_size
         self.topic_names = [t.physical(settings.prefix) for t in topics]
+        self._logical = {t.physical(settings.prefix): t for t in Topic}
         self.publish_dead_letters = publish_dead_letters
         self.events_applied = 0
         self.lag: int | None = None
@@ -114,15 +121,7 @@ class Projector:
 
     async def start(self, *, wait_for_lock: bool = True) -> None:
         """Take the schema's lock (waiting as standby), then seek to the stored offsets."""
-        # No statement cache: after a rebuild swap the same names mean other tables.
-        self._conn = await open_connection(self.settings.database_url, statement_cache_size=0)
-        await self.conn.execute(f"SET search_path TO {quote_ident(self.schema)}, public")
-        name = self.schema if self.share is None else f"{self.schema}#{self.share.index}"
-        while not await self.conn.fetchval("SELECT pg_try_advisory_lock($1)", lock_key(name)):
-            if not wait_for_lock:
-                raise InfrastructureError(f"another projector is writing schema {self.schema}")
-            log.info("another projector is active; standing by", extra={"action": "standby"})
-            await asyncio.sleep(2)
+        await self._connect_db(wait_for_lock=wait_for_lock)
         if self.publish_dead_letters:
             await self._broker.start()
         self._consumer = AIOKafkaConsumer(
@@ -139,6 +138,53 @@ class Projector:
             raise InfrastructureError(f"cannot reach the broker: {exc}") from exc
         await self._assign()
 
+    async def _connect_db(self, *, wait_for_lock: bool = True) -> None:
+        # No statement cache: after a rebuild swap the same names mean other tables.
+        self._conn = await open_connection(self.settings.database_url, statement_cache_size=0)
+        await self.conn.execute(f"SET search_path TO {quote_ident(self.schema)}, public")
+        name = self.schema if self.share is None else f"{self.schema}#{self.share.index}"
+        while not await self.conn.fetchval("SELECT pg_try_advisory_lock($1)", lock_key(name)):
+            if not wait_for_lock:
+                raise InfrastructureError(f"another projector is writing schema {self.schema}")
+            log.info("another projector is active; standing by", extra={"action": "standby"})
+            await asyncio.sleep(2)
+
+    async def _reconnect(self, cause: BaseException) -> None:
+        """Wait for Postgres with capped, jittered backoff; then retake the lock and resume
+        exactly at the stored offsets (a batch in flight was never committed)."""
+        log.warning("projector paused: Postgres connection lost (%s); reconnecting",
+                    type(cause).__name__, extra={"action": "db_connection_lost"})
+        self._generation += 1  # a batch fetched before the loss is not ours to write any more
+        if self._conn is not None:
+            self._conn.terminate()
+            self._conn = None
+        backoff = Backoff()
+        while not self._stop.is_set():
+            try:
+                await self._connect_db()
+                await self._seek_to_stored()
+            except CONNECTION_ERRORS as exc:
+                if self._conn is not None:
+                    self._conn.terminate()
+                    self._conn = None
+                delay = backoff.next_delay()
+                log.info("Postgres still unreachable (%s); next try in %.1fs",
+                         type(exc).__name__, delay, extra={"action": "db_retry"})
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), delay)
+                continue
+            log.warning("projector resumed: Postgres is back", extra={"action": "db_reconnected"})
+            return
+
+    async def _seek_to_stored(self) -> None:
+        stored = await store.stored_offsets(self.conn)
+        for tp in self.consumer.assignment():
+            position = stored.get((tp.topic, tp.partition))
+            if position is None:
+                await self.consumer.seek_to_beginning(tp)
+            else:
+                self.consumer.seek(tp, position)
+
     async def _assign(self) -> None:
         found = await topic_partitions(self.consumer, self.topic_names)
         tps = [TopicPartition(name, p) for name in self.topic_names for p in found[name]
@@ -147,13 +193,7 @@ class Projector:
             raise InfrastructureError(f"none of the topics {self.topic_names} exist; run "
                                       "`leadflow topics create` first")
         self.consumer.assign(tps)
-        offsets = await store.stored_offsets(self.conn)
-        for tp in tps:
-            stored = offsets.get((tp.topic, tp.partition))
-            if stored is None:
-                await self.consumer.seek_to_beginning(tp)
-            else:
-                self.consumer.seek(tp, stored)
+        await self._seek_to_stored()
 
     async def stop(self) -> None:
         if self._consumer is not None:
@@ -161,7 +201,10 @@ class Projector:
         if self.publish_dead_letters:
             await self._broker.stop()
         if self._conn is not None:
-            await self._conn.close()  # closing the session releases the advisory lock
+            try:
+                await self._conn.close()  # closing the session releases the advisory lock
+            except CONNECTION_ERRORS:
+                self._conn.terminate()  # already gone: so is the session and its lock
             self._conn = None
 
     async def fetch(self, timeout_ms: int = 500) -> Fetched:
@@ -176,11 +219,9 @@ class Projector:
                 # Yield now and then: the batch being written resumes as soon as Postgres
                 # answers, so decoding fills the database's turn instead of delaying it.
                 await asyncio.sleep(0)
-            event: Envelope | None = None
-            try:
-                event = decode(record.value)
-            except EventDecodeError as exc:
-                undecodable.append((record, exc))
+            event, problem = admit(record.value, self._logical.get(record.topic))
+            if problem is not None:
+                undecodable.append((record, problem))
             positioned.append(Positioned(record.topic, record.partition, record.offset, event,
                                          record.value))
         return Fetched(generation, batch, positioned, undecodable)
@@ -196,23 +237,53 @@ class Projector:
         if fetched.records:
             if fetched.undecodable:
                 await self._report_undecodable(fetched.undecodable)
-            async with self.conn.transaction():
-                if await self._fenced(fetched.records):
-                    return 0  # the transaction holds no writes; positions were reset
-                decoded = [p for p in fetched.positioned if p.event is not None]
-                loaded = await store.load(self.conn, decoded)
-                changes = fold(fetched.positioned, loaded,
-                               retention=self.settings.pipeline.retention.max_age)
-                pruned = await store.write(self.conn, changes)
+            try:
+                if not await self._write(fetched.records, fetched.positioned):
+                    return 0
+            except DATA_ERRORS as exc:
+                log.warning("a batch of %d was refused by Postgres (%s); applying it message by "
+                            "message to park the culprit", len(fetched.records),
+                            type(exc).__name__, extra={"action": "batch_refused"})
+                if not await self._write_one_by_one(fetched):
+                    return 0
             self.events_applied += len(fetched.records)
-            if changes.prunes and self.publish_dead_letters:
-                await self._report_retention(changes.prunes, pruned)
         lag = await self._lag()
         if fetched.records or lag != self.lag or time.monotonic() - self._status_at > 5:
             await store.record_status(self.conn, lag, len(fetched.records))
             self._status_at = time.monotonic()
         self.lag = lag
         return len(fetched.records)
+
+    async def _write(self, records: Sequence[ConsumerRecord],
+                     positioned: Sequence[Positioned]) -> bool:
+        """Fold and write messages with their offsets in one transaction; False if fenced."""
+        async with self.conn.transaction():
+            if await self._fenced(records):
+                return False  # the transaction holds no writes; positions were reset
+            decoded = [p for p in positioned if p.event is not None]
+            loaded = await store.load(self.conn, decoded)
+            changes = fold(positioned, loaded, retention=self.settings.pipeline.retention.max_age)
+            pruned = await store.write(self.conn, changes)
+        if changes.prunes and self.publish_dead_letters:
+            await self._report_retention(changes.prunes, pruned)
+        return True
+
+    async def _write_one_by_one(self, fetched: Fetched) -> bool:
+        """Each message in its own transaction; one Postgres refuses is parked (dead-lettered,
+        its offset passed) so the partition moves on. False if fenced."""
+        parked: list[tuple[ConsumerRecord, Exception]] = []
+        for record, item in zip(fetched.records, fetched.positioned, strict=True):
+            try:
+                if not await self._write([record], [item]):
+                    return False
+            except DATA_ERRORS as exc:
+                parked.append((record, exc))
+                skipped = Positioned(item.topic, item.partition, item.offset, None)
+                if not await self._write([record], [skipped]):
+                    return False
+        if parked:
+            await self._report_undecodable(parked)
+        return True
 
     async def _pipeline(self, keep_going: Callable[[int], bool], timeout_ms: int) -> int:
         """Fetch and decode the next batch while the current one is written to Postgres."""
@@ -246,12 +317,7 @@ class Projector:
         log.warning("read models were written elsewhere (rebuild swap?); re-seeking to their "
                     "offsets", extra={"action": "projector_refenced"})
         self._generation += 1
-        for tp in self.consumer.assignment():
-            position = stored.get((tp.topic, tp.partition))
-            if position is None:
-                await self.consumer.seek_to_beginning(tp)
-            else:
-                self.consumer.seek(tp, position)
+        await self._seek_to_stored()
         return True
 
     async def _report_retention(self, prunes: list, pruned: list[tuple[int, int]]) -> None:  # type: ignore[type-arg]
@@ -278,7 +344,7 @@ class Projector:
         dlq = Topic.LEADS_DLQ.physical(self.settings.prefix)
         letters = [dead_letter(r, None, e, attempts=1) for r, e in items if r.topic != dlq]
         for record, exc in items:
-            log.warning("skipping undecodable message %s[%d]@%d: %s", record.topic,
+            log.warning("not folding %s[%d]@%d (dead-lettered): %s", record.topic,
                         record.partition, record.offset, exc, extra={"action": "undecodable"})
         if letters and self.publish_dead_letters:
             await self._publisher.publish(letters)
@@ -323,6 +389,10 @@ class Projector:
             return not self._stop.is_set()
 
         try:
-            await self._pipeline(keep_going, timeout_ms=500)
+            while not self._stop.is_set():
+                try:
+                    await self._pipeline(keep_going, timeout_ms=500)
+                except CONNECTION_ERRORS as exc:
+                    await self._reconnect(exc)
         finally:
             await self.stop()

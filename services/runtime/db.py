@@ -6,6 +6,7 @@ import asyncio
 import importlib.resources
 import json
 import logging
+import random
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -21,6 +22,36 @@ READ_SCHEMA = "leadflow_read"
 
 #: Advisory lock key serialising DDL between processes that start together.
 _DDL_LOCK = 0x1EADF10
+
+
+#: The connection or the server went away (or is restarting): reconnect and try again.
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    OSError, TimeoutError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError, InfrastructureError,
+)
+#: The rows themselves were refused (SQLSTATE classes 22, 23, 54): the same rows fail again.
+DATA_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.DataError, asyncpg.IntegrityConstraintViolationError,
+    asyncpg.exceptions.ProgramLimitExceededError,
+)
+
+
+class Backoff:
+    """Capped exponential delays with full jitter, so restarted clients do not retry in step."""
+
+    def __init__(self, first: float = 0.2, cap: float = 10.0) -> None:
+        self.first = first
+        self.cap = cap
+        self.attempt = 0
+
+    def next_delay(self) -> float:
+        """The delay before the next attempt (grows until ``cap``)."""
+        ceiling = min(self.cap, self.first * 2 ** min(self.attempt, 16))
+        self.attempt += 1
+        return ceiling / 2 + random.random() * ceiling / 2
+
+    def reset(self) -> None:
+        self.attempt = 0
 
 
 def sql_text(name: str) -> str:

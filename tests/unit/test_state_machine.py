@@ -19,12 +19,13 @@ from events import (
     Outreach,
     Qualification,
     ScoreCard,
+    Topic,
     apply,
     decode,
     encode,
     transition,
 )
-from events.state_machine import ALLOWED_FROM
+from events.state_machine import ALLOWED_FROM, implausibility
 from tests.factories import NOW, created_event
 
 CARD = ScoreCard(value=70, factors={"industry": 30, "employees": 20, "country": 20, "seniority": 0},
@@ -144,3 +145,39 @@ def test_events_applied_out_of_order_are_refused_not_folded(order: list[int]) ->
     if state is not None:
         assert state == events[state.version - 1].lead
     assert applied <= 6
+
+
+# --- judged from the event itself (what the projector folds) ---------------------------------
+
+
+def test_every_event_the_pipeline_writes_is_plausible_on_its_own_topic() -> None:
+    for event in happy_path():
+        assert implausibility(event, event.topic) is None, event.type
+    rejected = step(LeadRejected, step(LeadScored, created_event()))
+    assert implausibility(rejected, Topic.LEADS_REJECTED) is None
+
+
+def forged(event: LeadEvent, **lead: object) -> LeadEvent:
+    return event.model_copy(update={"lead": event.lead.model_copy(update=lead)})
+
+
+@pytest.mark.parametrize(("make", "topic", "problem"), [
+    # a type on another type's topic
+    (lambda e: e[1], Topic.LEADS_CONTACTED, "lead.scored does not belong on leads.contacted"),
+    # status against version: CONTACTED needs NEW, SCORED, QUALIFIED, ROUTED before it
+    (lambda e: forged(e[4], version=2), Topic.LEADS_CONTACTED, "version 2"),
+    (lambda e: forged(e[0], version=3), Topic.LEADS_NEW, "version 3"),
+    (lambda e: forged(e[3], version=3), Topic.LEADS_ROUTED, "version 3"),
+    # a second step cannot sit at the version of a first one
+    (lambda e: forged(e[5], version=5), Topic.LEADS_CONTACTED, "step 2 at version 5"),
+    # the snapshot's status is not the event's
+    (lambda e: forged(e[1], status=LeadStatus.CONTACTED), Topic.LEADS_SCORED, "snapshot status"),
+    # the fields a status requires
+    (lambda e: forged(e[3], route=None), Topic.LEADS_ROUTED, "lacks the fields"),
+    (lambda e: e[4].model_copy(update={"step": 2}), Topic.LEADS_CONTACTED, "step 2"),
+])
+def test_an_event_that_cannot_be_a_step_of_the_state_machine_says_why(
+        make: object, topic: Topic, problem: str) -> None:
+    event = make(happy_path())  # type: ignore[operator]
+    found = implausibility(event, topic)
+    assert found is not None and problem in found
