@@ -40,10 +40,10 @@ TEST_POSTGRES_SETTINGS = {
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tier markers follow the folder: tests/unit, tests/integration, tests/e2e."""
+    """Tier markers follow the folder: tests/unit, tests/integration, tests/e2e, tests/faults."""
     for item in items:
         parts = Path(str(item.fspath)).parts
-        for tier in ("unit", "integration", "e2e"):
+        for tier in ("unit", "integration", "e2e", "faults"):
             if tier in parts:
                 item.add_marker(getattr(pytest.mark, tier))
 

@@ -9,7 +9,23 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from events import Lead, LeadCreated, LeadStatus, ids
+from events import (
+    Assignment,
+    Lead,
+    LeadContacted,
+    LeadCreated,
+    LeadEvent,
+    LeadQualified,
+    LeadRejected,
+    LeadRouted,
+    LeadScored,
+    LeadStatus,
+    Outreach,
+    Qualification,
+    ScoreCard,
+    ids,
+    transition,
+)
 
 NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 
@@ -65,3 +81,33 @@ def write_csv(path: Path, rows: list[dict[str, str]]) -> Path:
         writer.writeheader()
         writer.writerows(rows)
     return path
+
+
+CARD = ScoreCard(value=70, factors={"industry": 30, "employees": 20, "country": 20, "seniority": 0},
+                 model_version="t")
+ROUTE = Assignment(segment="smb", sequence_id="standard", owner="finn")
+
+
+def step(cls: type[LeadEvent], cause: LeadEvent, **fields: object) -> LeadEvent:
+    """Build ``cls`` from ``cause`` with the fields its target status needs."""
+    needs: dict[type[LeadEvent], dict[str, object]] = {
+        LeadScored: {"score": CARD},
+        LeadQualified: {"qualification": Qualification(qualified=True)},
+        LeadRejected: {"qualification": Qualification(qualified=False, reasons=("x",)),
+                       "reasons": ("x",)},
+        LeadRouted: {"route": ROUTE},
+    }
+    if cls is LeadContacted:
+        n = (cause.lead.outreach.step if cause.lead.outreach else 0) + 1
+        needs[cls] = {"outreach": Outreach(sequence_id="standard", step=n, last_contacted_at=NOW),
+                      "step": n, "idempotency_key": f"c:{cause.lead.lead_id}:{n}", "sender": "proof",
+                      "cause_key": f"c:{cause.lead.lead_id}:{n}"}
+    return transition(cls, cause, at=NOW, correlation_id=None, **{**needs.get(cls, {}), **fields})
+
+
+def happy_path(lead: Lead | None = None) -> list[LeadEvent]:
+    """A lead's events from NEW to CONTACTED step 2, as the stages write them."""
+    events: list[LeadEvent] = [created_event(lead)]
+    for cls in (LeadScored, LeadQualified, LeadRouted, LeadContacted, LeadContacted):
+        events.append(step(cls, events[-1]))
+    return events

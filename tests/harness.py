@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 import pytest
@@ -115,3 +116,88 @@ def kafka_or_skip(what: str = "the Apache Kafka tier") -> None:
         if os.environ.get("LEADFLOW_REQUIRE_KAFKA"):
             pytest.fail(f"{what} is required (LEADFLOW_REQUIRE_KAFKA) but {problem}")
         pytest.skip(f"{what} skipped: {problem}")
+
+
+class TcpProxy:
+    """A loopback TCP proxy in front of a Postgres (TCP or Unix socket) that a test can cut
+    (every connection closed, new ones refused at once) and restore: an outage of the server
+    behind it, without touching the server the rest of the suite shares."""
+
+    def __init__(self, dsn: str) -> None:
+        self.target_dsn = dsn
+        parts = urlsplit(dsn)
+        query = dict(parse_qsl(parts.query))
+        port = parts.port or int(query.get("port", 5432))
+        socket_dir = query.get("host", "")
+        self.unix_path = f"{socket_dir}/.s.PGSQL.{port}" if socket_dir.startswith("/") else None
+        self.target = (parts.hostname or "127.0.0.1", port)
+        self.up = True
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    async def __aenter__(self) -> TcpProxy:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.cut()
+        assert self._server is not None
+        self._server.close()
+        await self._server.wait_closed()
+
+    def cut(self) -> None:
+        self.up = False
+        for writer in list(self._writers):
+            writer.transport.abort()
+        self._writers.clear()
+
+    def restore(self) -> None:
+        self.up = True
+
+    @property
+    def dsn(self) -> str:
+        """The target's DSN, through the proxy."""
+        parts = urlsplit(self.target_dsn)
+        creds, _, _ = parts.netloc.rpartition("@")
+        host = f"127.0.0.1:{self.port}"
+        query = urlencode([(k, v) for k, v in parse_qsl(parts.query) if k not in ("host", "port")])
+        return urlunsplit(parts._replace(netloc=f"{creds}@{host}" if creds else host, query=query))
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if not self.up:
+            writer.transport.abort()
+            return
+        try:
+            if self.unix_path is not None:
+                up_reader, up_writer = await asyncio.open_unix_connection(self.unix_path)
+            else:
+                up_reader, up_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            writer.transport.abort()
+            return
+        self._writers |= {writer, up_writer}
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            try:
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            except OSError:
+                pass
+            finally:
+                dst.transport.abort()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        self._writers -= {writer, up_writer}
+
+
+async def wait_for(condition: Callable[[], Awaitable[bool]], timeout: float,
+                   what: str = "the condition") -> None:
+    """Poll ``condition`` every 0.2 s until it holds; fail naming ``what`` after ``timeout``."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await condition():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"{what} did not happen within {timeout:g}s")
+        await asyncio.sleep(0.2)

@@ -374,9 +374,18 @@ class Projector:
         return await self._pipeline(keep_going, timeout_ms=300)
 
     async def run_forever(self) -> None:
+        """Run until SIGINT or SIGTERM."""
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self._stop.set)
+        await self.run()
+
+    def request_stop(self) -> None:
+        """Ask ``run`` to finish its batch and return."""
+        self._stop.set()
+
+    async def run(self) -> None:
+        """Fold until asked to stop, pausing (never exiting) while Postgres is unreachable."""
         await self.start()
         last_log = time.monotonic()
 

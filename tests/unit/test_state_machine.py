@@ -7,7 +7,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from events import (
-    Assignment,
     IllegalTransition,
     LeadContacted,
     LeadEvent,
@@ -16,9 +15,6 @@ from events import (
     LeadRouted,
     LeadScored,
     LeadStatus,
-    Outreach,
-    Qualification,
-    ScoreCard,
     Topic,
     apply,
     decode,
@@ -26,35 +22,7 @@ from events import (
     transition,
 )
 from events.state_machine import ALLOWED_FROM, implausibility
-from tests.factories import NOW, created_event
-
-CARD = ScoreCard(value=70, factors={"industry": 30, "employees": 20, "country": 20, "seniority": 0},
-                 model_version="t")
-ROUTE = Assignment(segment="smb", sequence_id="standard", owner="finn")
-
-
-def step(cls: type[LeadEvent], cause: LeadEvent, **fields: object) -> LeadEvent:
-    """Build ``cls`` from ``cause`` with the fields its target status needs."""
-    needs: dict[type[LeadEvent], dict[str, object]] = {
-        LeadScored: {"score": CARD},
-        LeadQualified: {"qualification": Qualification(qualified=True)},
-        LeadRejected: {"qualification": Qualification(qualified=False, reasons=("x",)),
-                       "reasons": ("x",)},
-        LeadRouted: {"route": ROUTE},
-    }
-    if cls is LeadContacted:
-        n = (cause.lead.outreach.step if cause.lead.outreach else 0) + 1
-        needs[cls] = {"outreach": Outreach(sequence_id="standard", step=n, last_contacted_at=NOW),
-                      "step": n, "idempotency_key": f"c:{cause.lead.lead_id}:{n}", "sender": "proof",
-                      "cause_key": f"c:{cause.lead.lead_id}:{n}"}
-    return transition(cls, cause, at=NOW, correlation_id=None, **{**needs.get(cls, {}), **fields})
-
-
-def happy_path() -> list[LeadEvent]:
-    events: list[LeadEvent] = [created_event()]
-    for cls in (LeadScored, LeadQualified, LeadRouted, LeadContacted, LeadContacted):
-        events.append(step(cls, events[-1]))
-    return events
+from tests.factories import CARD, NOW, created_event, happy_path, step
 
 
 def test_the_happy_path_folds_to_contacted_step_two_with_version_six() -> None:
