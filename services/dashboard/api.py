@@ -30,7 +30,8 @@ from .resources import Resources
 router = APIRouter(prefix="/api", tags=["read"])
 Deps = Annotated[Resources, Depends(resources)]
 Limit = Annotated[int, Query(ge=1, le=500, description="Page size.")]
-Offset = Annotated[int, Query(ge=0, description="Items to skip (next_offset of the previous page).")]
+Offset = Annotated[int, Query(ge=0, le=2**63 - 1,
+                              description="Items to skip (next_offset of the previous page).")]
 
 
 @router.get("/dashboard", response_model=Dashboard)

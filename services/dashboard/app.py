@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from ..runtime.errors import InfrastructureError
 from ..runtime.settings import Settings, load_settings
 from . import api, controls, health, metrics, pages
+from .guard import ControlCharacterGuard
 from .resources import Resources
 
 API_VERSION = "1.0"
@@ -34,6 +35,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="leadflow dashboard", version=API_VERSION, lifespan=lifespan,
                   summary="Read models of the lead pipeline, and controls that publish events.",
                   docs_url=None, redoc_url=None, openapi_url="/api/openapi.json")
+    app.add_middleware(ControlCharacterGuard)
     app.add_exception_handler(RequestValidationError, _invalid)  # type: ignore[arg-type]
     app.add_exception_handler(InfrastructureError, _unavailable)  # type: ignore[arg-type]
     for driver_error in (asyncpg.PostgresError, asyncpg.InterfaceError, ConnectionError):

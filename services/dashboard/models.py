@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from events import ALL_TENANTS, JobName
 from events.emails import email_problem, normalise_email
+from events.text import control_character
 
 # --- requests ----------------------------------------------------------------------------
 
@@ -20,6 +21,14 @@ class ControlBody(BaseModel):
     requested_by: str | None = Field(
         default=None, max_length=100,
         description="Who asks (a name); recorded with the client address on the event.")
+
+    @field_validator("*")
+    @classmethod
+    def _no_control_characters(cls, value: Any) -> Any:
+        # What a control publishes ends up in events and read models: NUL would poison both.
+        if isinstance(value, str) and (code := control_character(value)):
+            raise ValueError(f"contains the control character {code}, which is not allowed")
+        return value
 
 
 class TickRequest(ControlBody):

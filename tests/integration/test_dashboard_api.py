@@ -222,6 +222,16 @@ async def test_leads_are_searchable_filterable_paged_and_show_their_history(
     assert [(c["campaign_id"], c["tenant_id"], c["leads"]) for c in campaigns] == [("q4", "acme", LEADS)]
 
 
+async def test_reads_refuse_control_characters_and_huge_offsets_with_a_422(
+        client: httpx.AsyncClient) -> None:
+    for url, message in [("/api/leads?q=a%00b", "query: contains the control character U+0000"),
+                         ("/api/leads?offset=99999999999999999999", "query.offset"),
+                         ("/api/leads/a%00b", "path: contains the control character U+0000")]:
+        response = await client.get(url)
+        assert response.status_code == 422, (url, response.text)
+        assert message in response.json()["message"], (url, response.json())
+
+
 async def test_dead_letters_list_the_unreadable_rows(client: httpx.AsyncClient) -> None:
     page = (await client.get("/api/dead-letters")).raise_for_status().json()
     assert page["total"] == BAD_ROWS

@@ -110,6 +110,12 @@ BAD_INPUT: list[tuple[str, dict[str, Any] | None, str]] = [
     ("/api/suppressions", {"email": "jane@"}, "has an invalid domain"),
     ("/api/suppressions", {"email": "a@b.co", "domain": "b.co"}, "give exactly one of email or domain"),
     ("/api/campaigns/q4/pause", {"tenant_id": ""}, "body.tenant_id: String should have at least 1 character"),
+    # NUL and the other C0 controls never reach the log (a consumer could not fold them)
+    ("/api/ticks", {"job": "score", "tenant_id": "a\u0000b"},
+     "body.tenant_id: contains the control character U+0000"),
+    ("/api/kill-switch", {"engaged": True, "reason": "x\u001by"}, "control character U+001B"),
+    ("/api/campaigns/a%00b/pause", None, "path: contains the control character U+0000"),
+    ("/api/campaigns/q4/pause?x=%01", None, "query: contains the control character U+0001"),
 ]
 
 
