@@ -30,7 +30,7 @@ async def publish_manual_tick(settings: Settings, job: JobName, *, requested_by:
         if follower is None:
             return False
         with console.status(f"waiting for the {job.value} run to finish..."):
-            run = await follower.wait(tick.tick_id, timeout)
+            run = await follower.wait(tick.tick_id, timeout, job=job.value)
         colour = {"completed": "green", "failed": "red", "skipped": "yellow"}.get(run.status, "white")
         console.print(
             f"[{colour}]{run.status}[/]: {run.leads_processed} processed, "

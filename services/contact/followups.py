@@ -61,7 +61,7 @@ class FollowUps:
         paused = await controls.paused_campaigns(self.pool, tick.tenant_id)
         partitions = list(self.owned()) if self.owned is not None else None
         tally = Tally()
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not ctx.stopping:
             granted = await budget.claim(self.batch_size)
             if granted == 0:
                 return tally, False

@@ -3,6 +3,7 @@ rows by line to leads.dlq. One instance harvests at a time (a Postgres advisory 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
 import time
@@ -45,6 +46,8 @@ class SourceReport:
     warnings: list[RowError] = field(default_factory=list)
     new_bad_rows: int = 0
     exhausted_budget: bool = False
+    #: The service began to stop before the source was read to its end.
+    stopped: bool = False
 
 
 def bad_row_dead_letter(error: RowError, tenant_id: str, run_id: UUID | None) -> DeadLettered:
@@ -104,7 +107,8 @@ class Harvester:
 
     async def harvest(self, source: HarvestSource, *, at: datetime, run_id: UUID | None,
                       budget: RunBudget | None, deadline: float | None = None,
-                      progress: Callable[[int], None] | None = None) -> SourceReport:
+                      progress: Callable[[int], None] | None = None,
+                      stop: asyncio.Event | None = None) -> SourceReport:
         """Emit the source's new leads (at most the budget) and report its new bad rows."""
         report = SourceReport(source=str(source.path))
         rows = read_rows(source.path, source.resolved_format())
@@ -141,6 +145,9 @@ class Harvester:
             if progress is not None:
                 progress(len(chunk))
             if report.exhausted_budget or (deadline is not None and time.monotonic() >= deadline):
+                break
+            if stop is not None and stop.is_set():
+                report.stopped = True
                 break
         return report
 
@@ -183,6 +190,7 @@ class HarvestExecutor:
         pool = self.pool
         harvester = Harvester(pool, self.publisher)
         created = bad = 0
+        stopped = False
         problems: list[str] = []
         async with pool.acquire() as conn:
             if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", _LOCK_KEY):
@@ -191,18 +199,23 @@ class HarvestExecutor:
                 return RunResult()
             try:
                 for source in self.in_scope(ctx):
+                    if ctx.stopping:
+                        stopped = True
+                        break
                     if problem := source_problem(source.path):
                         problems.append(problem)
                         continue
                     try:
                         report = await harvester.harvest(source, at=ctx.at, run_id=ctx.run_id,
-                                                         budget=budget, deadline=deadline)
+                                                         budget=budget, deadline=deadline,
+                                                         stop=ctx.stop)
                     except OSError as exc:  # unreadable halfway: this source only
                         problems.append(f"{source.path}: {exc.strerror or exc}")
                         continue
                     created += report.created
                     bad += report.new_bad_rows
-                    if report.exhausted_budget or time.monotonic() >= deadline:
+                    stopped = stopped or report.stopped
+                    if report.exhausted_budget or time.monotonic() >= deadline or stopped:
                         break
             finally:
                 await conn.execute("SELECT pg_advisory_unlock($1)", _LOCK_KEY)
@@ -211,4 +224,5 @@ class HarvestExecutor:
         # as a quiet night.
         error = (f"harvest source(s) unreadable: {'; '.join(problems)}. Fix the path or the "
                  "file's permissions in harvest.sources" if problems else None)
-        return RunResult(counts=counts, timed_out=time.monotonic() >= deadline, error=error)
+        return RunResult(counts=counts, timed_out=time.monotonic() >= deadline or stopped,
+                         error=error)

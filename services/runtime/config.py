@@ -388,6 +388,8 @@ class StageConfig(Section):
     max_attempts: int = Field(default=3, ge=1)
     retry_backoff: Duration = timedelta(milliseconds=50)
     idle_poll: Duration = timedelta(seconds=1)
+    #: On SIGTERM a run ends after its batch in hand; past this it is abandoned (uncommitted).
+    shutdown_grace: Duration = timedelta(seconds=10)
 
 
 class TopicsConfig(Section):

@@ -251,7 +251,7 @@ class TopicDrainer:
         served: Counter[TopicPartition] = Counter()
         try:
             while True:
-                if time.monotonic() >= deadline:
+                if time.monotonic() >= deadline or ctx.stopping:
                     return True
                 if granted == 0:
                     granted = await self._claim(budget, claims)

@@ -7,7 +7,7 @@ from uuid import UUID
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from events import JobEvent, Topic, decode
+from events import EventDecodeError, JobEvent, Topic, decode
 
 from ..projector.fold import derive_run, evolve_part, new_run
 from ..projector.rows import PartRow, RunRow
@@ -39,22 +39,38 @@ class RunFollower:
     async def stop(self) -> None:
         await self.consumer.stop()
 
-    async def wait(self, run_id: UUID, timeout: float) -> RunRow:
-        """The run's folded row once it is completed, failed or skipped."""
-        give_up = time.monotonic() + timeout
+    async def wait(self, run_id: UUID, timeout: float, *, start_timeout: float = 60.0,
+                   job: str = "<job>") -> RunRow:
+        """The run's folded row once it is completed, failed or skipped; gives up (naming what
+        to check) when no instance takes the tick within ``start_timeout`` or after ``timeout``."""
+        began = time.monotonic()
+        give_up = began + timeout
         while True:
             run = self.runs.get(run_id)
             if run is not None and run.terminal:
                 return run
-            remaining = give_up - time.monotonic()
-            if remaining <= 0:
-                raise InfrastructureError(f"run {run_id} did not finish within {timeout:.0f}s; is the "
-                                   "job's service running? (leadflow run <job>)")
-            records = await self.consumer.getmany(timeout_ms=int(min(remaining, 0.5) * 1000))
+            now = time.monotonic()
+            if run is None and now - began > min(start_timeout, timeout):
+                raise InfrastructureError(
+                    f"no {job} instance took tick {run_id} within {start_timeout:.0f}s: start one "
+                    f"(leadflow run {job}) or see which are up (leadflow status)")
+            if now >= give_up:
+                raise InfrastructureError(
+                    f"run {run_id} did not finish within {timeout:.0f}s; its parts so far: "
+                    f"{self.describe(run_id)}. See `leadflow status` and the dashboard's runs")
+            records = await self.consumer.getmany(timeout_ms=int(min(give_up - now, 0.5) * 1000))
             for record in (r for batch in records.values() for r in batch):
-                event = decode(record.value)
+                try:
+                    event = decode(record.value)
+                except EventDecodeError:
+                    continue  # not ours to judge here: the projector dead-letters it
                 if isinstance(event, JobEvent):
                     self._fold(event)
+
+    def describe(self, run_id: UUID) -> str:
+        """The run's parts and their statuses, for a message."""
+        parts = self.parts.get(run_id, {})
+        return ", ".join(f"{name} {row.status}" for name, row in sorted(parts.items())) or "none"
 
     def _fold(self, event: JobEvent) -> None:
         parts = self.parts.setdefault(event.run_id, {})

@@ -30,6 +30,7 @@ from events import (
     TickSource,
     utcnow,
 )
+from events.errors import LeadflowError
 from events.ids import job_event_id
 
 from .budget import RunBudget
@@ -48,11 +49,17 @@ class RunContext:
     job: JobName
     instance_id: str
     replay_id: str | None = None
+    #: Set when the service is stopping: executors end the run after the batch in hand.
+    stop: asyncio.Event = field(default_factory=asyncio.Event, compare=False)
 
     @property
     def at(self) -> datetime:
         """Decision time: the tick's scheduled_for, so a replay decides the same."""
         return self.tick.scheduled_for
+
+    @property
+    def stopping(self) -> bool:
+        return self.stop.is_set()
 
 
 @dataclass(slots=True)
@@ -116,6 +123,10 @@ def overlap_verdict(policy: Overlap, tick: TickEmitted,
     return "overlap", None
 
 
+class ShuttingDown(LeadflowError):
+    """A tick that arrived while the service stops: left uncommitted, it runs after a restart."""
+
+
 class RunController:
     """Runs one job's ticks on this instance and reports each run's part as job events."""
 
@@ -139,6 +150,10 @@ class RunController:
         self._streak_timer: asyncio.TimerHandle | None = None
         self._streak_task: asyncio.Task[None] | None = None
         self._streak_lock = asyncio.Lock()
+        self._stopping = False
+        self._current: tuple[RunContext, asyncio.Future[RunResult]] | None = None
+        self._idle = asyncio.Event()
+        self._idle.set()
 
     def _envelope(self, tick: TickEmitted, kind: str) -> dict[str, object]:
         now = utcnow()
@@ -178,6 +193,9 @@ class RunController:
         """Handle one tick end to end; raises only if the outcome could not be reported."""
         if tick.job is not self.job:
             return
+        if self._stopping:
+            raise ShuttingDown(f"{self.job.value} is stopping; tick {tick.tick_id} runs after a "
+                               "restart")
         if tick.tick_id in self._recent_ticks:  # the same tick twice (a clock crash): one run
             log.info("tick %s repeated; ignored", tick.tick_id, extra={"action": "tick_repeated"})
             return
@@ -195,10 +213,12 @@ class RunController:
             log.info("run %s skipped: %s", tick.tick_id, reason, extra={"action": "run_skipped"})
             return
         started = utcnow()
+        self._idle.clear()
         try:
             await self.run(tick)
         finally:
             self.spans.append(RunSpan(started, utcnow()))
+            self._idle.set()
 
     async def _extend_streak(self, tick: TickEmitted) -> None:
         """Count an overlap skip into the streak of the run it overlapped (reporting the
@@ -259,15 +279,36 @@ class RunController:
                  tick.source.value, total, extra={"action": "run_started"})
         try:
             await budget.open()
-            result = await asyncio.wait_for(
+            work = asyncio.ensure_future(asyncio.wait_for(
                 self.executor.execute(ctx, budget, deadline),
                 timeout=self.config.timeout_seconds + self.HARD_STOP_GRACE,
-            )
+            ))
+            self._current = (ctx, work)
+            result = await work
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if not self._stopping or (task is not None and task.cancelling()):
+                raise  # this handler itself is being cancelled: nothing may be swallowed
+            await self._report_failure(tick, started_at, clock, RunResult(), "stopped",
+                                       "the service stopped before the run finished; the batch "
+                                       "in hand was not committed and will be processed again")
+            log.warning("run %s abandoned: the service is stopping", tick.tick_id,
+                        extra={"action": "run_stopped"})
+            return None
         except Exception as exc:
             await self._report_failure(tick, started_at, clock, RunResult(), "error",
                                        f"{type(exc).__name__}: {exc}")
             log.exception("run %s failed", tick.tick_id, extra={"action": "run_failed"})
             return None
+        finally:
+            self._current = None
+        if ctx.stopping and result.timed_out:
+            await self._report_failure(tick, started_at, clock, result, "stopped",
+                                       "the service stopped before the run finished (after its "
+                                       "last committed batch)")
+            log.warning("run %s stopped after its last batch", tick.tick_id,
+                        extra={"action": "run_stopped"})
+            return result
         if result.timed_out:
             await self._report_failure(tick, started_at, clock, result, "timeout",
                                        f"timeout after {self.config.timeout_seconds:g}s")
@@ -289,6 +330,25 @@ class RunController:
                  result.counts.leads_processed, result.counts.leads_failed,
                  extra={"action": "run_completed"})
         return result
+
+    async def shutdown(self, grace: float) -> None:
+        """Stop taking ticks; let the run in progress end after its batch in hand, or abandon it
+        (uncommitted) after ``grace`` seconds; return once its outcome is published."""
+        self._stopping = True
+        current = self._current
+        if current is not None:
+            ctx, work = current
+            ctx.stop.set()
+            _, pending = await asyncio.wait({work}, timeout=grace)
+            if pending:
+                log.warning("run %s did not stop within %gs; abandoning its batch", ctx.run_id,
+                            grace, extra={"action": "run_abandoned"})
+                work.cancel()
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout=max(grace, 5.0))
+        except TimeoutError:
+            log.warning("the outcome of the run in progress was not reported before shutdown",
+                        extra={"action": "run_unreported"})
 
     async def _report_failure(self, tick: TickEmitted, started_at: datetime, clock: float,
                               result: RunResult, reason: str, error: str) -> None:

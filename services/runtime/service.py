@@ -213,6 +213,9 @@ class JobService:
         await self.app.start()
 
     async def stop(self) -> None:
+        """Let the run in progress end (within the stage's shutdown_grace), then stop."""
+        if self.controller is not None:
+            await self.controller.shutdown(self.config.stage.shutdown_grace.total_seconds())
         await self.app.stop()
 
     async def run_forever(self) -> None:
