@@ -24,6 +24,7 @@ from .common import (
     who,
 )
 from .contact_commands import contact_app
+from .dlq_commands import dlq_app
 from .projector_commands import projector_app
 from .replay_commands import register as register_replay_commands
 from .status_commands import register as register_status_commands
@@ -39,6 +40,7 @@ app.add_typer(schemas_app, name="schemas")
 app.add_typer(projector_app, name="projector")
 app.add_typer(bench_app, name="bench")
 app.add_typer(contact_app, name="contact")
+app.add_typer(dlq_app, name="dlq")
 register_clock_commands(app)  # backfill, clock status|pause|resume, bench clock
 register_replay_commands(app)  # replay <stage>|projector
 register_status_commands(app)  # status
