@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -22,7 +23,7 @@ from services.runtime.bus import Publisher, make_broker
 from services.runtime.db import create_pool
 from services.runtime.settings import Settings
 
-from . import store
+from . import reaper, store
 from .errors import LostLeadership
 from .follower import LogFollower
 from .leader import AdvisoryLock, lock_key
@@ -34,6 +35,8 @@ log = logging.getLogger(__name__)
 
 #: Longest sleep of the active loop: new retries and pauses are noticed at least this often.
 MAX_SLEEP = 1.0
+#: How often the active clock looks for runs whose instance died (reaper.py).
+REAP_EVERY = 10.0
 
 
 class Clock:
@@ -55,6 +58,8 @@ class Clock:
         self._published_retries: set[uuid.UUID] = set()
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
+        self._reaped_at = float("-inf")
+        self.lost_after = reaper.LOST_AFTER
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -124,7 +129,20 @@ class Clock:
         for schedule in self.schedules:
             emitted.extend(await self._step_schedule(schedule, now, paused))
         emitted.extend(await self._emit_retries(now, paused))
+        await self._report_lost_parts(now)
         return emitted
+
+    async def _report_lost_parts(self, now: datetime) -> None:
+        """Every ten seconds: report parts of runs whose instance died mid-run (reaper.py)."""
+        if time.monotonic() - self._reaped_at < REAP_EVERY:
+            return
+        self._reaped_at = time.monotonic()
+        lost = await reaper.lost_parts(self.pool, self.lost_after)
+        await self.publisher.publish([reaper.lost_part_failed(part, now) for part in lost])
+        for part in lost:
+            log.warning("run %s of %s: instance %s stopped reporting mid-run; reported failed "
+                        "(lost)", part.run.run_id, part.run.job, part.part.part,
+                        extra={"action": "run_lost"})
 
     async def _step_schedule(self, schedule: Schedule, now: datetime,
                              paused: set[str]) -> list[TickEmitted]:

@@ -1,0 +1,77 @@
+"""Run parts whose instance died mid-run (kill -9, a lost machine): nobody would ever report
+them, so the run would show "running" forever and `tick --wait` would never end. The active
+clock reports each as `job.failed` with reason `lost`, for the instance; the clock's retry
+policy then applies. The decision is pure; ``lost_parts`` is the thin read."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import asyncpg
+
+from events import JobFailed, JobName, RunCounts, RunInfo, TickSource
+from events.ids import job_event_id
+from services.projector.rows import PartRow, RunRow
+
+#: An instance heartbeats at least every 10 s; silent this long, it is gone.
+LOST_AFTER = timedelta(seconds=60)
+
+
+@dataclass(frozen=True, slots=True)
+class LostPart:
+    """A running part whose instance stopped heartbeating."""
+
+    run: RunRow
+    part: PartRow
+    last_seen: datetime
+
+
+def lost_part_failed(lost: LostPart, now: datetime) -> JobFailed:
+    """The job.failed the dead instance would have published, with what it had reported."""
+    run, part = lost.run, lost.part
+    started = part.started_at or run.scheduled_for
+    return JobFailed(
+        event_id=job_event_id(run.run_id, part.part, "failed"), occurred_at=now, recorded_at=now,
+        tenant_id=run.tenant_id, correlation_id=run.run_id, causation_id=run.run_id,
+        run_id=run.run_id, job=JobName(run.job), part=part.part,
+        run=RunInfo(scheduled_for=run.scheduled_for, source=TickSource(run.source),
+                    max_leads=run.max_leads, requested_by=run.requested_by,
+                    retry_of=run.retry_of, attempt=run.attempt),
+        started_at=started, completed_at=now,
+        duration_seconds=max(0.0, (now - started).total_seconds()),
+        counts=RunCounts(leads_processed=part.leads_processed,
+                         leads_succeeded=part.leads_succeeded, leads_failed=part.leads_failed),
+        reason="lost",
+        error=(f"instance {part.part} stopped reporting during the run (last seen "
+               f"{lost.last_seen.isoformat(timespec='seconds')}); its uncommitted batch is "
+               "redone by the next run"),
+        partitions=tuple(part.partitions), partitions_total=part.partitions_total,
+        backlog=part.backlog,
+    )
+
+
+async def lost_parts(conn: asyncpg.Pool | asyncpg.Connection,
+                     lost_after: timedelta = LOST_AFTER) -> list[LostPart]:
+    """Running parts (in the read models) of instances silent for ``lost_after``. Parts of
+    processes that do not heartbeat (an import, the projector's retention) are not judged."""
+    found = await conn.fetch(
+        """
+        SELECT p.run_id, p.part, s.last_seen
+        FROM leadflow_read.job_run_parts p
+        JOIN stage_instances s ON s.job = p.job AND s.instance_id = p.part
+        WHERE p.status = 'running' AND s.last_seen < now() - $1::interval
+          AND p.started_at < now() - $1::interval
+        ORDER BY p.started_at
+        LIMIT 100
+        """, lost_after)
+    if not found:
+        return []
+    run_ids = list({r["run_id"] for r in found})
+    runs = {r["run_id"]: RunRow.from_row(r) for r in await conn.fetch(
+        "SELECT * FROM leadflow_read.job_runs WHERE run_id = ANY($1::uuid[])", run_ids)}
+    parts = {(r["run_id"], r["part"]): PartRow.from_row(r) for r in await conn.fetch(
+        "SELECT * FROM leadflow_read.job_run_parts WHERE run_id = ANY($1::uuid[])", run_ids)}
+    return [LostPart(run=runs[r["run_id"]], part=parts[(r["run_id"], r["part"])],
+                     last_seen=r["last_seen"])
+            for r in found if r["run_id"] in runs and (r["run_id"], r["part"]) in parts]

@@ -1,0 +1,53 @@
+"""A run part whose instance died mid-run (kill -9, no heartbeat since) is reported failed
+("lost") by the active clock, so no run stays "running" and `tick --wait` ends. Real broker and
+Postgres."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from events import JobName, JobStarted, utcnow
+from events.ids import job_event_id
+from services.clock.manual import manual_tick
+from services.clock.service import Clock
+from services.runtime.bus import ensure_topics, publish_once
+from services.runtime.db import connect
+from services.runtime.runs import run_info
+from services.runtime.settings import Settings
+from tests.harness import project, read_models
+
+
+async def test_the_clock_reports_a_part_whose_instance_died_as_lost(settings: Settings) -> None:
+    await ensure_topics(settings.kafka_bootstrap_servers, settings.pipeline.topics)
+    tick = manual_tick(JobName.SCORE, requested_by="test")
+    started = utcnow() - timedelta(minutes=5)
+    common = dict(occurred_at=started, recorded_at=started, tenant_id="*",
+                  correlation_id=tick.tick_id, causation_id=tick.tick_id, run_id=tick.tick_id,
+                  job=JobName.SCORE, run=run_info(tick))
+    await publish_once(settings.kafka_bootstrap_servers, settings.pipeline.topics, [
+        JobStarted(event_id=job_event_id(tick.tick_id, "ghost", "started"), part="ghost",
+                   started_at=started, **common),  # type: ignore[arg-type]
+        JobStarted(event_id=job_event_id(tick.tick_id, "alive", "started"), part="alive",
+                   started_at=started, **common),  # type: ignore[arg-type]
+    ])
+    async with connect(settings.database_url) as conn:  # ghost died 5 minutes ago; alive beats
+        await conn.execute(
+            "INSERT INTO stage_instances (job, instance_id, pid, ready_at, last_seen) VALUES "
+            "('score', 'ghost', 1, now() - interval '6 minutes', now() - interval '5 minutes'),"
+            "('score', 'alive', 2, now() - interval '6 minutes', now())")
+    await project(settings)
+
+    clock = Clock(settings)
+    await clock.start()
+    try:
+        assert await clock.activate()
+        await clock.step(utcnow())
+    finally:
+        await clock.stop()
+    await project(settings)
+    async with read_models(settings) as db:
+        parts = {r["part"]: (r["status"], r["reason"]) for r in await db.fetch(
+            "SELECT part, status, reason FROM job_run_parts WHERE run_id = $1", tick.tick_id)}
+        error = await db.fetchval("SELECT error FROM job_run_parts WHERE part = 'ghost'")
+    assert parts == {"ghost": ("failed", "lost"), "alive": ("running", None)}
+    assert "instance ghost stopped reporting during the run" in error
