@@ -5,25 +5,28 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from uuid import UUID
 
 import asyncpg
 import pytest
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from events import JobName, TickEmitted, Topic
+from events import JobName, JobStarted, TickEmitted, Topic, decode, stage_group
 from services.cli.services import build_job_service
 from services.clock.manual import manual_tick
 from services.projector.rows import RunRow
 from services.projector.service import Projector
 from services.runtime.apache_kafka import missing_tools
-from services.runtime.bus import Publisher, ensure_topics, make_broker
-from services.runtime.db import READ_SCHEMA, create_pool
+from services.runtime.bus import Publisher, ensure_topics, make_broker, publish_once
+from services.runtime.db import READ_SCHEMA, connect, create_pool
 from services.runtime.follow import RunFollower
 from services.runtime.service import JobService
 from services.runtime.settings import Settings
+from tests.factories import created_event, lead_factory
 
 
 @asynccontextmanager
@@ -201,3 +204,78 @@ async def wait_for(condition: Callable[[], Awaitable[bool]], timeout: float,
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"{what} did not happen within {timeout:g}s")
         await asyncio.sleep(0.2)
+
+
+# --- stage groups: leads in, offsets committed, instances settled -----------------------------
+
+
+async def publish_leads(settings: Settings, n: int, tag: str) -> set[UUID]:
+    events = [created_event(lead_factory(email=f"{tag}{i}@scale.io")) for i in range(n)]
+    await publish_once(settings.kafka_bootstrap_servers, settings.pipeline.topics, events)
+    return {e.lead.lead_id for e in events}
+
+
+async def committed(settings: Settings) -> dict[int, int]:
+    """The score group's committed offset per partition of leads.new (read only)."""
+    topic = Topic.LEADS_NEW.physical(settings.prefix)
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers,
+                                group_id=stage_group(JobName.SCORE, settings.prefix),
+                                enable_auto_commit=False)
+    await consumer.start()
+    try:
+        return {p: await consumer.committed(TopicPartition(topic, p)) or 0
+                for p in range(settings.pipeline.topics.partitions)}
+    finally:
+        await consumer.stop()
+
+
+async def wait_for_progress(settings: Settings, partitions: list[int],
+                            before: dict[int, int]) -> int:
+    """Until the score group committed past ``before`` on ``partitions``: how many it did."""
+    topic = Topic.LEADS_NEW.physical(settings.prefix)
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers,
+                                group_id=stage_group(JobName.SCORE, settings.prefix),
+                                enable_auto_commit=False)
+    await consumer.start()
+    try:
+        while True:
+            now = {p: await consumer.committed(TopicPartition(topic, p)) or 0 for p in partitions}
+            done = sum(now[p] - before[p] for p in partitions)
+            if done > 0:
+                return done
+            await asyncio.sleep(0.01)
+    finally:
+        await consumer.stop()
+
+
+async def wait_for_started(settings: Settings, run_id: UUID, part: str) -> None:
+    """Until ``part`` reported job.started for the run."""
+    topic = Topic.JOBS_EVENTS.physical(settings.prefix)
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=settings.kafka_bootstrap_servers,
+                                group_id=None, auto_offset_reset="earliest",
+                                enable_auto_commit=False, fetch_max_wait_ms=20)
+    await consumer.start()
+    try:
+        while True:
+            batch = await consumer.getmany(timeout_ms=50)
+            for record in (r for records in batch.values() for r in records):
+                event = decode(record.value)
+                if isinstance(event, JobStarted) and event.run_id == run_id and event.part == part:
+                    return
+    finally:
+        await consumer.stop()
+
+
+async def wait_for_group(settings: Settings, pids: set[int], timeout: float = 90) -> None:
+    """Until the score instances with ``pids`` report disjoint partitions covering all."""
+    give_up = time.monotonic() + timeout
+    async with connect(settings.database_url) as conn:
+        while True:
+            rows = await conn.fetch(
+                "SELECT partitions FROM stage_instances WHERE job = 'score' AND pid = ANY($1) "
+                "AND last_seen > now() - interval '5 seconds'", list(pids))
+            owned = [p for r in rows for p in r["partitions"]]
+            if len(rows) == len(pids) and sorted(owned) == list(range(settings.pipeline.topics.partitions)):
+                return
+            assert time.monotonic() < give_up, f"group not settled: {rows}"
+            await asyncio.sleep(0.25)

@@ -1,4 +1,4 @@
-"""`leadflow projector ...`: rebuild the read models from the log."""
+"""`leadflow projector ...`: rebuild the read models from the log; adopt a replaced broker's log."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from ..projector.rebuild import rebuild
 from ..runtime.settings import Settings
 from .common import ConfigOption, console, run_async, settings_for
 
-projector_app = typer.Typer(no_args_is_help=True, help="Read models: rebuild them from the log.")
+projector_app = typer.Typer(no_args_is_help=True,
+                             help="Read models: rebuild them from the log, adopt a new log.")
 
 
 async def rebuild_with_progress(settings: Settings, console: Console, *, swap: bool) -> None:
@@ -45,3 +46,38 @@ def rebuild_command(
     """Replay the whole log into a shadow schema while the live one serves, then swap."""
     settings = settings_for(config)
     run_async(lambda: rebuild_with_progress(settings, console, swap=swap))
+
+
+@projector_app.command("adopt-log")
+def adopt_log_command(
+    config: ConfigOption = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Do it (without: say what it is).")] = False,
+) -> None:
+    """After a broker was replaced: keep the read models and fold the new log on top of them.
+
+    Partitions whose log ends before the offset the read models were folded to are read again
+    from their start (ids already folded are not counted twice). Stop the projector first."""
+    from ..projector.service import Projector
+
+    if not yes:
+        console.print("adopt-log folds the broker's current log on top of the read models, for "
+                      "partitions whose log ends before the read models' offsets (a replaced "
+                      "broker). Stop the projector, then run it again with --yes.")
+        raise typer.Exit(2)
+    settings = settings_for(config)
+
+    async def adopt() -> dict[tuple[str, int], int]:
+        projector = Projector(settings, adopt_log=True)
+        await projector.start(wait_for_lock=False)
+        try:
+            await projector.catch_up(idle_polls=3)
+        finally:
+            await projector.stop()
+        return projector.adopted
+
+    adopted = run_async(adopt)
+    for (topic, partition), offset in sorted(adopted.items()):
+        console.print(f"{topic}[{partition}]: was at offset {offset:,}; now follows the new log")
+    console.print(f"{len(adopted)} partition(s) adopted; start the projector again"
+                  if adopted else "every partition's log holds the read models' offsets; "
+                                  "nothing to adopt")

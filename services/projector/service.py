@@ -19,9 +19,10 @@ from dataclasses import dataclass
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, OffsetOutOfRangeError
 
 from events import (
+    Envelope,
     JobCompleted,
     JobName,
     JobStarted,
@@ -42,11 +43,12 @@ from ..runtime.db import (
 )
 from ..runtime.dead_letters import dead_letter
 from ..runtime.errors import InfrastructureError
+from ..runtime.logging import redact
 from ..runtime.partitions import topic_partitions
 from ..runtime.runs import run_info
 from ..runtime.settings import Settings
 from . import store
-from .fold import Positioned, admit, fold
+from .fold import Changes, Positioned, admit, fold
 
 log = logging.getLogger(__name__)
 
@@ -91,8 +93,11 @@ class Projector:
 
     def __init__(self, settings: Settings, *, schema: str = READ_SCHEMA, batch_size: int = 3000,
                  topics: Sequence[Topic] = tuple(Topic), publish_dead_letters: bool = True,
-                 share: Share | None = None) -> None:
+                 share: Share | None = None, adopt_log: bool = False) -> None:
         self.settings = settings
+        #: A partition whose log ends before the stored offset is folded again from its start
+        #: (after a broker was replaced and a person chose to keep the read models).
+        self.adopt_log = adopt_log
         self.schema = schema
         self.share = share
         self.batch_size = batch_size
@@ -108,6 +113,10 @@ class Projector:
         self._stop = asyncio.Event()
         self._status_at = 0.0
         self._generation = 0
+        #: Partitions whose log ends before the offset the read models were folded to.
+        self.behind: dict[tuple[str, int], int] = {}
+        #: With ``adopt_log``: the partitions folded again from their start, and where they were.
+        self.adopted: dict[tuple[str, int], int] = {}
 
     @property
     def conn(self) -> asyncpg.Connection:
@@ -126,7 +135,9 @@ class Projector:
             await self._broker.start()
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=self.settings.kafka_bootstrap_servers, group_id=None,
-            enable_auto_commit=False, auto_offset_reset="earliest", client_id="leadflow-projector",
+            # "none": an offset the log does not hold is reported (_out_of_range), never
+            # silently reset to the start.
+            enable_auto_commit=False, auto_offset_reset="none", client_id="leadflow-projector",
             max_poll_records=self.batch_size, fetch_max_wait_ms=200,
             # Bounded fetch buffers and batches of 3,000 keep the peak RSS at ~145 MB over a
             # backlog of any size (5,000 and 4 MB per partition peaked at 175 MB+), at the
@@ -210,7 +221,14 @@ class Projector:
     async def fetch(self, timeout_ms: int = 500) -> Fetched:
         """The next batch, decoded (undecodable messages keep their place with event None)."""
         generation = self._generation
-        records = await self.consumer.getmany(timeout_ms=timeout_ms, max_records=self.batch_size)
+        records: dict[TopicPartition, list[ConsumerRecord]] = {}
+        for _ in range(len(self.consumer.assignment()) + 1):  # one error per partition at most
+            try:
+                records = await self.consumer.getmany(timeout_ms=timeout_ms,
+                                                      max_records=self.batch_size)
+                break
+            except OffsetOutOfRangeError as exc:
+                await self._out_of_range(exc.args[0] if exc.args else {})
         batch = [r for part in records.values() for r in part]
         positioned: list[Positioned] = []
         undecodable: list[tuple[ConsumerRecord, Exception]] = []
@@ -272,18 +290,56 @@ class Projector:
         """Each message in its own transaction; one Postgres refuses is parked (dead-lettered,
         its offset passed) so the partition moves on. False if fenced."""
         parked: list[tuple[ConsumerRecord, Exception]] = []
+        events: dict[int, Envelope] = {}
         for record, item in zip(fetched.records, fetched.positioned, strict=True):
             try:
                 if not await self._write([record], [item]):
                     return False
             except DATA_ERRORS as exc:
                 parked.append((record, exc))
+                if item.event is not None:
+                    events[id(record)] = item.event
                 skipped = Positioned(item.topic, item.partition, item.offset, None)
                 if not await self._write([record], [skipped]):
                     return False
         if parked:
-            await self._report_undecodable(parked)
+            await self._report_undecodable(parked, events)
         return True
+
+    async def _out_of_range(self, positions: dict[TopicPartition, int]) -> None:
+        """A stored offset the broker's log does not hold: below its start, the events were
+        deleted (retention) before being read, so folding goes on from the start, and says so;
+        past its end, the log holds less than the read models (the broker lost data or was
+        replaced), so that partition waits for a person to decide, and says what to do."""
+        starts = await self.consumer.beginning_offsets(list(positions))
+        for tp, offset in positions.items():
+            if self.adopt_log and offset > starts[tp]:
+                log.warning("%s[%d]: the read models were folded to offset %d, the log now "
+                            "holds less; folding this log from offset %d on top of them",
+                            tp.topic, tp.partition, offset, starts[tp],
+                            extra={"action": "log_adopted"})
+                self.adopted[(tp.topic, tp.partition)] = offset
+                async with self.conn.transaction():
+                    await store.write(self.conn, Changes(offsets={(tp.topic, tp.partition):
+                                                                  starts[tp]}))
+                self.consumer.seek(tp, starts[tp])
+            elif offset < starts[tp]:
+                log.error("%s[%d]: events %d to %d were deleted by the broker before the "
+                          "projector read them; folding goes on from %d", tp.topic, tp.partition,
+                          offset, starts[tp] - 1, starts[tp], extra={"action": "log_truncated"})
+                async with self.conn.transaction():
+                    await store.write(self.conn, Changes(offsets={(tp.topic, tp.partition):
+                                                                  starts[tp]}))
+                self.consumer.seek(tp, starts[tp])
+            else:
+                self.consumer.pause(tp)
+                self.behind[(tp.topic, tp.partition)] = offset
+                log.error("%s[%d]: the log ends before offset %d, which the read models were "
+                          "folded to: the broker lost data or was replaced. This partition is not "
+                          "folded until you restore the broker's data, or rebuild the read "
+                          "models from the log as it is (leadflow projector rebuild); see "
+                          "docs/operations.md", tp.topic, tp.partition, offset,
+                          extra={"action": "log_behind_read_models"})
 
     async def _pipeline(self, keep_going: Callable[[int], bool], timeout_ms: int) -> int:
         """Fetch and decode the next batch while the current one is written to Postgres."""
@@ -340,24 +396,40 @@ class Projector:
                      lead_events, before.isoformat(), extra={"action": "retention_pruned"})
         await self._publisher.publish(events)
 
-    async def _report_undecodable(self, items: list[tuple[ConsumerRecord, Exception]]) -> None:
+    async def _report_undecodable(self, items: list[tuple[ConsumerRecord, Exception]],
+                                  events: dict[int, Envelope] | None = None) -> None:
+        """Dead-letter messages not folded (``events``: the decoded event by id(record), for
+        the letter's lead and tenant)."""
         dlq = Topic.LEADS_DLQ.physical(self.settings.prefix)
-        letters = [dead_letter(r, None, e, attempts=1) for r, e in items if r.topic != dlq]
+        known = events or {}
+        letters = [dead_letter(r, None, e, attempts=1, event=known.get(id(r)))
+                   for r, e in items if r.topic != dlq]
         for record, exc in items:
             log.warning("not folding %s[%d]@%d (dead-lettered): %s", record.topic,
-                        record.partition, record.offset, exc, extra={"action": "undecodable"})
+                        record.partition, record.offset, redact(str(exc)),
+                        extra={"action": "undecodable"})
         if letters and self.publish_dead_letters:
             await self._publisher.publish(letters)
 
     async def _lag(self) -> int | None:
         """Messages behind the log's end (None until every partition has been fetched once)."""
-        total = 0
+        total, known = 0, True
+        shorter: dict[TopicPartition, int] = {}
+        paused = self.consumer.paused()
         for tp in self.consumer.assignment():
             high = self.consumer.highwater(tp)
+            if tp in paused:
+                continue
             if high is None:
-                return None
-            total += max(0, high - await self.consumer.position(tp))
-        return total
+                known = False
+                continue
+            position = await self.consumer.position(tp)
+            if high < position:  # a broker that answers such a fetch with no error (Tansu)
+                shorter[tp] = position
+            total += max(0, high - position)
+        if shorter:
+            await self._out_of_range(shorter)
+        return total if known else None
 
     async def catch_up(self, *, idle_polls: int = 2,
                        progress: Callable[[int, int | None], None] | None = None) -> int:

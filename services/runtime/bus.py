@@ -43,6 +43,26 @@ def make_broker(bootstrap_servers: str, *, client_id: str = "leadflow") -> Kafka
     )
 
 
+def _no_topic_auto_creation() -> None:
+    """aiokafka asks for topic auto-creation in every metadata request (v4+) and offers no
+    setting against it: a client reconnecting to an emptied broker would have it create the
+    topics with the broker's defaults. Every leadflow client asks for it never to happen."""
+    from aiokafka import client
+    from aiokafka.admin import client as admin_client
+    from aiokafka.protocol.metadata import MetadataRequest
+
+    class NoAutoCreation(MetadataRequest):
+        def __init__(self, topics: list[str] | None = None,
+                     allow_auto_topic_creation: bool | None = None) -> None:
+            super().__init__(topics, bool(allow_auto_topic_creation))
+
+    client.MetadataRequest = NoAutoCreation  # type: ignore[misc]
+    admin_client.MetadataRequest = NoAutoCreation  # type: ignore[misc]
+
+
+_no_topic_auto_creation()
+
+
 def make_producer(bootstrap_servers: str, *, client_id: str) -> AIOKafkaProducer:
     """The plain aiokafka producer a service publishes its batches with, set like
     ``make_broker``'s: acks=all, no idempotent producer."""
@@ -127,9 +147,22 @@ async def ensure_topics(bootstrap_servers: str, topics: TopicsConfig,
                         f"the broker refused to create {'; '.join(refused)}; check "
                         "[topics] replication_factor and min_insync_replicas against the cluster")
             log.info("created %d topics", len(missing), extra={"action": "topics_created"})
-        return await describe_topics(bootstrap_servers, list(wanted), wait=30.0)
+        counts = await describe_topics(bootstrap_servers, list(wanted), wait=30.0)
     finally:
         await admin.close()
+    if problems := partition_mismatches(wanted, counts):
+        raise InfrastructureError(
+            f"topics exist with other partition counts than the config: {'; '.join(problems)}. "
+            "Set [topics] partitions (or overrides) to match, or, on a broker you may empty, "
+            "delete those topics and run `leadflow topics create` again (a broker that "
+            "auto-creates topics makes them with its own default)")
+    return counts
+
+
+def partition_mismatches(wanted: dict[str, int], found: dict[str, int]) -> list[str]:
+    """'name has N partitions, the config says M' for each existing topic that differs. Pure."""
+    return [f"{name} has {found[name]} partitions, the config says {n}"
+            for name, n in wanted.items() if found.get(name, 0) not in (0, n)]
 
 
 def creation_errors(response: Any) -> list[str]:

@@ -29,10 +29,12 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     OSError, TimeoutError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError,
     asyncpg.exceptions.OperatorInterventionError, InfrastructureError,
 )
-#: The rows themselves were refused (SQLSTATE classes 22, 23, 54): the same rows fail again.
+#: The rows themselves were refused (SQLSTATE classes 22, 23, 54, or the driver could not
+#: encode a value): the same rows fail again. Checked before CONNECTION_ERRORS, since the
+#: driver's own DataError is an InterfaceError.
 DATA_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.DataError, asyncpg.IntegrityConstraintViolationError,
-    asyncpg.exceptions.ProgramLimitExceededError,
+    asyncpg.exceptions.ProgramLimitExceededError, asyncpg.exceptions._base.DataError,
 )
 
 

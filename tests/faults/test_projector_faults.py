@@ -116,3 +116,30 @@ async def test_poison_on_the_topics_is_dead_lettered_with_the_reason_and_never_f
         assert statuses == {good[0].lead.email: ("CONTACTED", 6),
                             victim[0].lead.email: ("QUALIFIED", 3)}
         await assert_models_equal_fold(db, reference(await read_log(settings), settings))
+
+
+async def test_a_message_postgres_refuses_is_parked_and_the_partition_moves_on(
+        settings: Settings) -> None:
+    await ensure_topics(settings.kafka_bootstrap_servers, settings.pipeline.topics)
+    async with read_models(settings) as db:  # a database that refuses one row, as a bad value would
+        await db.execute("""
+            CREATE FUNCTION refuse_one() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                IF NEW.email = 'refused@acme.test' THEN
+                    RAISE EXCEPTION 'value refused by a check' USING ERRCODE = '22023';
+                END IF;
+                RETURN NEW;
+            END $$;
+            CREATE TRIGGER refuse_one BEFORE INSERT ON leads
+                FOR EACH ROW EXECUTE FUNCTION refuse_one();
+            """)
+    events = [created_event(lead_factory(email=f"ok{i}@acme.test")) for i in range(20)]
+    refused = created_event(lead_factory(email="refused@acme.test"))
+    await publish_raw(settings, [raw(e) for e in [*events[:10], refused, *events[10:]]])
+    await project(settings)
+    await project(settings)  # folds the dead letter the first pass published
+    async with read_models(settings) as db:
+        assert await db.fetchval("SELECT count(*) FROM leads") == 20
+        letters = await db.fetch("SELECT lead_id, error FROM dead_letters")
+    assert [(r["lead_id"], "value refused by a check" in r["error"]) for r in letters] == [
+        (refused.lead.lead_id, True)]

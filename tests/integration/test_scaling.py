@@ -7,28 +7,33 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from pathlib import Path
-from uuid import UUID
 
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from typer.testing import CliRunner
 
-from events import JobName, JobStarted, Topic, decode, stage_group, utcnow
+from events import JobName, utcnow
 from services.cli.main import app
 from services.cli.services import build_job_service
 from services.cli.stack import Stack
 from services.clock.manual import manual_tick
 from services.projector import queries
-from services.runtime.bus import publish_once
 from services.runtime.config import JobConfig, StageConfig, TopicsConfig
 from services.runtime.db import connect
 from services.runtime.instances import DuplicateInstance
 from services.runtime.settings import Settings
 from tests.conftest import make_config
-from tests.factories import created_event, lead_factory
-from tests.harness import Ticker, project, read_models, running
+from tests.harness import (
+    Ticker,
+    committed,
+    project,
+    publish_leads,
+    read_models,
+    running,
+    wait_for_group,
+    wait_for_progress,
+    wait_for_started,
+)
 
 PARTITIONS = 12
 
@@ -38,26 +43,6 @@ def twelve_partitions(settings: Settings, *, cap: int, batch_size: int) -> Setti
         settings.prefix, topics=TopicsConfig(prefix=settings.prefix, partitions=PARTITIONS),
         stage=StageConfig(batch_size=batch_size),
         jobs={JobName.SCORE: JobConfig(max_leads_per_run=cap)}))
-
-
-async def publish_leads(settings: Settings, n: int, tag: str) -> set[UUID]:
-    events = [created_event(lead_factory(email=f"{tag}{i}@scale.io")) for i in range(n)]
-    await publish_once(settings.kafka_bootstrap_servers, settings.pipeline.topics, events)
-    return {e.lead.lead_id for e in events}
-
-
-async def committed(settings: Settings) -> dict[int, int]:
-    """The score group's committed offset per partition of leads.new (read only)."""
-    topic = Topic.LEADS_NEW.physical(settings.prefix)
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers,
-                                group_id=stage_group(JobName.SCORE, settings.prefix),
-                                enable_auto_commit=False)
-    await consumer.start()
-    try:
-        return {p: await consumer.committed(TopicPartition(topic, p)) or 0
-                for p in range(PARTITIONS)}
-    finally:
-        await consumer.stop()
 
 
 async def test_a_small_cap_is_spread_over_every_partition(settings: Settings) -> None:
@@ -85,62 +70,10 @@ async def test_a_second_process_with_the_same_instance_id_stops_at_once(settings
         await other.stop()
 
 
-async def wait_for_group(settings: Settings, pids: set[int], timeout: float = 90) -> None:
-    """Until the instances with ``pids`` report disjoint partitions covering all twelve."""
-    give_up = time.monotonic() + timeout
-    async with connect(settings.database_url) as conn:
-        while True:
-            rows = await conn.fetch(
-                "SELECT partitions FROM stage_instances WHERE job = 'score' AND pid = ANY($1) "
-                "AND last_seen > now() - interval '5 seconds'", list(pids))
-            owned = [p for r in rows for p in r["partitions"]]
-            if len(rows) == len(pids) and sorted(owned) == list(range(PARTITIONS)):
-                return
-            assert time.monotonic() < give_up, f"group not settled: {rows}"
-            await asyncio.sleep(0.25)
-
-
 async def owned_by(settings: Settings, pid: int) -> list[int]:
     async with connect(settings.database_url) as conn:
         return list(await conn.fetchval(
             "SELECT partitions FROM stage_instances WHERE job = 'score' AND pid = $1", pid))
-
-
-async def wait_for_progress(settings: Settings, partitions: list[int],
-                            before: dict[int, int]) -> int:
-    """Until the score group committed past ``before`` on ``partitions``: how many it did."""
-    topic = Topic.LEADS_NEW.physical(settings.prefix)
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers,
-                                group_id=stage_group(JobName.SCORE, settings.prefix),
-                                enable_auto_commit=False)
-    await consumer.start()
-    try:
-        while True:
-            now = {p: await consumer.committed(TopicPartition(topic, p)) or 0 for p in partitions}
-            done = sum(now[p] - before[p] for p in partitions)
-            if done > 0:
-                return done
-            await asyncio.sleep(0.01)
-    finally:
-        await consumer.stop()
-
-
-async def wait_for_started(settings: Settings, run_id: UUID, part: str) -> None:
-    """Until ``part`` reported job.started for the run."""
-    topic = Topic.JOBS_EVENTS.physical(settings.prefix)
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=settings.kafka_bootstrap_servers,
-                                group_id=None, auto_offset_reset="earliest",
-                                enable_auto_commit=False, fetch_max_wait_ms=20)
-    await consumer.start()
-    try:
-        while True:
-            batch = await consumer.getmany(timeout_ms=50)
-            for record in (r for records in batch.values() for r in records):
-                event = decode(record.value)
-                if isinstance(event, JobStarted) and event.run_id == run_id and event.part == part:
-                    return
-    finally:
-        await consumer.stop()
 
 
 async def test_three_instances_split_the_partitions_and_the_cap_and_survive_a_kill_9(
