@@ -18,7 +18,8 @@ import pytest
 
 from tests.harness import kafka_or_skip
 
-DEMO_LEADS = 120  # valid, distinct leads in services/demo/leads.csv (3 bad rows, 1 duplicate)
+DEMO_LEADS = 121  # valid, distinct leads in services/demo/leads.csv (2 bad rows, 1 duplicate;
+# one row's employees value is unreadable: that lead is kept, its size unknown, with a warning)
 LEADFLOW = [sys.executable, "-m", "services.cli.main"]
 
 
@@ -69,7 +70,7 @@ def test_demo_moves_every_demo_lead_through_the_pipeline_and_exits_0(tmp_path: P
     assert counts["SCORED"] == counts["QUALIFIED"] == 0
     for job in ("harvest", "score", "qualify", "route", "contact"):
         assert re.search(rf"^{job}\s+completed", done.stdout, re.MULTILINE), job
-    assert "3 dead letter(s)" in done.stdout
+    assert "2 dead letter(s)" in done.stdout
     assert ("Apache Kafka" if broker == "kafka" else "Tansu") in done.stdout
 
 
