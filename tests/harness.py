@@ -267,7 +267,10 @@ async def wait_for_started(settings: Settings, run_id: UUID, part: str) -> None:
 
 
 async def wait_for_group(settings: Settings, pids: set[int], timeout: float = 90) -> None:
-    """Until the score instances with ``pids`` report disjoint partitions covering all."""
+    """Until the score instances with ``pids`` each own partitions, together all of them.
+
+    Every instance must own some: a member that has not joined yet reports none while the
+    others still cover everything, and a tick then would split the cap between the others."""
     give_up = time.monotonic() + timeout
     async with connect(settings.database_url) as conn:
         while True:
@@ -275,7 +278,8 @@ async def wait_for_group(settings: Settings, pids: set[int], timeout: float = 90
                 "SELECT partitions FROM stage_instances WHERE job = 'score' AND pid = ANY($1) "
                 "AND last_seen > now() - interval '5 seconds'", list(pids))
             owned = [p for r in rows for p in r["partitions"]]
-            if len(rows) == len(pids) and sorted(owned) == list(range(settings.pipeline.topics.partitions)):
+            everyone = len(rows) == len(pids) and all(r["partitions"] for r in rows)
+            if everyone and sorted(owned) == list(range(settings.pipeline.topics.partitions)):
                 return
             assert time.monotonic() < give_up, f"group not settled: {rows}"
             await asyncio.sleep(0.25)
