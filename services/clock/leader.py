@@ -11,7 +11,7 @@ import zlib
 
 import asyncpg
 
-from services.runtime.db import open_connection
+from services.runtime.db import DRIVER_ERRORS, open_connection
 
 
 def lock_key(prefix: str) -> int:
@@ -44,7 +44,7 @@ class AdvisoryLock:
             return False
         try:
             await self._conn.fetchval("SELECT 1", timeout=5)
-        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+        except DRIVER_ERRORS:
             self.held = False
         return self.held
 
@@ -52,6 +52,6 @@ class AdvisoryLock:
         """Close the connection, which releases the lock."""
         self.held = False
         if self._conn is not None:
-            with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            with contextlib.suppress(*DRIVER_ERRORS):
                 await self._conn.close(timeout=5)
             self._conn = None

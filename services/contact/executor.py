@@ -10,8 +10,8 @@ import asyncpg
 from events import STAGE_INPUTS, JobName, RunCounts, TickEmitted
 
 from ..runtime.budget import RunBudget
+from ..runtime.db import translated
 from ..runtime.drain import TopicDrainer
-from ..runtime.errors import InfrastructureError
 from ..runtime.runs import RunContext, RunResult
 from ..runtime.service import JobService
 from . import controls
@@ -74,10 +74,8 @@ class ContactExecutor:
                                                     name="contact-drainer-start")
         # Settle what an earlier life of this instance left half done (the broker is not
         # connected yet: its unreported sends are published when the next run starts).
-        try:
+        with translated("contact ledger"):
             await self._outbox.settle_abandoned()
-        except (OSError, asyncpg.PostgresError) as exc:
-            raise InfrastructureError(f"contact ledger unavailable: {exc}") from exc
 
     async def stop(self) -> None:
         if self._drainer_started is not None and not self._drainer_started.done():
@@ -99,12 +97,10 @@ class ContactExecutor:
         return await controls.tick_block(self.pool, tick.tenant_id, tick.campaign_id)
 
     async def _recover(self) -> None:
-        try:
+        with translated("contact ledger"):
             events = await self.outbox.reconcile()
             await self.service.publisher.publish(events)
             await self.outbox.reported(events, None)
-        except (OSError, asyncpg.PostgresError) as exc:
-            raise InfrastructureError(f"contact ledger unavailable: {exc}") from exc
 
     async def execute(self, ctx: RunContext, budget: RunBudget, deadline: float) -> RunResult:
         assert self._drainer is not None and self._followups is not None

@@ -13,7 +13,7 @@ from events import ALL_TENANTS
 
 from ..runtime.budget import RunBudget
 from ..runtime.bus import Publisher
-from ..runtime.errors import InfrastructureError
+from ..runtime.db import translated
 from ..runtime.runs import RunContext
 from . import controls, progress
 from .outbox import Attempt, Outbox
@@ -49,10 +49,8 @@ class FollowUps:
 
     async def run(self, ctx: RunContext, budget: RunBudget, deadline: float) -> tuple[Tally, bool]:
         """(what the pass did, timed out)."""
-        try:
+        with translated("contact state"):
             return await self._run(ctx, budget, deadline)
-        except (OSError, asyncpg.PostgresError) as exc:
-            raise InfrastructureError(f"contact state unavailable: {exc}") from exc
 
     async def _run(self, ctx: RunContext, budget: RunBudget, deadline: float) -> tuple[Tally, bool]:
         tick = ctx.tick

@@ -14,8 +14,8 @@ import asyncpg
 
 from events import ALL_TENANTS, JobName, LeadContacted, LeadEvent, LeadRouted, TickEmitted
 
+from ..runtime.db import translated
 from ..runtime.drain import Inbound, Outcome
-from ..runtime.errors import InfrastructureError
 from ..runtime.runs import RunContext
 from . import progress
 from .outbox import Outbox
@@ -55,7 +55,7 @@ class ContactLogic:
                     f"lead {event.lead.lead_id} has no route; it cannot be contacted")))
             else:
                 valid.append(item)
-        try:
+        with translated("contact state"):
             routed = [i.event for i in valid if isinstance(i.event, LeadEvent)]
             fresh = await progress.enroll(self.pool, routed, ctx.at,
                                           [i.record.partition for i in valid])
@@ -71,13 +71,9 @@ class ContactLogic:
             for item in valid:
                 attempt = sent.get(id(item))
                 outcomes.append(Outcome(item, [attempt.event] if attempt and attempt.event else []))
-        except (OSError, asyncpg.PostgresError) as exc:
-            raise InfrastructureError(f"contact state unavailable: {exc}") from exc
         return outcomes
 
     async def published(self, outcomes: Sequence[Outcome], ctx: RunContext) -> None:
         events = [e for o in outcomes for e in o.events if isinstance(e, LeadContacted)]
-        try:
+        with translated("contact ledger"):
             await self.outbox.reported(events, ctx.run_id)
-        except (OSError, asyncpg.PostgresError) as exc:
-            raise InfrastructureError(f"contact ledger unavailable: {exc}") from exc

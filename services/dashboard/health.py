@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
-import asyncpg
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from ..projector import queries
+from ..runtime.db import DRIVER_ERRORS
 from .auth import resources
 from .models import Check, Readiness
 
 router = APIRouter(tags=["health"])
+
+#: Seconds /readyz waits for the read models before calling the database down.
+PROBE_TIMEOUT = 5.0
 
 
 @router.get("/healthz")
@@ -29,9 +33,10 @@ async def readyz(request: Request) -> JSONResponse:
     checks: dict[str, Check] = {}
     status: dict[str, Any] | None = None
     try:
-        status = await queries.projector_status(deps.pool)
+        # Bounded: a server that stopped answering must not hang the probe.
+        status = await asyncio.wait_for(queries.projector_status(deps.pool), PROBE_TIMEOUT)
         checks["database"] = Check(ok=True, detail="read models reachable")
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+    except DRIVER_ERRORS as exc:
         checks["database"] = Check(ok=False, detail=f"cannot read the read models ({exc}); check "
                                    "DATABASE_URL and that `leadflow db migrate` ran")
     reachable = await deps.broker_reachable()

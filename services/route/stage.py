@@ -10,8 +10,8 @@ import asyncpg
 from events import JobName, LeadEvent, LeadQualified, LeadRouted, transition
 
 from ..runtime.config import RouteConfig
+from ..runtime.db import translated
 from ..runtime.drain import Inbound, Outcome, decide_each
-from ..runtime.errors import InfrastructureError
 from ..runtime.runs import RunContext
 from . import assignments
 from .decide import assign, pick_segment
@@ -28,11 +28,9 @@ class RouteLogic:
     async def process(self, items: Sequence[Inbound], ctx: RunContext) -> list[Outcome]:
         leads = [item.event.lead for item in items if isinstance(item.event, LeadEvent)]
         segments = {lead.lead_id: pick_segment(lead, self.config.segments) for lead in leads}
-        try:
+        with translated("route assignments"):
             slots = await assignments.allocate(self.pool, [
                 (lead.lead_id, lead.tenant_id, segments[lead.lead_id].name) for lead in leads])
-        except (OSError, asyncpg.PostgresError) as exc:
-            raise InfrastructureError(f"route assignments unavailable: {exc}") from exc
 
         def decide(item: Inbound) -> list[LeadRouted]:
             event = item.event

@@ -7,8 +7,8 @@ import importlib.resources
 import json
 import logging
 import random
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import asyncpg
@@ -36,6 +36,24 @@ DATA_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.DataError, asyncpg.IntegrityConstraintViolationError,
     asyncpg.exceptions.ProgramLimitExceededError, asyncpg.exceptions._base.DataError,
 )
+
+
+#: Whatever the driver raises when Postgres is unreachable, restarting or refuses a statement.
+DRIVER_ERRORS: tuple[type[BaseException], ...] = (
+    OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError,
+)
+
+
+@contextmanager
+def translated(what: str) -> Iterator[None]:
+    """Re-raise driver errors as InfrastructureError("<what> unavailable: ..."), the one error
+    callers retry on; rows Postgres refuses (DATA_ERRORS) pass through unchanged."""
+    try:
+        yield
+    except DATA_ERRORS:
+        raise
+    except DRIVER_ERRORS as exc:
+        raise InfrastructureError(f"{what} unavailable: {exc}") from exc
 
 
 class Backoff:

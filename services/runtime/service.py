@@ -24,7 +24,7 @@ from events import STAGE_INPUTS, EventDecodeError, JobName, TickEmitted, Topic, 
 
 from . import instances
 from .bus import Publisher, make_broker, make_producer
-from .db import create_pool
+from .db import DRIVER_ERRORS, create_pool
 from .dead_letters import dead_letter
 from .drain import StageLogic, TopicDrainer
 from .partitions import topic_partitions
@@ -163,7 +163,7 @@ class JobService:
                 continue
             try:
                 await instances.heartbeat(self.db, self.job.value, self.instance_id, partitions)
-            except (OSError, asyncpg.PostgresError) as exc:
+            except DRIVER_ERRORS as exc:
                 log.warning("heartbeat not recorded: %s", exc, extra={"action": "heartbeat_failed"})
                 continue
             sent, sent_at = partitions, time.monotonic()
