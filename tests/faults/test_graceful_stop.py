@@ -6,8 +6,17 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import socket
+from collections import Counter
+from dataclasses import dataclass, field
 from datetime import timedelta
+from email import message_from_bytes
+from email.policy import default as default_policy
 from pathlib import Path
+from typing import Any
+
+import asyncpg
+from aiosmtpd.controller import Controller
 
 from events import JobName, TickEmitted
 from services.cli.stack import Stack
@@ -19,16 +28,19 @@ from services.runtime.runs import RunContext, RunResult
 from services.runtime.service import JobService
 from services.runtime.settings import Settings
 from tests.conftest import make_config
+from tests.factories import source_rows, write_csv
 from tests.harness import (
     Ticker,
     committed,
     project,
     publish_leads,
     read_models,
+    wait_for,
     wait_for_group,
     wait_for_progress,
     wait_for_started,
 )
+from tests.integration.test_contact_support import db, publish, routed
 
 
 async def test_sigterm_mid_run_stops_after_the_batch_reports_stopped_and_exits_0(
@@ -114,3 +126,140 @@ async def test_a_run_stuck_past_the_grace_is_abandoned_and_reported_stopped(
         run = await ticker.wait(tick, timeout=30)
     assert (run.status, run.reason) == ("failed", "stopped")
     assert "not committed" in (run.error or "")
+
+
+@dataclass
+class SlowInbox:
+    """An SMTP sink that takes a moment per message, so a stop lands among sends in flight."""
+
+    keys: list[str] = field(default_factory=list)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        await asyncio.sleep(0.05)
+        self.keys.append(str(message_from_bytes(envelope.content, policy=default_policy)
+                             ["X-Leadflow-Key"]))
+        return "250 OK"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def test_sigterm_to_contact_mid_run_ends_after_the_sends_in_flight_and_sends_nothing_twice(
+        settings: Settings, tmp_path: Path) -> None:
+    total = 400
+    box, port = SlowInbox(), free_port()
+    smtp = Controller(box, hostname="127.0.0.1", port=port)
+    smtp.start()
+    config = tmp_path / "contact.toml"
+    config.write_text(f'[topics]\nprefix = "{settings.prefix}"\npartitions = 3\n'
+                      f'[stage]\nshutdown_grace = "10s"\n'
+                      f'[jobs.contact]\nmax_leads_per_run = {total}\ntimeout_seconds = 120\n'
+                      f'[contact]\nsender = "smtp"\nfrom_address = "sales@leadflow.test"\n'
+                      f'[contact.smtp]\nhost = "127.0.0.1"\nport = {port}\ntls = "none"\n')
+    leads = [routed(f"stop{i}@d{i}.test") for i in range(total)]
+    await publish(settings, leads)
+    stack = Stack(config=config, services=(), workdir=tmp_path, database_url=settings.database_url,
+                  bootstrap=settings.kafka_bootstrap_servers)
+    stack.log_dir.mkdir(parents=True, exist_ok=True)
+    proc = stack.spawn("contact", instance="c1")
+    try:
+        async with db(settings) as pool, Ticker(settings) as ticker:
+            await wait_for(lambda: _registered(pool, proc.pid), 60, "contact registered")
+            tick = manual_tick(JobName.CONTACT, requested_by="test")
+            await ticker.publish(tick)
+            await wait_for(lambda: _at_least(box, 40), 60, "the first sends arrived")
+            proc.send_signal(signal.SIGTERM)
+            code = await asyncio.to_thread(proc.wait, 30)
+            assert code == 0, stack.tail("contact-c1")
+            stopped = await ticker.wait(tick, timeout=30)
+            assert (stopped.status, stopped.reason) == ("failed", "stopped"), stopped
+            assert 0 < stopped.leads_processed < total
+            log = (stack.log_dir / "contact-c1.log").read_text()
+            assert "Traceback" not in log and "pool is closing" not in log, log[-3000:]
+            in_ledger = await pool.fetch("SELECT status FROM contact_ledger")
+            assert {r["status"] for r in in_ledger} == {"sent"}  # no send left unresolved
+
+            proc = stack.spawn("contact", instance="c1")  # a restart finishes the work
+            await wait_for(lambda: _registered(pool, proc.pid), 60, "contact registered again")
+            rest = await ticker.run(JobName.CONTACT, timeout=120)
+            assert rest.status == "completed", rest
+            sent = await pool.fetchval("SELECT count(*) FROM contact_ledger WHERE status = 'sent'")
+    finally:
+        stack.stop()
+        smtp.stop()
+    received = Counter(box.keys)
+    assert sent == total == len(received)         # every lead's first step, nothing lost
+    assert set(received.values()) == {1}          # and nothing sent twice
+
+
+async def _registered(pool: asyncpg.Pool, pid: int) -> bool:
+    return await _job_registered(pool, "contact", pid)
+
+
+async def _at_least(box: SlowInbox, n: int) -> bool:
+    return len(box.keys) >= n
+
+
+async def test_sigterm_to_harvest_projector_and_clock_mid_work_exits_0_and_loses_nothing(
+        settings: Settings, tmp_path: Path) -> None:
+    total = 20_000
+    source = write_csv(tmp_path / "leads.csv", source_rows(total))
+    config = tmp_path / "harvest.toml"
+    config.write_text(f'[topics]\nprefix = "{settings.prefix}"\npartitions = 3\n'
+                      f'[stage]\nshutdown_grace = "10s"\n'
+                      f'[jobs.harvest]\nmax_leads_per_run = {total}\n'
+                      f'[jobs.score]\nschedule = "every 1s"\n'  # the clock is busy when stopped
+                      f'[[harvest.sources]]\npath = "{source}"\ntenant = "acme"\n'
+                      f'campaign = "q4"\n')
+    stack = Stack(config=config, services=(), workdir=tmp_path, database_url=settings.database_url,
+                  bootstrap=settings.kafka_bootstrap_servers)
+    stack.log_dir.mkdir(parents=True, exist_ok=True)
+    await ensure_topics(settings.kafka_bootstrap_servers, settings.pipeline.topics)
+    names = ("harvest", "projector", "clock")
+    procs = {name: stack.spawn(name, instance="h1") for name in names}
+    try:
+        async with db(settings) as pool, Ticker(settings) as ticker:
+            await wait_for(lambda: _job_registered(pool, "harvest", procs["harvest"].pid), 60,
+                           "harvest registered")
+            tick = manual_tick(JobName.HARVEST, requested_by="test")
+            await ticker.publish(tick)
+            await wait_for(lambda: _leads_at_least(settings, 500), 60, "leads being folded")
+            for proc in procs.values():
+                proc.send_signal(signal.SIGTERM)
+            for name, proc in procs.items():
+                code = await asyncio.to_thread(proc.wait, 30)
+                log = (stack.log_dir / f"{name}-h1.log").read_text()
+                assert code == 0, log[-3000:]
+                assert "Traceback" not in log, log[-3000:]
+            stopped = await ticker.wait(tick, timeout=30)
+            assert (stopped.status, stopped.reason) == ("failed", "stopped"), stopped
+            assert 0 < stopped.leads_processed < total
+
+            harvest = stack.spawn("harvest", instance="h1")  # a restart finishes the import
+            await wait_for(lambda: _job_registered(pool, "harvest", harvest.pid), 60,
+                           "harvest registered again")
+            rest = await ticker.run(JobName.HARVEST, timeout=120)
+            assert rest.status == "completed", rest
+    finally:
+        stack.stop()
+    await project(settings)  # picks up from the offsets the stopped projector committed
+    async with read_models(settings) as models:
+        assert await models.fetchval("SELECT count(*) FROM leads") == total
+        assert await models.fetchval(
+            "SELECT count(*) FROM lead_events WHERE type = 'lead.created'") == total
+
+
+async def _job_registered(pool: asyncpg.Pool, job: str, pid: int) -> bool:
+    return await pool.fetchval(
+        "SELECT count(*) FROM stage_instances WHERE job = $1 AND pid = $2", job, pid) == 1
+
+
+async def _leads_at_least(settings: Settings, n: int) -> bool:
+    async with read_models(settings) as models:
+        try:
+            return int(await models.fetchval("SELECT count(*) FROM leads")) >= n
+        except asyncpg.UndefinedTableError:
+            return False
