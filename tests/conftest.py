@@ -39,13 +39,25 @@ TEST_POSTGRES_SETTINGS = {
 }
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tier markers follow the folder: tests/unit, tests/integration, tests/e2e, tests/faults."""
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tier markers follow the folder: tests/unit, tests/integration, tests/e2e, tests/faults.
+    A test marked ``any_broker`` runs on the first broker under test only."""
+    first = brokers_under_test()[0]
+    kept, dropped = [], []
     for item in items:
         parts = Path(str(item.fspath)).parts
         for tier in ("unit", "integration", "e2e", "faults"):
             if tier in parts:
                 item.add_marker(getattr(pytest.mark, tier))
+        callspec = getattr(item, "callspec", None)
+        broker = callspec.params.get("broker_server") if callspec is not None else None
+        if item.get_closest_marker("any_broker") and broker not in (None, first):
+            dropped.append(item)
+        else:
+            kept.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
 
 
 def dsn_for(admin_dsn: str, database: str) -> str:

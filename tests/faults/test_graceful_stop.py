@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import pytest
 from aiosmtpd.controller import Controller
 
 from events import JobName, TickEmitted
@@ -109,6 +110,7 @@ class Stubborn:
         return RunResult()
 
 
+@pytest.mark.any_broker
 async def test_a_run_stuck_past_the_grace_is_abandoned_and_reported_stopped(
         settings: Settings) -> None:
     settings = settings.using(make_config(
@@ -147,6 +149,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@pytest.mark.any_broker
 async def test_sigterm_to_contact_mid_run_ends_after_the_sends_in_flight_and_sends_nothing_twice(
         settings: Settings, tmp_path: Path) -> None:
     total = 400
@@ -203,6 +206,7 @@ async def _at_least(box: SlowInbox, n: int) -> bool:
     return len(box.keys) >= n
 
 
+@pytest.mark.any_broker
 async def test_sigterm_to_harvest_projector_and_clock_mid_work_exits_0_and_loses_nothing(
         settings: Settings, tmp_path: Path) -> None:
     total = 20_000

@@ -7,6 +7,8 @@ import asyncio
 import base64
 import json
 
+import pytest
+
 from events import LeadEvent, Topic, encode
 from events.routing import routing_key
 from services.projector.service import Projector
@@ -37,6 +39,7 @@ async def lead_count(settings: Settings) -> int:
         return int(await db.fetchval("SELECT count(*) FROM leads"))
 
 
+@pytest.mark.any_broker
 async def test_postgres_cut_off_for_10s_pauses_the_projector_which_resumes_where_it_was(
         settings: Settings) -> None:
     await ensure_topics(settings.kafka_bootstrap_servers, settings.pipeline.topics)
