@@ -17,13 +17,27 @@ def _word(keyword: str) -> re.Pattern[str]:
     return re.compile(rf"(?<![a-z0-9]){re.escape(keyword)}(?![a-z0-9])")
 
 
+@lru_cache(maxsize=64)
+def _any_word(keywords: tuple[str, ...]) -> re.Pattern[str]:
+    # One alternation finds a whole-word match of any keyword in a single pass over the text
+    # (a failed lookaround makes the engine try the next keyword at the same position).
+    words = "|".join(re.escape(k) for k in sorted(keywords, key=len, reverse=True))
+    return re.compile(rf"(?<![a-z0-9])(?:{words})(?![a-z0-9])")
+
+
 def seniority(title: str | None, keywords: dict[str, tuple[str, ...]]) -> str:
     """The first level (in config order) whose keyword appears as a whole word in the title."""
     text = (title or "").lower()
-    for level, words in keywords.items():
-        if any(_word(w).search(text) for w in words):
-            return level
+    if text:
+        for level, words in keywords.items():
+            if words and _any_word(tuple(words)).search(text):
+                return level
     return "individual"
+
+
+@lru_cache(maxsize=4096)
+def _industry_points(text: str, table: tuple[tuple[str, int], ...]) -> int:
+    return max((pts for name, pts in table if _word(name).search(text)), default=0)
 
 
 def industry_points(industry: str | None, table: dict[str, int]) -> int:
@@ -33,7 +47,8 @@ def industry_points(industry: str | None, table: dict[str, int]) -> int:
     text = industry.lower()
     if text in table:
         return table[text]
-    return max((pts for name, pts in table.items() if _word(name).search(text)), default=0)
+    # Industries are a small vocabulary: remember each text's answer (per table).
+    return _industry_points(text, tuple(table.items()))
 
 
 def employee_points(employees: int | None, cfg: ScoreConfig) -> int:

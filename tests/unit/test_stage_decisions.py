@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from events import Assignment, LeadStatus, ScoreCard, ids
 from events.emails import email_problem
@@ -83,6 +87,18 @@ def test_parse_country_and_domain() -> None:
 ])
 def test_seniority_from_title(title: str | None, level: str) -> None:
     assert seniority(title, ScoreConfig().seniority_keywords) == level
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(["chief", "vp", "head", "of", "director", "lead", "leader",
+                                 "manager", "-", " ", "/", "x", "cto", "actor", "2"]), max_size=8))
+def test_seniority_matches_a_keyword_by_keyword_whole_word_search(words: list[str]) -> None:
+    title = "".join(words)
+    keywords = ScoreConfig().seniority_keywords
+    expected = next((level for level, kws in keywords.items()
+                     if any(re.search(rf"(?<![a-z0-9]){re.escape(k)}(?![a-z0-9])", title)
+                            for k in kws)), "individual")
+    assert seniority(title, keywords) == expected
 
 
 def test_score_is_the_sum_of_its_factors_clamped_and_versioned() -> None:
