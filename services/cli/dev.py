@@ -27,9 +27,11 @@ async def run_dev(config: Path | None, console: Console, *, broker: str = "tansu
     workdir = Path(tempfile.mkdtemp(prefix="leadflow-dev-"))
     port = int(os.environ.get("LEADFLOW_DASHBOARD_PORT") or free_port())
     token = os.environ.get("LEADFLOW_DASHBOARD_TOKEN") or secrets.token_urlsafe(16)
+    read_token = os.environ.get("LEADFLOW_DASHBOARD_READ_TOKEN") or secrets.token_urlsafe(16)
     stack = Stack(config=config, services=SERVICES, workdir=workdir, extra_env={
         "LEADFLOW_DASHBOARD_PORT": str(port), "LEADFLOW_DASHBOARD_TOKEN": token,
-        "LEADFLOW_DASHBOARD_HOST": "127.0.0.1"}, broker_kind=broker)
+        "LEADFLOW_DASHBOARD_READ_TOKEN": read_token, "LEADFLOW_DASHBOARD_HOST": "127.0.0.1"},
+        broker_kind=broker)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -42,7 +44,9 @@ async def run_dev(config: Path | None, console: Console, *, broker: str = "tansu
         # pipeline that has run; the clock then ticks the stages on the config's schedules.
         await pipeline_pass(stack, load_settings(config=config), console, "leadflow dev")
         console.print(Panel.fit(
-            f"[bold]dashboard[/]  http://127.0.0.1:{port}/\n"
+            # The fragment carries the read token to the page and never reaches the server.
+            f"[bold]dashboard[/]  http://127.0.0.1:{port}/#token={read_token}\n"
+            "           (the link carries the read token; the page keeps it in the tab)\n"
             f"[bold]token[/]      {token}  (for the dashboard's controls)\n"
             f"[bold]logs[/]       {stack.log_dir}\n"
             f"[bold]config[/]     {config}\n\n"

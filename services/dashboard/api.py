@@ -12,7 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from events import JobName, LeadStatus, utcnow
 
 from ..projector import queries
-from .auth import resources
+from .auth import require_reader, resources
 from .models import (
     Campaign,
     Dashboard,
@@ -27,7 +27,8 @@ from .models import (
 )
 from .resources import Resources
 
-router = APIRouter(prefix="/api", tags=["read"])
+# Lead data (emails, names, histories) is personal: every read needs a token.
+router = APIRouter(prefix="/api", tags=["read"], dependencies=[Depends(require_reader)])
 Deps = Annotated[Resources, Depends(resources)]
 Limit = Annotated[int, Query(ge=1, le=500, description="Page size.")]
 Offset = Annotated[int, Query(ge=0, le=2**63 - 1,

@@ -32,9 +32,10 @@ async def index() -> FileResponse:
 
 @router.get("/api/ui", tags=["read"])
 async def ui(request: Request) -> dict[str, Any]:
-    """What the page needs to know about this deployment: refresh period, whether controls are
-    enabled, the jobs (pipeline order, then retention)."""
+    """What the page needs to know about this deployment: refresh period, whether reads and
+    controls are enabled, the jobs (pipeline order, then retention). Open: no lead data."""
     deps = resources(request)
     return {"refresh_seconds": deps.dashboard.refresh_seconds,
+            "reads_enabled": deps.token is not None or deps.read_token is not None,
             "controls_enabled": deps.token is not None,
             "jobs": [j.value for j in JobName]}

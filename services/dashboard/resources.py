@@ -16,7 +16,7 @@ from events import Envelope
 from ..runtime.bus import Publisher, make_broker
 from ..runtime.config import DashboardConfig, LeadflowConfig
 from ..runtime.db import READ_SCHEMA, create_pool
-from ..runtime.errors import InfrastructureError
+from ..runtime.errors import ConfigError, InfrastructureError
 from ..runtime.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -31,6 +31,17 @@ def resolve_token(settings: Settings) -> str | None:
     return token.strip() or None
 
 
+def resolve_read_token(settings: Settings) -> str | None:
+    """The read-only token: LEADFLOW_DASHBOARD_READ_TOKEN, else [dashboard] read_token; blank
+    means none. It must differ from the control token, or "read-only" would mean nothing."""
+    token = (settings.dashboard_read_token or settings.pipeline.dashboard.read_token or "").strip()
+    if token and token == resolve_token(settings):
+        raise ConfigError("dashboard read_token equals the control token; give the read-only "
+                          "token its own value (LEADFLOW_DASHBOARD_READ_TOKEN or [dashboard] "
+                          "read_token)")
+    return token or None
+
+
 class Resources:
     """Opened by the app's lifespan. The broker connects lazily, so the page and the read API
     work while Kafka is down; /readyz says so."""
@@ -38,6 +49,7 @@ class Resources:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.token = resolve_token(settings)
+        self.read_token = resolve_read_token(settings)
         self._pool: asyncpg.Pool | None = None
         self._broker: KafkaBroker | None = None
         self._connecting: asyncio.Task[KafkaBroker] | None = None

@@ -419,12 +419,15 @@ class TopicsConfig(Section):
 
 
 class DashboardConfig(Section):
-    """The dashboard's HTTP service. LEADFLOW_DASHBOARD_TOKEN overrides ``token``; without a
-    token the control endpoints refuse every request."""
+    """The dashboard's HTTP service. ``token`` opens the controls (and the reads);
+    ``read_token`` opens the read API only. LEADFLOW_DASHBOARD_TOKEN and
+    LEADFLOW_DASHBOARD_READ_TOKEN override them; without either, nothing with lead data is
+    served."""
 
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     token: str | None = None
+    read_token: str | None = None
     refresh_seconds: float = Field(default=5, ge=1, le=3600)
     readiness_max_lag: int = Field(default=10_000, ge=0)
     readiness_max_status_age: Duration = timedelta(seconds=60)

@@ -31,6 +31,7 @@ class Settings(BaseSettings):
     topic_prefix: str | None = None
     log_level: str = "INFO"
     dashboard_token: str | None = None
+    dashboard_read_token: str | None = None
 
     @cached_property
     def pipeline(self) -> LeadflowConfig:

@@ -27,6 +27,7 @@ from tests.conftest import ARTIFACTS
 from tests.harness import Ticker, read_models, running
 from tests.integration.test_dashboard_api import (
     LEADS,
+    READ_TOKEN,
     TOKEN,
     dashboard_settings,
     drive,
@@ -120,8 +121,10 @@ async def test_page_shows_the_read_models_and_runs_a_job_by_hand(settings: Setti
         await drive(ticker)
         async with live_projector(settings), served(settings) as url, \
                 browser_page(1280, 900) as page, read_models(settings) as db:
-            await page.goto(url)
+            # As `leadflow dev` prints it: the link carries the read token in its fragment.
+            await page.goto(f"{url}#token={READ_TOKEN}")
             await page.wait_for_selector("body[data-loaded=overview] [data-testid=job-card-harvest]")
+            assert "token" not in page.url  # kept in the tab, gone from the address bar
 
             # Overview: cards and funnel equal the read models.
             metrics = await queries.job_metrics(db)
@@ -177,7 +180,8 @@ async def test_page_shows_the_read_models_and_runs_a_job_by_hand(settings: Setti
             assert await page.inner_text("[data-testid=lead-detail-email]") == contacted["email"]
             await shot(page, "leads")
 
-            # Controls: Run now on harvest asks for the token once, then the run shows up.
+            # Controls: the read token does not open them; Run now on harvest asks for the
+            # control token once, then the run shows up.
             await open_tab(page, "controls")
             await page.fill("[data-testid=max-leads-harvest]", "5")
             await page.click("[data-testid=run-now-harvest]")
@@ -212,7 +216,11 @@ async def test_empty_dashboard_guides_a_new_user_on_a_phone(settings: Settings) 
     settings = dashboard_settings(settings, Path("unused.csv"), refresh_seconds=1)
     await ensure_topics(settings.kafka_bootstrap_servers, settings.pipeline.topics)
     async with served(settings) as url, browser_page(390, 844) as page:
+        # Opened without a token: the page asks for one before it shows any lead data.
         await page.goto(url)
+        await page.wait_for_selector("[data-testid=token-dialog][open]")
+        await page.fill("[data-testid=token-input]", READ_TOKEN)
+        await page.click("[data-testid=token-ok]")
         await page.wait_for_selector("body[data-loaded=overview] [data-testid=job-card-harvest]")
         harvest = await page.inner_text("[data-testid=job-card-harvest]")
         assert "No runs yet — press Run now on harvest." in harvest

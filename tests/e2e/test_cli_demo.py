@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -106,7 +107,14 @@ def test_dev_serves_the_demo_pipeline_on_the_dashboard_and_stops_cleanly_on_ctrl
     printed = statuses("".join(lines))
     assert sum(printed.values()) == DEMO_LEADS
 
-    with urllib.request.urlopen(url + "api/dashboard", timeout=30) as response:
+    token = re.search(r"#token=([\w-]+)", "".join(lines))
+    assert token, "the dashboard link carries the read token"
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(url + "api/dashboard", timeout=30)
+    assert refused.value.code == 401  # lead data needs the token
+    request = urllib.request.Request(url + "api/dashboard",
+                                     headers={"Authorization": f"Bearer {token.group(1)}"})
+    with urllib.request.urlopen(request, timeout=30) as response:
         body = json.load(response)
     assert sum(body["funnel"].values()) == DEMO_LEADS
     assert body["funnel"]["CONTACTED"] == printed["CONTACTED"]

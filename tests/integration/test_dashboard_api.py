@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -16,14 +17,17 @@ from prometheus_client.parser import text_string_to_metric_families
 from events import PIPELINE, JobName, TickSource
 from services.clock.manual import manual_tick
 from services.dashboard.app import create_app
+from services.dashboard.resources import Resources
 from services.runtime.config import DashboardConfig, HarvestConfig, HarvestSource, JobConfig
 from services.runtime.db import connect, quote_ident
+from services.runtime.errors import ConfigError
 from services.runtime.settings import Settings
 from tests.conftest import dsn_for, make_config
 from tests.factories import source_rows, write_csv
 from tests.harness import Ticker, project, read_models, running
 
 TOKEN = "s3cret-token"
+READ_TOKEN = "read-only-token"
 LEADS = 60
 BAD_ROWS = 2
 
@@ -31,7 +35,8 @@ BAD_ROWS = 2
 def dashboard_settings(settings: Settings, source: Path, **dashboard: Any) -> Settings:
     """Settings whose harvest reads ``source`` (tenant acme, campaign q4) and whose dashboard
     has a token and lenient readiness (the projector is stopped between requests)."""
-    options: dict[str, Any] = {"token": TOKEN, "readiness_max_status_age": timedelta(hours=1)}
+    options: dict[str, Any] = {"token": TOKEN, "read_token": READ_TOKEN,
+                               "readiness_max_status_age": timedelta(hours=1)}
     options.update(dashboard)
     config = make_config(
         settings.prefix,
@@ -68,12 +73,16 @@ async def populate(settings: Settings) -> None:
 
 
 @asynccontextmanager
-async def client_for(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    """An HTTP client talking to the app in-process, its lifespan (pool, broker) running."""
+async def client_for(settings: Settings, token: str | None = None
+                     ) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client talking to the app in-process, its lifespan (pool, broker) running;
+    with ``token``, every request carries it."""
     app = create_app(settings)
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://dashboard") as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://dashboard",
+                                     headers=headers) as client:
             yield client
 
 
@@ -95,7 +104,7 @@ async def populated(broker: str, admin_dsn: str, template_db: str,
 
 @pytest.fixture
 async def client(populated: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    async with client_for(populated) as c:
+    async with client_for(populated, READ_TOKEN) as c:
         yield c
 
 
@@ -268,7 +277,7 @@ async def test_metrics_expose_runs_leads_durations_lag_letters_and_tick_age(
 
 
 async def test_probes_report_each_dependency(populated: Settings) -> None:
-    async with client_for(populated) as client:
+    async with client_for(populated) as client:  # the probes are open
         assert (await client.get("/healthz")).json() == {"status": "ok"}
         ready = await client.get("/readyz")
         assert ready.status_code == 200, ready.json()
@@ -283,7 +292,7 @@ async def test_probes_report_each_dependency(populated: Settings) -> None:
         assert "last reported" in ready.json()["checks"]["projector"]["detail"]
 
     no_broker = populated.using(populated.pipeline, kafka_bootstrap_servers="127.0.0.1:1")
-    async with client_for(no_broker) as client:
+    async with client_for(no_broker, READ_TOKEN) as client:
         assert (await client.get("/healthz")).status_code == 200
         assert (await client.get("/api/dashboard")).status_code == 200  # reads need no broker
         ready = await client.get("/readyz")
@@ -311,3 +320,64 @@ async def test_the_pipeline_report_counts_each_stage_rejections_and_conversions_
         "contacted": 100.0}
     assert (await client.get("/api/pipeline", params={"campaign": "other"})).json() == []
     assert (await client.get("/api/pipeline", params={"days": 0})).status_code == 422
+
+
+OPEN = {"/healthz", "/readyz", "/metrics", "/api/ui", "/api/openapi.json", "/"}
+
+
+def read_paths(settings: Settings, lead_id: str) -> list[str]:
+    """Every GET the app documents, except the open ones, path parameters filled in."""
+    fill = {"lead_id": lead_id, "job": "score", "run_id": str(uuid.uuid4()),
+            "campaign_id": "q4", "tenant_id": "acme"}
+    documented = create_app(settings).openapi()["paths"]
+    paths = [re.sub(r"\{(\w+)\}", lambda m: fill[m.group(1)], path)
+             for path, methods in documented.items() if "get" in methods and path not in OPEN]
+    assert len(paths) >= 8, paths
+    return paths
+
+
+async def test_no_lead_data_without_a_token_and_the_read_token_opens_only_the_reads(
+        populated: Settings) -> None:
+    async with read_models(populated) as db:
+        lead_id, email = await db.fetchrow("SELECT lead_id, email FROM leads LIMIT 1")
+    paths = read_paths(populated, str(lead_id))
+    async with client_for(populated) as client:
+        for path in paths:
+            missing = await client.get(path)
+            assert missing.status_code == 401, path
+            assert email not in missing.text
+            wrong = await client.get(path, headers={"Authorization": "Bearer guess"})
+            assert wrong.status_code == 401 and "wrong bearer token" in wrong.json()["detail"]
+            for token in (READ_TOKEN, TOKEN):  # the control token opens the reads too
+                allowed = await client.get(path, headers={"Authorization": f"Bearer {token}"})
+                assert allowed.status_code not in (401, 403), (path, allowed.text)
+        lead = await client.get(f"/api/leads/{lead_id}", headers={"Authorization": f"Bearer {READ_TOKEN}"})
+        assert lead.status_code == 200 and email in lead.text
+        # The read token is read-only: every control refuses it.
+        for path in ("/api/ticks", "/api/kill-switch"):
+            refused = await client.post(path, json={"job": "score"} if "ticks" in path else
+                                        {"engaged": True},
+                                        headers={"Authorization": f"Bearer {READ_TOKEN}"})
+            assert refused.status_code == 401, path
+        # What stays open carries no personal data.
+        for path in OPEN - {"/"}:
+            response = await client.get(path)
+            assert response.status_code in (200, 503), path
+            assert email not in response.text and str(lead_id) not in response.text, path
+
+
+async def test_reads_are_refused_to_everyone_when_no_token_is_configured(
+        populated: Settings) -> None:
+    closed = populated.using(populated.pipeline.model_copy(update={"dashboard": DashboardConfig()}),
+                             dashboard_token=None, dashboard_read_token=None)
+    async with client_for(closed, "anything") as client:
+        refused = await client.get("/api/leads")
+        assert refused.status_code == 403 and "read_token" in refused.json()["detail"]
+        assert (await client.get("/api/ui")).json()["reads_enabled"] is False
+
+
+def test_a_read_token_equal_to_the_control_token_fails_at_start(settings: Settings) -> None:
+    same = settings.using(settings.pipeline.model_copy(update={"dashboard": DashboardConfig(
+        token="same", read_token="same")}))
+    with pytest.raises(ConfigError, match="read_token equals the control token"):
+        Resources(same)

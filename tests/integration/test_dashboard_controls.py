@@ -80,8 +80,9 @@ async def test_each_control_needs_the_bearer_token(topics: Settings) -> None:
             assert basic.status_code == 401, path
         # Without the token, even a bad body learns nothing but 401.
         assert (await client.post("/api/ticks", json={"job": "nope"})).status_code == 401
-        # Reads stay open.
-        assert (await client.get("/api/dashboard")).status_code == 200
+        # Reads need a token too; the control token opens them.
+        assert (await client.get("/api/dashboard")).status_code == 401
+        assert (await client.get("/api/dashboard", headers=AUTH)).status_code == 200
 
 
 async def test_controls_refuse_everyone_when_no_token_is_configured(settings: Settings) -> None:

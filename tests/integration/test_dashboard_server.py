@@ -61,7 +61,9 @@ async def test_run_dashboard_serves_the_page_and_stops_on_sigterm(settings: Sett
             assert "//cdn" not in page.text + script.text  # everything is served from here
             ui = (await client.get("/api/ui")).json()
             assert ui["controls_enabled"] is True and ui["jobs"][0] == "harvest"
-            assert (await client.get("/api/dashboard")).status_code == 200
+            assert (await client.get("/api/dashboard")).status_code == 401  # lead data: token
+            assert (await client.get("/api/dashboard", headers={
+                "Authorization": "Bearer from-file"})).status_code == 200
             assert (await client.get("/api/openapi.json")).json()["info"]["title"] == "leadflow dashboard"
     finally:
         if process.returncode is None:

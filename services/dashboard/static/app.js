@@ -92,12 +92,37 @@
     return `request failed with HTTP ${status}`;
   }
 
+  function tokenOnce() {
+    return declined ? Promise.resolve(null) : askToken();
+  }
+
+  /** GET with the stored token; a 401 forgets it and asks for one once (reads need a token). */
   async function getJSON(path) {
-    const res = await fetch(path, { headers: { Accept: "application/json" } });
-    let body = null;
-    try { body = await res.json(); } catch (_) { /* not JSON */ }
-    if (!res.ok) throw new Error(errorText(body, res.status));
-    return body;
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const token = sessionStorage.getItem(TOKEN_KEY);
+      const headers = { Accept: "application/json" };
+      if (token) headers.Authorization = `Bearer ${token}`;
+      const res = await fetch(path, { headers });
+      let body = null;
+      try { body = await res.json(); } catch (_) { /* not JSON */ }
+      if (res.status === 401 && attempt === 0) {
+        sessionStorage.removeItem(TOKEN_KEY);
+        showTokenState();
+        if (await tokenOnce()) continue;
+      }
+      if (!res.ok) throw new Error(errorText(body, res.status));
+      return body;
+    }
+    throw new Error("this dashboard needs a token to show lead data");
+  }
+
+  /** A link from `leadflow dev` carries the token in the fragment (never sent to the server):
+   * keep it for this tab and take it out of the address bar. */
+  function takeTokenFromLink() {
+    const match = /(?:^#|&)token=([^&]+)/.exec(location.hash);
+    if (!match) return;
+    sessionStorage.setItem(TOKEN_KEY, decodeURIComponent(match[1]));
+    history.replaceState(null, "", location.pathname + location.search);
   }
 
   function statusCell(status) {
@@ -118,20 +143,28 @@
 
   // --- token and controls ----------------------------------------------------------
 
+  let asking = null; // one token dialog at a time, shared by every request that needs it
+  let declined = false; // cancelled once: the auto-refresh must not ask again and again
+
   function askToken() {
+    if (asking) return asking;
     const dialog = $("#token-dialog");
     const input = $("#token-input");
     input.value = "";
-    return new Promise((resolve) => {
+    asking = new Promise((resolve) => {
       dialog.addEventListener("close", () => {
         const token = dialog.returnValue === "ok" ? input.value.trim() : "";
         if (token) sessionStorage.setItem(TOKEN_KEY, token);
+        declined = !token;
+        asking = null;
         showTokenState();
         resolve(token || null);
       }, { once: true });
+      dialog.returnValue = "";
       dialog.showModal();
       input.focus();
     });
+    return asking;
   }
 
   function confirmAction(title, text) {
@@ -149,12 +182,18 @@
     $("#token-state").textContent = sessionStorage.getItem(TOKEN_KEY) ? "entered (kept in this tab)" : "not entered";
   }
 
-  /** POST with the bearer token, asking for it once; a 401 forgets it and asks again once. */
+  /** POST with the bearer token. A 401 forgets the token and asks for one; after two tokens
+   * typed in and refused it gives up (a stored read-only token does not count). */
   async function control(path, body) {
-    for (let attempt = 0; attempt < 2; attempt++) {
+    let asked = 0;
+    for (;;) {
       let token = sessionStorage.getItem(TOKEN_KEY);
-      if (!token) token = await askToken();
-      if (!token) return { ok: false, text: "cancelled: no token entered" };
+      if (!token) {
+        if (asked === 2) return { ok: false, text: "wrong token" };
+        token = await askToken();
+        asked += 1;
+        if (!token) return { ok: false, text: "cancelled: no token entered" };
+      }
       let res;
       try {
         res = await fetch(path, {
@@ -170,12 +209,11 @@
       if (res.status === 401) {
         sessionStorage.removeItem(TOKEN_KEY);
         showTokenState();
-        if (attempt === 0) continue;
+        continue;
       }
       if (!res.ok) return { ok: false, text: errorText(data, res.status) };
       return { ok: true, data };
     }
-    return { ok: false, text: "wrong token" };
   }
 
   function showResult(el, result, okText) {
@@ -590,6 +628,7 @@
   }
 
   async function start() {
+    takeTokenFromLink();
     try { state.ui = await getJSON("api/ui"); } catch (_) { /* keep defaults; refresh shows the error */ }
     if (state.ui.jobs.length && !state.ui.jobs.includes(state.job)) state.job = state.ui.jobs[0];
     renderJobPicker();
