@@ -119,14 +119,27 @@ def demo(config: ConfigOption = None,
 
 @topics_app.command("create")
 def topics_create(config: ConfigOption = None) -> None:
-    """Create every topic with its configured partition count (existing ones are kept)."""
+    """Create missing topics as [topics] says; verify the existing ones against it (partitions,
+    replication factor, min.insync.replicas, retention) and fail naming each difference."""
     from ..runtime.bus import ensure_topics
+    from ..runtime.errors import InfrastructureError
+    from ..runtime.topic_specs import verify_topics
 
     settings = settings_for(config)
-    counts = run_async(lambda: ensure_topics(settings.kafka_bootstrap_servers,
-                                             settings.pipeline.topics))
-    for name, n in counts.items():
-        console.print(f"{name:<32} {n} partitions")
+    topics = settings.pipeline.topics
+
+    async def create_and_verify() -> None:
+        await ensure_topics(settings.kafka_bootstrap_servers, topics)
+        found, problems = await verify_topics(settings.kafka_bootstrap_servers, topics)
+        for name, topic in found.items():
+            configs = ("" if topic.configs is None else "  " + " ".join(
+                f"{k}={topic.configs.get(k)}" for k in ("min.insync.replicas", "retention.ms")))
+            console.print(f"{name:<32} {topic.partitions} partitions, replication "
+                          f"{topic.replication_factor}{configs}", soft_wrap=True)
+        if problems:
+            raise InfrastructureError("existing topics differ from [topics]: " + "; ".join(problems))
+
+    run_async(create_and_verify)
 
 
 @topics_app.command("describe")

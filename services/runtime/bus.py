@@ -20,6 +20,7 @@ from events.routing import headers, routing_key
 from .config import TopicsConfig
 from .errors import InfrastructureError
 from .partitions import topic_partitions
+from .topic_specs import wanted_specs
 
 log = logging.getLogger(__name__)
 
@@ -132,13 +133,12 @@ async def ensure_topics(bootstrap_servers: str, topics: TopicsConfig,
             f"cannot reach the broker at {bootstrap_servers} ({exc}); start it or set "
             "KAFKA_BOOTSTRAP_SERVERS") from exc
     try:
+        which = tuple(which)
         wanted = {t.physical(topics.prefix): topics.partitions_for(t) for t in which}
         existing = set(await admin.list_topics())
-        configs = ({"min.insync.replicas": str(topics.min_insync_replicas)}
-                   if topics.min_insync_replicas else {})
-        missing = [NewTopic(name, num_partitions=n, replication_factor=topics.replication_factor,
-                            topic_configs=configs)
-                   for name, n in wanted.items() if name not in existing]
+        missing = [NewTopic(spec.name, num_partitions=spec.partitions,
+                            replication_factor=spec.replication_factor, topic_configs=spec.configs)
+                   for spec in wanted_specs(topics, which) if spec.name not in existing]
         if missing:
             with contextlib.suppress(TopicAlreadyExistsError):  # another process was first
                 refused = creation_errors(await admin.create_topics(missing))

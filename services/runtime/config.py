@@ -410,9 +410,16 @@ class TopicsConfig(Section):
     overrides: dict[Topic, int] = Field(default_factory=lambda: {
         Topic.CLOCK_TICKS: 1, Topic.CONTROL: 1, Topic.JOBS_EVENTS: 1,
     })
+    # How long the broker keeps messages (retention.ms). Replay and rebuilds read history, so
+    # this bounds how far back they can go. Unset: the broker's default (7 days on Kafka).
+    retention: Duration | None = None
+    retention_overrides: dict[Topic, Duration] = Field(default_factory=dict)
 
     def partitions_for(self, topic: Topic) -> int:
         return self.overrides.get(topic, self.partitions)
+
+    def retention_for(self, topic: Topic) -> timedelta | None:
+        return self.retention_overrides.get(topic, self.retention)
 
 
 # --- dashboard ---------------------------------------------------------------------------

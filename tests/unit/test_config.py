@@ -86,3 +86,27 @@ def test_duration_errors_and_formatting() -> None:
 
 def test_emails_are_redacted_in_log_text() -> None:
     assert redact("sent to jane.doe@acme.com and x@y.io") == "sent to j***@acme.com and x***@y.io"
+
+
+def test_topic_specs_name_every_difference_with_its_fix() -> None:
+    from events import Topic
+    from services.runtime.config import TopicsConfig
+    from services.runtime.topic_specs import FoundTopic, mismatches, wanted_specs
+
+    topics = TopicsConfig(prefix="p.", partitions=3, replication_factor=3, min_insync_replicas=2,
+                          retention="7d", retention_overrides={Topic.LEADS_DLQ: "30d"})
+    specs = {s.name: s for s in wanted_specs(topics)}
+    assert specs["p.leads.new"].configs == {"min.insync.replicas": "2", "retention.ms": "604800000"}
+    assert specs["p.leads.dlq"].configs["retention.ms"] == str(30 * 86_400_000)
+    assert specs["p.clock.ticks"].partitions == 1
+    found = {
+        "p.leads.new": FoundTopic(3, 3, {"min.insync.replicas": "2", "retention.ms": "604800000"}),
+        "p.leads.scored": FoundTopic(4, 1, {"min.insync.replicas": "1", "retention.ms": "604800000"}),
+        "p.leads.qualified": FoundTopic(3, 3, None),  # configs unknown: not judged
+    }
+    problems = mismatches(list(specs.values()), found)
+    assert len(problems) == 3 and all(p.startswith("p.leads.scored ") for p in problems)
+    assert "has 4 partitions, the config says 3" in problems[0]
+    assert "replication factor 1, the config says 3" in problems[1]
+    assert "min.insync.replicas=1, the config says 2" in problems[2]
+    assert "--add-config min.insync.replicas=2" in problems[2]
