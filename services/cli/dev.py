@@ -19,7 +19,7 @@ from ..runtime.settings import load_settings
 from .demo import demo_config, pipeline_pass
 from .stack import STAGES, Stack
 
-SERVICES = (*STAGES, "projector", "clock", "dashboard")
+SERVICES = (*STAGES, "projector", "clock", "dashboard", "alerts")
 
 
 async def run_dev(config: Path | None, console: Console, *, broker: str = "tansu") -> None:

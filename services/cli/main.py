@@ -45,7 +45,8 @@ register_clock_commands(app)  # backfill, clock status|pause|resume, bench clock
 register_replay_commands(app)  # replay <stage>|projector
 register_status_commands(app)  # status
 
-SERVICES = ("harvest", "score", "qualify", "route", "contact", "projector", "clock", "dashboard")
+SERVICES = ("harvest", "score", "qualify", "route", "contact", "projector", "clock", "dashboard",
+            "alerts")
 
 
 @app.command()

@@ -35,5 +35,9 @@ async def run_service(name: str, settings: Settings) -> None:
         from ..dashboard.server import serve
 
         await serve(settings)
+    elif name == "alerts":
+        from ..alerts.service import run_alerts
+
+        await run_alerts(settings)
     else:
         raise ValueError(f"unknown service {name!r}")

@@ -460,6 +460,145 @@ class ClockConfig(Section):
     standby_poll: Duration = timedelta(milliseconds=500)
 
 
+# --- alerts (services/alerts, docs/alerts.md) --------------------------------------------
+
+AlertChannel = Literal["webhook", "email"]
+
+
+class AlertRule(Section):
+    """What every alert rule has. ``channels`` unset: every configured channel; ``[]``: the
+    log only. An incident fires once its condition has held for ``sustained``."""
+
+    enabled: bool = True
+    channels: tuple[AlertChannel, ...] | None = None
+    sustained: Duration = timedelta(0)
+
+    @field_validator("sustained")
+    @classmethod
+    def _not_negative(cls, value: timedelta) -> timedelta:
+        if value < timedelta(0):
+            raise ValueError("must not be negative")
+        return value
+
+
+class JobFailedRule(AlertRule):
+    """A job's latest finished run failed: opens on the first failure, resolves on a success."""
+
+
+class SuccessRateRule(AlertRule):
+    """Fewer than ``threshold`` percent of a job's runs that finished within ``window``
+    completed (counted once it has at least ``min_runs`` of them)."""
+
+    threshold: float = Field(default=70, gt=0, le=100)
+    window: Duration = timedelta(hours=24)
+    min_runs: int = Field(default=3, ge=1)
+
+
+class FailuresInARowRule(AlertRule):
+    """A job failed ``threshold`` or more runs in a row."""
+
+    threshold: int = Field(default=3, ge=1)
+
+
+class ProjectorLagRule(AlertRule):
+    """The projector is more than ``threshold`` messages behind the log, or has not reported
+    for ``max_status_age`` (it reports every 5 s even when idle)."""
+
+    threshold: int = Field(default=10_000, ge=0)
+    max_status_age: Duration = timedelta(seconds=60)
+    sustained: Duration = timedelta(minutes=5)
+
+
+class DeadLettersRule(AlertRule):
+    """At least ``threshold`` dead letters of one stage were recorded within ``window``."""
+
+    threshold: int = Field(default=1, ge=1)
+    window: Duration = timedelta(minutes=15)
+
+
+class AlertRules(Section):
+    job_failed: JobFailedRule = JobFailedRule()
+    success_rate: SuccessRateRule = SuccessRateRule()
+    failures_in_a_row: FailuresInARowRule = FailuresInARowRule()
+    projector_lag: ProjectorLagRule = ProjectorLagRule()
+    dead_letters: DeadLettersRule = DeadLettersRule()
+
+    def items(self) -> list[tuple[str, AlertRule]]:
+        """(name, rule) for every rule, in a fixed order."""
+        return [(name, getattr(self, name)) for name in type(self).model_fields]
+
+
+class WebhookConfig(Section):
+    """A Slack-compatible incoming webhook (``{"text": ...}``). Its URL is a secret (the token
+    is in it): the variable named by ``url_env`` wins over ``url``, and logs show its host only."""
+
+    url: str | None = None
+    url_env: str = "LEADFLOW_ALERTS_WEBHOOK_URL"
+    timeout: Duration = timedelta(seconds=10)
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("https://", "http://")):
+            raise ValueError("must start with https:// (or http://)")
+        return value
+
+
+class AlertEmailConfig(Section):
+    """Alert emails: one message per recipient, through ``smtp`` (credentials from the
+    environment variables it names)."""
+
+    to: tuple[str, ...] = ()
+    from_address: str = "alerts@leadflow.invalid"
+    smtp: SmtpConfig = SmtpConfig()
+
+    @field_validator("to")
+    @classmethod
+    def _valid_recipients(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        from events.emails import email_problem, normalise_email
+
+        addresses = tuple(normalise_email(a) for a in value)
+        problems = [p for a in addresses if (p := email_problem(a))]
+        if problems:
+            raise ValueError("; ".join(problems))
+        return addresses
+
+    @field_validator("from_address")
+    @classmethod
+    def _valid_sender(cls, value: str) -> str:
+        from events.emails import email_problem, normalise_email
+
+        if problem := email_problem(normalise_email(value)):
+            raise ValueError(problem)
+        return value
+
+
+class AlertsConfig(Section):
+    """The built-in notifier (`leadflow run alerts`): every ``interval`` it reads the read
+    models, opens an incident when a rule's condition holds and resolves it when it clears."""
+
+    interval: Duration = timedelta(seconds=30)
+    webhook: WebhookConfig = WebhookConfig()
+    email: AlertEmailConfig = AlertEmailConfig()
+    rules: AlertRules = AlertRules()
+
+    @field_validator("interval")
+    @classmethod
+    def _at_least_a_second(cls, value: timedelta) -> timedelta:
+        if value < timedelta(seconds=1):
+            raise ValueError("must be at least 1s")
+        return value
+
+    @model_validator(mode="after")
+    def _email_has_recipients(self) -> AlertsConfig:
+        naming = [name for name, rule in self.rules.items()
+                  if rule.enabled and rule.channels and "email" in rule.channels]
+        if naming and not self.email.to:
+            raise ValueError(f"rules {naming} send to email but alerts.email.to is empty; add "
+                             "recipients or remove email from their channels")
+        return self
+
+
 class LeadflowConfig(Section):
     """The whole config file."""
 
@@ -474,6 +613,7 @@ class LeadflowConfig(Section):
     contact: ContactConfig = ContactConfig()
     dashboard: DashboardConfig = DashboardConfig()
     retention: RetentionConfig = RetentionConfig()
+    alerts: AlertsConfig = AlertsConfig()
 
     @field_validator("jobs", mode="before")
     @classmethod
@@ -493,6 +633,16 @@ class LeadflowConfig(Section):
         if missing:
             raise ValueError(f"route.segments name sequences {missing} that [contact.sequences] "
                              "does not define")
+        return self
+
+    @model_validator(mode="after")
+    def _success_rate_window_is_kept(self) -> LeadflowConfig:
+        # The rule counts runs in job_runs, which retention prunes past max_age.
+        window, kept = self.alerts.rules.success_rate.window, self.retention.max_age
+        if window > kept:
+            raise ValueError(f"alerts.rules.success_rate.window ({window}) is longer than "
+                             f"retention.max_age ({kept}), which prunes the runs it counts; "
+                             "shorten the window or keep runs longer")
         return self
 
     def job(self, job: JobName) -> JobConfig:

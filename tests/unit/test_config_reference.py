@@ -54,7 +54,7 @@ def test_the_example_config_names_every_key() -> None:
 def test_example_defaults_match_the_models_where_the_file_states_defaults() -> None:
     config = load_config(EXAMPLE)
     defaults = LeadflowConfig()
-    for section in ("topics", "clock", "stage", "score", "qualify", "route", "retention"):
+    for section in ("topics", "clock", "stage", "score", "qualify", "route", "retention", "alerts"):
         assert getattr(config, section) == getattr(defaults, section), section
     assert config.job("harvest") == defaults.job("harvest")
     assert config.contact.sequences == defaults.contact.sequences

@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 from services.cli.main import SERVICES, app
 from services.dashboard.server import ListenEnv
 from services.runtime.apache_kafka import KAFKA_VERSION
-from services.runtime.config import SmtpConfig, load_config
+from services.runtime.config import SmtpConfig, WebhookConfig, load_config
 from services.runtime.settings import Settings
 
 ROOT = Path(__file__).parents[2]
@@ -50,7 +50,8 @@ def known_environment() -> set[str]:
         alias = field.validation_alias
         names |= set(getattr(alias, "choices", ())) if alias else {f"LEADFLOW_{name.upper()}"}
     names |= {f"LEADFLOW_DASHBOARD_{name.upper()}" for name in ListenEnv.model_fields}
-    names |= {"LEADFLOW_DASHBOARD_TOKEN", SmtpConfig().username_env, SmtpConfig().password_env}
+    names |= {"LEADFLOW_DASHBOARD_TOKEN", SmtpConfig().username_env, SmtpConfig().password_env,
+              WebhookConfig().url_env}
     return names
 
 
