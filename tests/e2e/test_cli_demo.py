@@ -111,7 +111,8 @@ def test_dev_serves_the_demo_pipeline_on_the_dashboard_and_stops_cleanly_on_ctrl
     assert token, "the dashboard link carries the read token"
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(url + "api/dashboard", timeout=30)
-    assert refused.value.code == 401  # lead data needs the token
+    with refused.value:  # an HTTPError holds the response's socket open until closed
+        assert refused.value.code == 401  # lead data needs the token
     request = urllib.request.Request(url + "api/dashboard",
                                      headers={"Authorization": f"Bearer {token.group(1)}"})
     with urllib.request.urlopen(request, timeout=30) as response:
