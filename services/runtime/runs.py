@@ -134,6 +134,9 @@ class RunController:
     HARD_STOP_GRACE = 30.0
     #: A streak of overlap skips is reported once no tick extended it for this long.
     STREAK_QUIET_SECONDS = 2.0
+    #: Run spans kept for the overlap policy. Spans no later tick can fall in are dropped as
+    #: scheduled ticks come (``_forget_spans``); this only bounds memory when none come.
+    MAX_SPANS = 10_000
 
     def __init__(self, job: JobName, config: JobConfig, executor: Executor, publisher: Publisher,
                  pool: asyncpg.Pool, instance_id: str) -> None:
@@ -144,7 +147,7 @@ class RunController:
         self.pool = pool
         self.instance_id = instance_id
         self.runs_done = 0
-        self.spans: deque[RunSpan] = deque(maxlen=32)
+        self.spans: deque[RunSpan] = deque(maxlen=self.MAX_SPANS)
         self._recent_ticks: deque[UUID] = deque(maxlen=1024)
         self._streak: Streak | None = None
         self._streak_timer: asyncio.TimerHandle | None = None
@@ -171,10 +174,23 @@ class RunController:
         if any(not s.enabled for s in self.config.scopes
                if (s.tenant, s.campaign) == (tick.tenant_id, tick.campaign_id)):
             return "disabled"
+        self._forget_spans(tick)
         reason, slot = overlap_verdict(self.config.overlap, tick, self.spans)
         if slot is not None:
             self.spans[slot] = replace(self.spans[slot], buffered=True)
         return reason
+
+    def _forget_spans(self, tick: TickEmitted) -> None:
+        """Drop the spans of runs that ended before this scheduled tick was recorded: ticks come
+        in the order the clock recorded them, so no later tick falls in those. What is kept is
+        every run since the oldest tick still to come, however far this instance lags (after a
+        restart it first runs every tick it missed). A fixed window of the last 32 runs made an
+        instance that lagged by more than 32 runs run every tick, skipping none, and never
+        catch up while its runs took longer than the schedule's interval."""
+        if tick.source is not TickSource.SCHEDULE:
+            return
+        while self.spans and self.spans[0].ended <= tick.recorded_at:
+            self.spans.popleft()
 
     async def executor_skip_reason(self, tick: TickEmitted) -> str | None:
         """The executor's own reason to skip (e.g. contact: campaign paused, kill switch), if it

@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from events import JobName, TickEmitted, TickSource
-from services.runtime.config import Overlap
-from services.runtime.runs import RunSpan, overlap_verdict
+from services.runtime.config import JobConfig, Overlap
+from services.runtime.runs import RunController, RunSpan, overlap_verdict
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -48,3 +48,16 @@ VERDICTS = [
 def test_overlap_verdict(policy: Overlap, arrived: float, source: TickSource,
                          spans: list[RunSpan], expected: tuple[str | None, int | None]) -> None:
     assert overlap_verdict(policy, tick(arrived, source), spans) == expected
+
+
+def test_an_instance_lagging_by_many_runs_still_skips_the_ticks_that_arrived_during_them() -> None:
+    # 40 back-to-back runs of 10 s each; the instance then reads the ticks the clock recorded
+    # every second meanwhile. Every one of them arrived while a run here was going.
+    controller = RunController(JobName.SCORE, JobConfig(schedule="every 1s"), executor=None,
+                               publisher=None, pool=None, instance_id="score-1")  # type: ignore[arg-type]
+    controller.spans.extend(RunSpan(at(10 * i), at(10 * i + 10)) for i in range(40))
+    verdicts = [controller.skip_reason(tick(second)) for second in range(400)]
+    assert verdicts == ["overlap"] * 400
+    assert len(controller.spans) == 1  # the spans no later tick can fall in are forgotten
+    assert controller.skip_reason(tick(400)) is None
+    assert not controller.spans
