@@ -1,4 +1,5 @@
-"""`leadflow status`: per stage, live instances, backlog and a suggested instance count."""
+"""`leadflow status`: per stage, live instances, backlog and a suggested instance count; and
+whether the broker's log still holds what the read models were folded from."""
 
 from __future__ import annotations
 
@@ -7,10 +8,11 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 import typer
+from aiokafka.errors import KafkaError
 from rich.console import Console
 from rich.table import Table
 
-from events import STAGE_INPUTS, JobName
+from events import STAGE_INPUTS, JobName, LeadflowError
 
 from ..runtime.settings import Settings
 from .common import ConfigOption, console, run_async, settings_for
@@ -61,9 +63,11 @@ def stage_rows(settings: Settings, live: list[Any], latest: dict[str, dict[str, 
     return rows
 
 
-async def show_status(settings: Settings, say: Console, target_seconds: float) -> None:
+async def show_status(settings: Settings, say: Console, target_seconds: float) -> bool:
+    """Print the status; False when the broker's log holds less than the read models."""
     from ..projector import queries
     from ..replay import store as replays
+    from ..replay.log_check import log_shortfalls
     from ..runtime import instances
     from ..runtime.db import READ_SCHEMA, create_pool
 
@@ -99,6 +103,22 @@ async def show_status(settings: Settings, say: Console, target_seconds: float) -
             replays_table.add_row(r.replay_id, r.status, f"{c.replayed:,}", f"{c.unchanged:,}",
                                   f"{c.kept:,}", f"{c.in_flight:,}")
         say.print(replays_table)
+    try:
+        short = await log_shortfalls(settings)
+    except (KafkaError, LeadflowError) as exc:
+        say.print(f"[yellow]log: not checked against the read models ({exc})[/yellow]")
+        return True
+    if not short:
+        say.print("log: every partition holds what the read models were folded from")
+        return True
+    say.print("[red]The broker's log holds less than the read models[/red] (it lost data or was "
+              "replaced):")
+    for item in short:
+        say.print(f"  {item.describe()}")
+    say.print("Restore the broker's data if you can; otherwise see docs/operations.md "
+              "(`leadflow projector adopt-log` keeps the read models and folds the new log on "
+              "top, `leadflow projector rebuild` starts them again from the log as it is).")
+    return False
 
 
 def status(
@@ -108,7 +128,8 @@ def status(
 ) -> None:
     """Backlog per stage, live instances and a suggested instance count."""
     settings = settings_for(config)
-    run_async(lambda: show_status(settings, console, target))
+    if not run_async(lambda: show_status(settings, console, target)):
+        raise typer.Exit(1)
 
 
 def register(app: typer.Typer) -> None:

@@ -37,6 +37,7 @@ from .bus import Publisher
 from .config import StageConfig
 from .dead_letters import dead_letter
 from .errors import InfrastructureError
+from .partitions import wait_for_topics
 from .runs import RunContext, RunResult
 
 log = logging.getLogger(__name__)
@@ -182,6 +183,7 @@ class TopicDrainer:
             await self._consumer.start()
         except KafkaError as exc:
             raise InfrastructureError(f"cannot reach the broker at {self.bootstrap_servers}: {exc}") from exc
+        await wait_for_topics(self._consumer, self.topic_names, self.job.value)
         self._consumer.subscribe(self.topic_names, listener=_Rebalance(self))
         self._idle_task = asyncio.create_task(self._idle_loop(), name=f"{self.job}-idle-poll")
         give_up = time.monotonic() + ready_timeout

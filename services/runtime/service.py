@@ -27,7 +27,7 @@ from .bus import Publisher, make_broker, make_producer
 from .db import DRIVER_ERRORS, create_pool
 from .dead_letters import dead_letter
 from .drain import StageLogic, TopicDrainer
-from .partitions import topic_partitions
+from .partitions import topic_partitions, wait_for_topics
 from .runs import Executor, RunController
 from .settings import Settings
 
@@ -51,6 +51,7 @@ async def start_tick_group_at_end(bootstrap: str, group: str, topic: str) -> Non
                                 enable_auto_commit=False, client_id=f"{group}-init")
     await consumer.start()
     try:
+        await wait_for_topics(consumer, [topic], group)
         partitions = (await topic_partitions(consumer, [topic]))[topic]
         tps = [TopicPartition(topic, p) for p in partitions]
         consumer.assign(tps)
