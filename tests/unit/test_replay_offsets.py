@@ -10,7 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from services.replay.log_check import shortfalls
 from services.replay.offsets import first_at_or_after, usable
+from services.runtime.partitions import next_topic_wait
 
 
 def lookups(stamps: list[int], calls: list[int]):
@@ -57,3 +59,22 @@ async def test_matches_a_sorted_search_in_logarithmic_lookups(
 def test_the_brokers_answer_is_kept_only_with_a_real_timestamp(stamp: int | None,
                                                                expected: bool) -> None:
     assert usable(stamp) is expected
+
+
+def test_the_log_check_names_partitions_the_log_no_longer_holds() -> None:
+    folded = {("leads.new", 0): 10, ("leads.new", 1): 5, ("leads.new", 2): 0, ("jobs.events", 0): 7}
+    ends = {("leads.new", 0): 4, ("leads.new", 1): 9, ("leads.new", 2): None}
+    found = shortfalls(folded, ends)
+    assert [(s.topic, s.partition, s.folded_to, s.log_end) for s in found] == [
+        ("jobs.events", 0, 7, None), ("leads.new", 0, 10, 4)]  # nothing folded from [2]: fine
+    assert found[1].describe() == ("leads.new[0]: the log ends at offset 4, the read models were "
+                                   "folded to 10 (6 events gone)")
+    assert "missing on the broker" in found[0].describe()
+
+
+def test_looks_for_missing_topics_back_off_to_ten_seconds() -> None:
+    delays, delay = [], 0.0
+    for _ in range(7):
+        delay = next_topic_wait(delay)
+        delays.append(delay)
+    assert delays == [1, 2, 4, 8, 10, 10, 10]
