@@ -1,7 +1,10 @@
 """Run parts whose instance died mid-run (kill -9, a lost machine): nobody would ever report
 them, so the run would show "running" forever and `tick --wait` would never end. The active
 clock reports each as `job.failed` with reason `lost`, for the instance; the clock's retry
-policy then applies. The decision is pure; ``lost_parts`` is the thin read."""
+policy then applies. The same holds for the share of an instance that died after the tick but
+before it ran it (it owned partitions at the tick, so nobody else ran them): once every part
+that did report has ended a while ago, the partitions nobody covered are reported `lost`.
+The decisions are pure; ``lost_parts`` and ``uncovered_runs`` are the thin reads."""
 
 from __future__ import annotations
 
@@ -49,6 +52,76 @@ def lost_part_failed(lost: LostPart, now: datetime) -> JobFailed:
         partitions=tuple(part.partitions), partitions_total=part.partitions_total,
         backlog=part.backlog,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class UncoveredRun:
+    """A run whose parts all ended, leaving input partitions nobody reported."""
+
+    run: RunRow
+    missing: tuple[int, ...]
+
+
+#: The part name under which the partitions nobody reported are reported lost.
+UNREPORTED = "unreported"
+
+
+def missing_partitions(parts: list[PartRow], total: int) -> tuple[int, ...]:
+    """Input partitions of a run that none of its parts covered."""
+    covered = {p for part in parts for p in part.partitions}
+    return tuple(p for p in range(total) if p not in covered)
+
+
+def uncovered_failed(uncovered: UncoveredRun, now: datetime) -> JobFailed:
+    """The job.failed that closes a run left uncovered: a part for the missing partitions."""
+    run = uncovered.run
+    started = run.started_at or run.scheduled_for
+    missing = ", ".join(str(p) for p in uncovered.missing)
+    return JobFailed(
+        event_id=job_event_id(run.run_id, UNREPORTED, "failed"), occurred_at=now,
+        recorded_at=now, tenant_id=run.tenant_id, correlation_id=run.run_id,
+        causation_id=run.run_id, run_id=run.run_id, job=JobName(run.job), part=UNREPORTED,
+        run=RunInfo(scheduled_for=run.scheduled_for, source=TickSource(run.source),
+                    max_leads=run.max_leads, requested_by=run.requested_by,
+                    retry_of=run.retry_of, attempt=run.attempt),
+        started_at=started, completed_at=now,
+        duration_seconds=max(0.0, (now - started).total_seconds()),
+        counts=RunCounts(), reason="lost",
+        error=(f"partitions {missing} were not run: the instance that owned them when the tick "
+               "came stopped before running it; their leads wait for the next run"),
+        partitions=uncovered.missing, partitions_total=run.partitions_total, backlog=None,
+    )
+
+
+async def uncovered_runs(conn: asyncpg.Pool | asyncpg.Connection,
+                         lost_after: timedelta = LOST_AFTER) -> list[UncoveredRun]:
+    """Running runs with input partitions nobody covered, whose parts all ended over
+    ``lost_after`` ago (a live instance late with the tick would have reported by then)."""
+    rows = await conn.fetch(
+        """
+        SELECT r.* FROM leadflow_read.job_runs r
+        WHERE r.status = 'running' AND r.partitions_covered < r.partitions_total
+          AND NOT EXISTS (
+              SELECT 1 FROM leadflow_read.job_run_parts p
+              WHERE p.run_id = r.run_id
+                AND (p.status = 'running' OR p.completed_at >= now() - $1::interval))
+        ORDER BY r.recorded_at
+        LIMIT 100
+        """, lost_after)
+    if not rows:
+        return []
+    runs = [RunRow.from_row(r) for r in rows]
+    parts: dict[object, list[PartRow]] = {}
+    for r in await conn.fetch(
+            "SELECT * FROM leadflow_read.job_run_parts WHERE run_id = ANY($1::uuid[])",
+            [run.run_id for run in runs]):
+        parts.setdefault(r["run_id"], []).append(PartRow.from_row(r))
+    found = []
+    for run in runs:
+        missing = missing_partitions(parts.get(run.run_id, []), run.partitions_total)
+        if missing:
+            found.append(UncoveredRun(run, missing))
+    return found
 
 
 async def lost_parts(conn: asyncpg.Pool | asyncpg.Connection,

@@ -133,7 +133,8 @@ class Clock:
         return emitted
 
     async def _report_lost_parts(self, now: datetime) -> None:
-        """Every ten seconds: report parts of runs whose instance died mid-run (reaper.py)."""
+        """Every ten seconds: report parts of runs whose instance died mid-run, and the
+        partitions of runs nobody ran (reaper.py)."""
         if time.monotonic() - self._reaped_at < REAP_EVERY:
             return
         self._reaped_at = time.monotonic()
@@ -142,6 +143,13 @@ class Clock:
         for part in lost:
             log.warning("run %s of %s: instance %s stopped reporting mid-run; reported failed "
                         "(lost)", part.run.run_id, part.run.job, part.part.part,
+                        extra={"action": "run_lost"})
+        uncovered = await reaper.uncovered_runs(self.pool, self.lost_after)
+        await self.publisher.publish([reaper.uncovered_failed(run, now) for run in uncovered])
+        for run in uncovered:
+            log.warning("run %s of %s: partitions %s were not run by any instance (their owner "
+                        "stopped after the tick); reported failed (lost)", run.run.run_id,
+                        run.run.job, ", ".join(map(str, run.missing)),
                         extra={"action": "run_lost"})
 
     async def _step_schedule(self, schedule: Schedule, now: datetime,

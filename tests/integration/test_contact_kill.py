@@ -143,6 +143,9 @@ async def settled(pool: asyncpg.Pool) -> bool:
     return open_leads == 0 and open_claims == 0
 
 
+# The proof is the SMTP inbox against the Postgres ledger; the kill -9 storm (tests/faults)
+# kills contact among every other service on both brokers.
+@pytest.mark.any_broker
 async def test_random_sigkills_never_send_a_step_twice(
         settings: Settings, inbox: tuple[SlowInbox, int], tmp_path: Path) -> None:
     box, port = inbox
