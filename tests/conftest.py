@@ -21,8 +21,9 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from services.runtime.apache_kafka import ApacheKafka
 from services.runtime.config import LeadflowConfig, StageConfig, TopicsConfig
-from services.runtime.db import apply_schema, connect, quote_ident
+from services.runtime.db import connect, quote_ident
 from services.runtime.embedded import EmbeddedPostgres, TansuBroker
+from services.runtime.migrations import migrate
 from services.runtime.settings import Settings
 from tests.harness import kafka_or_skip
 
@@ -134,7 +135,7 @@ async def template_db(admin_dsn: str) -> AsyncIterator[str]:
     async with connect(admin_dsn) as conn:
         await conn.execute(f"DROP DATABASE IF EXISTS {quote_ident(name)}")
         await conn.execute(f"CREATE DATABASE {quote_ident(name)}")
-    await apply_schema(dsn_for(admin_dsn, name))
+    await migrate(dsn_for(admin_dsn, name))
     yield name
     async with connect(admin_dsn) as conn:
         await conn.execute(f"DROP DATABASE IF EXISTS {quote_ident(name)} WITH (FORCE)")

@@ -14,7 +14,6 @@ import contextlib
 import logging
 import signal
 import time
-import zlib
 from collections.abc import Callable, Mapping
 from datetime import datetime
 
@@ -26,6 +25,7 @@ from ..clock.leader import AdvisoryLock
 from ..runtime.db import CONNECTION_ERRORS, READ_SCHEMA, create_pool
 from ..runtime.durations import format_duration
 from ..runtime.errors import InfrastructureError
+from ..runtime.locks import advisory_key
 from ..runtime.settings import Settings
 from . import store
 from .channels import Channels, DeliveryError, Email, Webhook, configured_channels
@@ -42,7 +42,7 @@ PRUNE_EVERY = 3600.0
 
 
 def lock_key(prefix: str) -> int:
-    return zlib.crc32(f"leadflow-alerts:{prefix}".encode())
+    return advisory_key("alerts", prefix)
 
 
 class Notifier:

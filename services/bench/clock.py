@@ -27,8 +27,9 @@ from events import JobName, TickEmitted, Topic, decode
 from ..clock.service import Clock
 from ..runtime.bus import ensure_topics
 from ..runtime.config import Catchup, JobConfig, LeadflowConfig, TopicsConfig
-from ..runtime.db import apply_schema, connect, ensure_database, quote_ident
+from ..runtime.db import connect, ensure_database, quote_ident
 from ..runtime.errors import InfrastructureError
+from ..runtime.migrations import migrate
 from ..runtime.partitions import topic_partitions
 from ..runtime.settings import Settings
 
@@ -76,7 +77,7 @@ async def bench_clock(settings: Settings, console: Console, *, ticks: int = 20) 
     clock = Clock(bench)
     task: asyncio.Task[None] | None = None
     try:
-        await apply_schema(dsn)
+        await migrate(dsn)
         await ensure_topics(settings.kafka_bootstrap_servers, config.topics,
                             which=(Topic.CLOCK_TICKS, Topic.JOBS_EVENTS))
         admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)

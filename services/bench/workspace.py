@@ -20,8 +20,9 @@ from events import PIPELINE, STAGE_INPUTS, JobName
 from ..cli.stack import Stack
 from ..runtime import instances
 from ..runtime.config import load_config
-from ..runtime.db import apply_schema, connect, ensure_database, quote_ident
+from ..runtime.db import connect, ensure_database, quote_ident
 from ..runtime.errors import InfrastructureError
+from ..runtime.migrations import migrate
 from ..runtime.settings import Settings
 from .clock import dsn_for
 
@@ -90,7 +91,7 @@ async def scratch_database(settings: Settings, label: str) -> AsyncIterator[Sett
     await ensure_database(settings.database_url, name)
     try:
         dsn = dsn_for(settings.database_url, name)
-        await apply_schema(dsn)
+        await migrate(dsn)
         yield settings.using(settings.pipeline, database_url=dsn)
     finally:
         async with connect(settings.database_url) as conn:

@@ -32,7 +32,7 @@ from .status_commands import register as register_status_commands
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="leadflow: outbound lead pipelines as an event-driven state machine.")
 topics_app = typer.Typer(no_args_is_help=True, help="Create and inspect the Kafka topics.")
-db_app = typer.Typer(no_args_is_help=True, help="Apply the Postgres schema.")
+db_app = typer.Typer(no_args_is_help=True, help="Postgres schema migrations.")
 schemas_app = typer.Typer(no_args_is_help=True, help="Generate schemas/ from the event models.")
 app.add_typer(topics_app, name="topics")
 app.add_typer(db_app, name="db")
@@ -163,12 +163,43 @@ def topics_describe(config: ConfigOption = None) -> None:
 
 @db_app.command("migrate")
 def db_migrate(config: ConfigOption = None) -> None:
-    """Apply schemas/sql to DATABASE_URL (idempotent)."""
-    from ..runtime.db import apply_schema
+    """Apply the migrations DATABASE_URL is missing, in order, in one transaction."""
+    from ..runtime.migrations import migrate
 
     settings = settings_for(config)
-    run_async(lambda: apply_schema(settings.database_url))
-    console.print("schema applied")
+    done = run_async(lambda: migrate(settings.database_url, say=console.print))
+    if done.baselined:
+        console.print(f"recognised a schema made before versioned migrations: baselined "
+                      f"{done.baselined[0].label} to {done.baselined[-1].label}")
+    if done.applied:
+        console.print(f"applied {len(done.applied)} migration(s), up to {done.applied[-1].label}")
+    elif not done.baselined:
+        console.print("up to date")
+
+
+@db_app.command("status")
+def db_status(config: ConfigOption = None) -> None:
+    """The schema's version, and the migrations this code has that it lacks."""
+    from ..runtime.db import connect
+    from ..runtime.migrations import available, plan, schema_version, verdict
+
+    settings = settings_for(config)
+
+    async def show() -> str | None:
+        async with connect(settings.database_url) as conn:
+            current = await schema_version(conn)
+            known = available()
+            applied = {} if current == 0 else {r["version"]: r["checksum"] for r in await conn.fetch(
+                "SELECT version, checksum FROM public.schema_migrations")}
+        pending = plan(applied, known)
+        console.print(f"schema version {current:03d}; this code: {known[-1].label}")
+        for m in pending:
+            console.print(f"  pending {m.label}")
+        return verdict(current, known[-1].version)
+
+    if problem := run_async(show):
+        console.print(problem)
+        raise typer.Exit(1)
 
 
 @schemas_app.command("write")

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import importlib
+import logging
 
+from ..runtime.errors import InfrastructureError
+from ..runtime.migrations import SchemaError, require_current
 from ..runtime.process import tune_gc
 from ..runtime.service import JobService
 from ..runtime.settings import Settings
 
 STAGE_SERVICES = ("harvest", "score", "qualify", "route", "contact")
+
+log = logging.getLogger(__name__)
 
 
 def build_job_service(name: str, settings: Settings) -> JobService:
@@ -19,8 +24,14 @@ def build_job_service(name: str, settings: Settings) -> JobService:
 
 
 async def run_service(name: str, settings: Settings) -> None:
-    """Run ``name`` until SIGINT / SIGTERM."""
+    """Run ``name`` until SIGINT / SIGTERM, if the database's schema is this code's."""
     tune_gc()
+    try:
+        await require_current(settings.database_url)
+    except SchemaError:
+        raise
+    except InfrastructureError as exc:  # Postgres not up yet: the service waits for it itself
+        log.warning("schema version not checked: %s", exc, extra={"action": "schema_unchecked"})
     if name in STAGE_SERVICES:
         await build_job_service(name, settings).run_forever()
     elif name == "projector":

@@ -17,9 +17,10 @@ from events import PIPELINE
 
 from ..runtime.apache_kafka import KAFKA_VERSION, ApacheKafka
 from ..runtime.bus import ensure_topics
-from ..runtime.db import apply_schema, connect, ensure_database
+from ..runtime.db import connect, ensure_database
 from ..runtime.embedded import EmbeddedPostgres, TansuBroker, die_with_parent
 from ..runtime.errors import InfrastructureError
+from ..runtime.migrations import migrate
 from ..runtime.settings import load_settings
 
 STAGES = tuple(job.value for job in PIPELINE)
@@ -83,7 +84,7 @@ class Stack:
         os.environ["DATABASE_URL"] = self.database_url
         os.environ["KAFKA_BOOTSTRAP_SERVERS"] = self.bootstrap
         settings = load_settings(config=self.config)
-        await apply_schema(self.database_url)
+        await migrate(self.database_url)
         await ensure_topics(self.bootstrap, settings.pipeline.topics)
 
     def spawn(self, name: str, *, instance: str | None = None) -> subprocess.Popen[bytes]:

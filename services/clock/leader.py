@@ -7,16 +7,16 @@ connection, Postgres releases the lock, and a standby's next try takes it.
 from __future__ import annotations
 
 import contextlib
-import zlib
 
 import asyncpg
 
 from services.runtime.db import DRIVER_ERRORS, open_connection
+from services.runtime.locks import advisory_key
 
 
 def lock_key(prefix: str) -> int:
     """Advisory lock id of the clock for one topic prefix (deployments may share a database)."""
-    return zlib.crc32(f"leadflow-clock:{prefix}".encode())
+    return advisory_key("clock", prefix)
 
 
 class AdvisoryLock:

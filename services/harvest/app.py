@@ -9,4 +9,5 @@ from .executor import HarvestExecutor
 
 def build(settings: Settings) -> JobService:
     return JobService(JobName.HARVEST, settings,
-                      lambda s: HarvestExecutor(s.db, s.publisher, s.config.harvest.sources))
+                      lambda s: HarvestExecutor(s.db, s.publisher, s.config.harvest.sources,
+                                                      s.prefix))

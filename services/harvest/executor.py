@@ -22,6 +22,7 @@ from events.ids import event_id
 from ..runtime.budget import RunBudget
 from ..runtime.bus import Publisher
 from ..runtime.config import HarvestSource
+from ..runtime.locks import advisory_key
 from ..runtime.logging import redact
 from ..runtime.runs import RunContext, RunResult
 from . import seen
@@ -31,7 +32,6 @@ from .sources import SourceRow, read_rows
 log = logging.getLogger(__name__)
 
 CHUNK = 500
-_LOCK_KEY = 0x4A7E57  # one harvester at a time: two would read the same files
 
 
 @dataclass(slots=True)
@@ -169,8 +169,10 @@ class HarvestExecutor:
     """Executor of harvest runs over the configured sources in the tick's scope."""
 
     def __init__(self, pool: asyncpg.Pool, publisher: Publisher,
-                 sources: Sequence[HarvestSource]) -> None:
+                 sources: Sequence[HarvestSource], prefix: str = "") -> None:
         self.pool = pool
+        # One harvester at a time per deployment: two would read the same files.
+        self.lock_key = advisory_key("harvest", prefix)
         self.publisher = publisher
         self.sources = sources
 
@@ -193,7 +195,7 @@ class HarvestExecutor:
         stopped = False
         problems: list[str] = []
         async with pool.acquire() as conn:
-            if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", _LOCK_KEY):
+            if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", self.lock_key):
                 log.info("another instance is harvesting; this part does nothing",
                          extra={"action": "harvest_locked"})
                 return RunResult()
@@ -218,7 +220,7 @@ class HarvestExecutor:
                     if report.exhausted_budget or time.monotonic() >= deadline or stopped:
                         break
             finally:
-                await conn.execute("SELECT pg_advisory_unlock($1)", _LOCK_KEY)
+                await conn.execute("SELECT pg_advisory_unlock($1)", self.lock_key)
         counts = RunCounts(leads_processed=created + bad, leads_succeeded=created, leads_failed=bad)
         # The other sources went through; the run still fails, so nobody reads "0 processed"
         # as a quiet night.

@@ -13,7 +13,6 @@ import contextlib
 import logging
 import signal
 import time
-import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -43,6 +42,7 @@ from ..runtime.db import (
 )
 from ..runtime.dead_letters import dead_letter
 from ..runtime.errors import InfrastructureError
+from ..runtime.locks import advisory_key
 from ..runtime.logging import redact
 from ..runtime.partitions import topic_partitions
 from ..runtime.runs import run_info
@@ -83,9 +83,9 @@ class Share:
         return self.index == 0
 
 
-def lock_key(schema: str) -> int:
+def lock_key(prefix: str, schema: str) -> int:
     """Advisory lock id of the projector writing ``schema``."""
-    return zlib.crc32(f"leadflow-projector:{schema}".encode())
+    return advisory_key("projector", prefix, schema)
 
 
 class Projector:
@@ -154,7 +154,8 @@ class Projector:
         self._conn = await open_connection(self.settings.database_url, statement_cache_size=0)
         await self.conn.execute(f"SET search_path TO {quote_ident(self.schema)}, public")
         name = self.schema if self.share is None else f"{self.schema}#{self.share.index}"
-        while not await self.conn.fetchval("SELECT pg_try_advisory_lock($1)", lock_key(name)):
+        key = lock_key(self.settings.prefix, name)
+        while not await self.conn.fetchval("SELECT pg_try_advisory_lock($1)", key):
             if not wait_for_lock:
                 raise InfrastructureError(f"another projector is writing schema {self.schema}")
             log.info("another projector is active; standing by", extra={"action": "standby"})

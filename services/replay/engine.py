@@ -150,7 +150,8 @@ class Replayer:
             self._consumer = await self._start_consumer(None, "leadflow-replay")
             if self.spec.dry_run:
                 return await self._dry_run()
-            lock = await store.hold_stage(self.settings.database_url, self.stage.value)
+            lock = await store.hold_stage(self.settings.database_url, self.settings.prefix,
+                                           self.stage.value)
             try:
                 return await self._replay()
             finally:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime
@@ -11,6 +10,7 @@ from uuid import UUID
 import asyncpg
 
 from ..runtime.db import open_connection
+from ..runtime.locks import advisory_key
 from .errors import ReplayError
 
 Db = asyncpg.Pool | asyncpg.Connection
@@ -181,10 +181,10 @@ async def recent(db: Db, limit: int = 5) -> list[Replay]:
     return [Replay.from_row(r) for r in rows]
 
 
-async def hold_stage(dsn: str, stage: str) -> asyncpg.Connection:
+async def hold_stage(dsn: str, prefix: str, stage: str) -> asyncpg.Connection:
     """One replay per stage at a time: a lock held on a connection the caller closes."""
     conn = await open_connection(dsn)
-    key = zlib.crc32(f"leadflow-replay:{stage}".encode())
+    key = advisory_key("replay", prefix, stage)
     if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", key):
         await conn.close()
         raise ReplayError(f"another replay of {stage} is running; wait for it to finish (or stop "

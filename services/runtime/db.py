@@ -20,10 +20,6 @@ log = logging.getLogger(__name__)
 #: Schema that holds the live read models (a rebuild fills a shadow schema and swaps it in).
 READ_SCHEMA = "leadflow_read"
 
-#: Advisory lock key serialising DDL between processes that start together.
-_DDL_LOCK = 0x1EADF10
-
-
 #: The connection or the server went away (or is restarting): reconnect and try again.
 CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     OSError, TimeoutError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError,
@@ -185,16 +181,6 @@ async def index_read_models(dsn: str, schema: str) -> None:
     async with connect(dsn) as conn, conn.transaction():
         await conn.execute(f'SET LOCAL search_path TO "{_ident(schema)}"')
         await conn.execute(sql_text("read_model_indexes.sql"))
-
-
-async def apply_schema(dsn: str) -> None:
-    """Apply every DDL file (service tables, then the live read models); safe to run concurrently."""
-    async with connect(dsn) as conn, conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock($1)", _DDL_LOCK)
-        for name in service_ddl_files():
-            await conn.execute(sql_text(name))
-        await apply_read_models(conn, READ_SCHEMA)
-    log.info("schema applied", extra={"action": "schema_applied"})
 
 
 def _ident(name: str) -> str:

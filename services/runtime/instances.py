@@ -7,7 +7,6 @@ once: two instances sharing an id would share one tick group and each miss half 
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -17,6 +16,7 @@ import asyncpg
 from events import LeadflowError
 
 from .db import open_connection
+from .locks import advisory_key
 
 
 class DuplicateInstance(LeadflowError):
@@ -25,7 +25,7 @@ class DuplicateInstance(LeadflowError):
 
 def lock_key(prefix: str, job: str, instance_id: str) -> int:
     """Advisory lock id of one stage instance."""
-    return zlib.crc32(f"leadflow-instance:{prefix}{job}:{instance_id}".encode())
+    return advisory_key("instance", prefix, job, instance_id)
 
 
 async def hold_identity(dsn: str, prefix: str, job: str, instance_id: str) -> asyncpg.Connection:

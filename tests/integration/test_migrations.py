@@ -1,0 +1,143 @@
+"""Versioned migrations against a real Postgres: a fresh database gets every file once; one
+made by an older set of migrations is brought forward; one made by the old `IF NOT EXISTS`
+schema is baselined; `leadflow run` refuses a schema older or newer than the code, in one
+line; two migrators at once apply each file once; advisory locks carry the deployment."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from services.runtime.db import connect, quote_ident, service_ddl_files, sql_text
+from services.runtime.locks import advisory_key
+from services.runtime.migrations import (
+    BASELINE,
+    Migration,
+    SchemaError,
+    available,
+    migrate,
+    require_current,
+    schema_version,
+)
+from tests.conftest import dsn_for
+
+
+@pytest.fixture
+async def empty_db(admin_dsn: str) -> AsyncIterator[str]:
+    """A database with nothing in it (not cloned from the migrated template)."""
+    name = f"leadflow_m_{uuid.uuid4().hex[:12]}"
+    async with connect(admin_dsn) as conn:
+        await conn.execute(f"CREATE DATABASE {quote_ident(name)}")
+    yield dsn_for(admin_dsn, name)
+    async with connect(admin_dsn) as conn:
+        await conn.execute(f"DROP DATABASE IF EXISTS {quote_ident(name)} WITH (FORCE)")
+
+
+async def versions(dsn: str) -> list[tuple[int, bool]]:
+    async with connect(dsn) as conn:
+        return [(r["version"], r["baselined"]) for r in await conn.fetch(
+            "SELECT version, baselined FROM schema_migrations ORDER BY version")]
+
+
+NEXT = Migration(len(available()) + 1, "lead_notes",
+                 "ALTER TABLE contact_leads ADD COLUMN notes text;")
+
+
+async def test_a_fresh_database_gets_every_migration_once_in_order(empty_db: str) -> None:
+    said: list[str] = []
+    done = await migrate(empty_db, say=said.append)
+    known = available()
+    assert [m.version for m in done.applied] == list(range(1, len(known) + 1))
+    assert said == [f"applying {m.label}" for m in known]
+    assert not done.baselined
+    again = await migrate(empty_db)
+    assert (again.applied, again.baselined) == ([], [])
+    assert await versions(empty_db) == [(m.version, False) for m in known]
+    await require_current(empty_db)  # a service may start
+
+
+async def test_a_database_made_by_an_older_set_of_migrations_is_brought_forward(
+        empty_db: str) -> None:
+    known = available()
+    await migrate(empty_db, known[:5])  # an older release shipped five
+    with pytest.raises(SchemaError, match=r"at version 005, this code needs .*leadflow db migrate"):
+        await require_current(empty_db)
+
+    done = await migrate(empty_db, [*known, NEXT])  # this release, plus one that alters a table
+    assert [m.version for m in done.applied] == [m.version for m in known[5:]] + [NEXT.version]
+    async with connect(empty_db) as conn:
+        assert await conn.fetchval(
+            "SELECT count(*) FROM information_schema.columns WHERE table_name = 'contact_leads' "
+            "AND column_name = 'notes'") == 1
+        assert await schema_version(conn) == NEXT.version
+    # The code is now older than the database.
+    with pytest.raises(SchemaError, match=r"newer than this code .*upgrade leadflow"):
+        await require_current(empty_db)
+    with pytest.raises(SchemaError, match="newer than this code"):
+        await migrate(empty_db)
+
+
+async def test_a_schema_made_before_versioning_is_baselined_and_keeps_its_rows(
+        empty_db: str) -> None:
+    async with connect(empty_db) as conn:  # the old way: every file, IF NOT EXISTS
+        for name in service_ddl_files():
+            await conn.execute(sql_text(name))
+        await conn.execute("INSERT INTO stage_instances (job, instance_id, pid, ready_at, "
+                           "last_seen) VALUES ('score', 'kept', 1, now(), now())")
+    with pytest.raises(SchemaError, match="at version 000"):
+        await require_current(empty_db)
+    done = await migrate(empty_db)
+    assert [m.version for m in done.baselined] == list(range(1, BASELINE + 1))
+    assert [m.version for m in done.applied] == [m.version for m in available()[BASELINE:]]
+    assert all(baselined for _, baselined in (await versions(empty_db))[:BASELINE])
+    async with connect(empty_db) as conn:
+        assert await conn.fetchval("SELECT instance_id FROM stage_instances") == "kept"
+    await require_current(empty_db)
+
+
+async def test_an_edited_migration_and_a_failing_one_are_refused_whole(empty_db: str) -> None:
+    known = available()
+    await migrate(empty_db, known)
+    edited = [*known[:-1], Migration(known[-1].version, known[-1].name, known[-1].sql + "\n-- x")]
+    with pytest.raises(SchemaError, match="changed after it was applied"):
+        await migrate(empty_db, edited)
+    broken = [*known, NEXT, Migration(NEXT.version + 1, "broken", "ALTER TABLE nowhere ADD x int;")]
+    with pytest.raises(SchemaError, match="_broken failed, nothing was applied"):
+        await migrate(empty_db, broken)
+    async with connect(empty_db) as conn:  # the transaction took NEXT back with it
+        assert await schema_version(conn) == known[-1].version
+
+
+async def test_two_migrators_at_once_apply_each_migration_once(empty_db: str) -> None:
+    results = await asyncio.gather(migrate(empty_db), migrate(empty_db))
+    assert sorted(len(r.applied) for r in results) == [0, len(available())]
+    assert len(await versions(empty_db)) == len(available())
+
+
+async def test_leadflow_run_refuses_an_older_schema_in_one_line(empty_db: str) -> None:
+    await migrate(empty_db, available()[:3])
+    env = {**os.environ, "DATABASE_URL": empty_db, "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9"}
+    env.pop("LEADFLOW_CONFIG", None)
+    leadflow = str(Path(sys.executable).parent / "leadflow")
+    done = await asyncio.to_thread(
+        subprocess.run, [leadflow, "run", "score"], env=env,
+        capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    lines = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
+    assert len(lines) <= 2, lines  # the error, wrapped at most once by the terminal width
+    assert "schema is at version 003" in " ".join(lines)
+    assert "leadflow db migrate" in " ".join(lines)
+
+
+def test_advisory_lock_keys_carry_the_deployment() -> None:
+    for name in ("clock", "harvest", "alerts", "projector", "replay", "instance"):
+        assert advisory_key(name, "a.") != advisory_key(name, "b.")
+        assert advisory_key(name, "a.") == advisory_key(name, "a.")
+    assert advisory_key("replay", "a.", "score") != advisory_key("replay", "a.", "qualify")
