@@ -19,6 +19,19 @@ from services.runtime.settings import Settings
 from tests.harness import project, read_models
 
 
+async def reap(settings: Settings) -> None:
+    """Fold the log, let an active clock take one step (it reaps), fold what it published."""
+    await project(settings)
+    clock = Clock(settings)
+    await clock.start()
+    try:
+        assert await clock.activate()
+        await clock.step(utcnow())
+    finally:
+        await clock.stop()
+    await project(settings)
+
+
 async def test_the_clock_reports_a_part_whose_instance_died_as_lost(settings: Settings) -> None:
     await ensure_topics(settings.kafka_bootstrap_servers, settings.pipeline.topics)
     tick = manual_tick(JobName.SCORE, requested_by="test")
@@ -37,16 +50,7 @@ async def test_the_clock_reports_a_part_whose_instance_died_as_lost(settings: Se
             "INSERT INTO stage_instances (job, instance_id, pid, ready_at, last_seen) VALUES "
             "('score', 'ghost', 1, now() - interval '6 minutes', now() - interval '5 minutes'),"
             "('score', 'alive', 2, now() - interval '6 minutes', now())")
-    await project(settings)
-
-    clock = Clock(settings)
-    await clock.start()
-    try:
-        assert await clock.activate()
-        await clock.step(utcnow())
-    finally:
-        await clock.stop()
-    await project(settings)
+    await reap(settings)
     async with read_models(settings) as db:
         parts = {r["part"]: (r["status"], r["reason"]) for r in await db.fetch(
             "SELECT part, status, reason FROM job_run_parts WHERE run_id = $1", tick.tick_id)}
@@ -77,15 +81,7 @@ async def test_the_clock_reports_partitions_nobody_ran_once_every_part_has_long_
         completed(old.tick_id, "survivor", (0,), now - timedelta(minutes=5)),
         completed(recent.tick_id, "survivor", (0,), now),  # others may still be on their way
     ])
-    await project(settings)
-    clock = Clock(settings)
-    await clock.start()
-    try:
-        assert await clock.activate()
-        await clock.step(utcnow())
-    finally:
-        await clock.stop()
-    await project(settings)
+    await reap(settings)
     async with read_models(settings) as db:
         runs = {r["run_id"]: r for r in await db.fetch(
             "SELECT run_id, status, reason, partitions_covered, leads_processed FROM job_runs")}
