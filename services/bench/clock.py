@@ -16,8 +16,8 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import NewTopic
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
@@ -25,6 +25,7 @@ from rich.table import Table
 from events import JobName, TickEmitted, Topic, decode
 
 from ..clock.service import Clock
+from ..runtime import kafka_clients
 from ..runtime.bus import ensure_topics
 from ..runtime.config import Catchup, JobConfig, LeadflowConfig, TopicsConfig
 from ..runtime.db import connect, ensure_database, quote_ident
@@ -50,7 +51,7 @@ def summary(samples: list[float]) -> dict[str, float]:
 
 async def _baseline(bootstrap: str, topic: str, start: datetime, count: int) -> None:
     """A plain producer (acks=all) sending one message at each whole second from ``start``."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=2,
+    producer = kafka_clients.producer(bootstrap_servers=bootstrap, acks="all", linger_ms=2,
                                 enable_idempotence=False)
     await producer.start()
     try:
@@ -72,7 +73,7 @@ async def bench_clock(settings: Settings, console: Console, *, ticks: int = 20) 
     dsn = dsn_for(settings.database_url, scratch)
     bench = settings.using(config, database_url=dsn, instance_id="bench")
     baseline_topic = f"{prefix}baseline"
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers,
+    consumer = kafka_clients.consumer(bootstrap_servers=settings.kafka_bootstrap_servers,
                                 enable_auto_commit=False, fetch_max_wait_ms=5)
     clock = Clock(bench)
     task: asyncio.Task[None] | None = None
@@ -80,7 +81,7 @@ async def bench_clock(settings: Settings, console: Console, *, ticks: int = 20) 
         await migrate(dsn)
         await ensure_topics(settings.kafka_bootstrap_servers, config.topics,
                             which=(Topic.CLOCK_TICKS, Topic.JOBS_EVENTS))
-        admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+        admin = kafka_clients.admin(bootstrap_servers=settings.kafka_bootstrap_servers)
         await admin.start()
         try:
             await admin.create_topics([NewTopic(baseline_topic, 1, 1)])

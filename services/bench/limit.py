@@ -15,11 +15,12 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import NewTopic
 from rich.console import Console
 
 from events import Topic
 
+from ..runtime import kafka_clients
 from ..runtime.bus import creation_errors, describe_topics, ensure_topics
 from ..runtime.config import TopicsConfig
 from ..runtime.embedded import die_with_parent
@@ -97,7 +98,7 @@ class Passthrough:
 
 async def create_topics(bootstrap: str, names: list[str], topics: TopicsConfig) -> None:
     """Create the passthroughs' own topics like leads.new (which ensure_topics creates)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="bench-admin")
+    admin = kafka_clients.admin(bootstrap_servers=bootstrap, client_id="bench-admin")
     await admin.start()
     configs = ({"min.insync.replicas": str(topics.min_insync_replicas)}
                if topics.min_insync_replicas else {})

@@ -23,8 +23,9 @@ import sys
 import time
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 
+from ..runtime import kafka_clients
 from ..runtime.bus import make_producer
 from ..runtime.partitions import topic_partitions
 from . import procstat
@@ -35,7 +36,7 @@ BATCH = 500
 async def passthrough(bootstrap: str, source: str, target: str | None, *, count: int,
                       group: str, idle_timeout: float) -> dict[str, Any]:
     """Move ``count`` messages from ``source`` to ``target`` (or only consume them)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group,
+    consumer = kafka_clients.consumer(bootstrap_servers=bootstrap, group_id=group,
                                 enable_auto_commit=False, auto_offset_reset="earliest",
                                 max_poll_records=BATCH, client_id=group)
     producer = make_producer(bootstrap, client_id=group) if target else None

@@ -11,10 +11,12 @@ from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
+from aiokafka.errors import KafkaError
 from rich.console import Console
 
 from events import LeadflowError
 
+from ..runtime import kafka_clients
 from ..runtime.settings import Settings, load_settings
 
 console = Console(stderr=False)
@@ -44,6 +46,9 @@ def run_async(factory: Callable[[], Awaitable[T]]) -> T:
         return asyncio.run(factory())  # type: ignore[arg-type]
     except LeadflowError as exc:
         err.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(1) from None
+    except KafkaError as exc:  # at start: the brokers cannot be reached, or refuse the login
+        err.print(f"[bold red]error:[/] {kafka_clients.explain(exc)}")
         raise typer.Exit(1) from None
     except KeyboardInterrupt:
         raise typer.Exit(130) from None

@@ -28,6 +28,7 @@ from events import (
 from services.runtime.config import LeadflowConfig
 from services.runtime.errors import InfrastructureError
 
+from ..runtime import kafka_clients
 from ..runtime.partitions import topic_partitions
 from . import store
 from .retries import retry_for, should_pause
@@ -60,7 +61,7 @@ class LogFollower:
 
     async def start(self) -> None:
         """Assign both topics and seek to the stored positions (a first start begins at the end)."""
-        self._consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap_servers, group_id=None,
+        self._consumer = kafka_clients.consumer(bootstrap_servers=self.bootstrap_servers, group_id=None,
                                           enable_auto_commit=False, fetch_max_wait_ms=100,
                                           client_id="leadflow-clock")
         try:

@@ -20,6 +20,7 @@ from aiokafka.errors import KafkaError
 
 from events import ControlEvent, EventDecodeError, Topic, decode
 
+from ..runtime import kafka_clients
 from ..runtime.errors import InfrastructureError
 from ..runtime.partitions import topic_partitions
 from . import controls
@@ -68,11 +69,11 @@ class ControlFeed:
             self._dropped += drop
 
     async def start(self) -> None:
-        self._consumer = AIOKafkaConsumer(
+        self._consumer = kafka_clients.consumer(
             bootstrap_servers=self.bootstrap_servers, group_id=None, enable_auto_commit=False,
             client_id=f"leadflow-contact-control-{self.instance_id}", fetch_max_wait_ms=100,
             auto_offset_reset="earliest")
-        self._ends = AIOKafkaConsumer(
+        self._ends = kafka_clients.consumer(
             bootstrap_servers=self.bootstrap_servers, group_id=None, enable_auto_commit=False,
             client_id=f"leadflow-contact-control-ends-{self.instance_id}")
         try:

@@ -31,6 +31,7 @@ from events import (
 )
 from events.ids import job_event_id
 
+from ..runtime import kafka_clients
 from ..runtime.bus import Publisher, make_broker
 from ..runtime.db import (
     CONNECTION_ERRORS,
@@ -133,7 +134,7 @@ class Projector:
         await self._connect_db(wait_for_lock=wait_for_lock)
         if self.publish_dead_letters:
             await self._broker.start()
-        self._consumer = AIOKafkaConsumer(
+        self._consumer = kafka_clients.consumer(
             bootstrap_servers=self.settings.kafka_bootstrap_servers, group_id=None,
             # "none": an offset the log does not hold is reported (_out_of_range), never
             # silently reset to the start.

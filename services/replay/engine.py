@@ -39,6 +39,7 @@ from events import (
 
 from ..qualify.stage import QualifyLogic
 from ..route.stage import RouteLogic
+from ..runtime import kafka_clients
 from ..runtime.bus import Publisher, describe_topics, make_broker
 from ..runtime.db import READ_SCHEMA, create_pool
 from ..runtime.dead_letters import dead_letter
@@ -167,7 +168,7 @@ class Replayer:
                 await pool.close()
 
     async def _start_consumer(self, group: str | None, client_id: str) -> AIOKafkaConsumer:
-        consumer = AIOKafkaConsumer(
+        consumer = kafka_clients.consumer(
             bootstrap_servers=self.settings.kafka_bootstrap_servers, group_id=group,
             client_id=client_id, enable_auto_commit=False, auto_offset_reset="earliest",
             max_poll_records=self.spec.batch_size, fetch_max_wait_ms=100)

@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 
 from ..projector.store import stored_offsets
+from ..runtime import kafka_clients
 from ..runtime.db import READ_SCHEMA, connect, quote_ident
 from ..runtime.partitions import topic_partitions
 from ..runtime.settings import Settings
@@ -57,10 +58,10 @@ async def log_shortfalls(settings: Settings) -> list[Shortfall]:
         folded = await stored_offsets(conn)
     if not folded:
         return []
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers,
+    consumer = kafka_clients.consumer(bootstrap_servers=settings.kafka_bootstrap_servers,
                                 group_id=None, enable_auto_commit=False,
                                 client_id="leadflow-status")
-    await consumer.start()
+    await kafka_clients.start(consumer)
     try:
         found = await topic_partitions(consumer, sorted({t for t, _ in folded}), wait=0)
         tps = [TopicPartition(t, p) for t, ps in found.items() for p in ps]

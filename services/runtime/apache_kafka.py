@@ -139,6 +139,10 @@ class ApacheKafka:
         self.nodes = [KafkaNode(i + 1, free_port(), free_port(), self.root / f"node-{i + 1}")
                       for i in range(nodes)]
         self._classpath = ""
+        #: Server properties set on top of the defaults (e.g. a secured listener), and extra
+        #: arguments for the storage format (e.g. ``--add-scram`` users).
+        self.extra_properties: dict[str, object] = {}
+        self.format_args: list[str] = []
 
     @property
     def bootstrap(self) -> str:
@@ -220,7 +224,7 @@ class ApacheKafka:
     def _format(self, node: KafkaNode, cid: str) -> None:
         done = subprocess.run(
             [*self._java(node), "kafka.tools.StorageTool", "format", "-t", cid,
-             "-c", str(node.properties), "--ignore-formatted"],
+             "-c", str(node.properties), "--ignore-formatted", *self.format_args],
             capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120, check=False)
         if done.returncode != 0:
             raise InfrastructureError(f"formatting Kafka node {node.node_id} failed: "
@@ -256,6 +260,7 @@ class ApacheKafka:
             "replica.lag.time.max.ms": 10000,
             "log.index.size.max.bytes": 1048576,
         }
+        settings.update(self.extra_properties)
         return "".join(f"{key}={value}\n" for key, value in settings.items())
 
 

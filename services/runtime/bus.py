@@ -8,8 +8,8 @@ import logging
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
@@ -17,6 +17,7 @@ from faststream.kafka import KafkaBroker
 from events import Envelope, Topic, encode
 from events.routing import headers, routing_key
 
+from . import kafka_clients
 from .config import TopicsConfig
 from .errors import InfrastructureError
 from .partitions import topic_partitions
@@ -41,33 +42,16 @@ def make_broker(bootstrap_servers: str, *, client_id: str = "leadflow") -> Kafka
         linger_ms=2,
         log_level=logging.DEBUG,
         allow_auto_create_topics=False,
+        security=kafka_clients.security().faststream(),
     )
 
 
-def _no_topic_auto_creation() -> None:
-    """aiokafka asks for topic auto-creation in every metadata request (v4+) and offers no
-    setting against it: a client reconnecting to an emptied broker would have it create the
-    topics with the broker's defaults. Every leadflow client asks for it never to happen."""
-    from aiokafka import client
-    from aiokafka.admin import client as admin_client
-    from aiokafka.protocol.metadata import MetadataRequest
-
-    class NoAutoCreation(MetadataRequest):
-        def __init__(self, topics: list[str] | None = None,
-                     allow_auto_topic_creation: bool | None = None) -> None:
-            super().__init__(topics, bool(allow_auto_topic_creation))
-
-    client.MetadataRequest = NoAutoCreation  # type: ignore[misc]
-    admin_client.MetadataRequest = NoAutoCreation  # type: ignore[misc]
-
-
-_no_topic_auto_creation()
 
 
 def make_producer(bootstrap_servers: str, *, client_id: str) -> AIOKafkaProducer:
     """The plain aiokafka producer a service publishes its batches with, set like
     ``make_broker``'s: acks=all, no idempotent producer."""
-    return AIOKafkaProducer(bootstrap_servers=bootstrap_servers, client_id=client_id,
+    return kafka_clients.producer(bootstrap_servers=bootstrap_servers, client_id=client_id,
                             acks="all", enable_idempotence=False, linger_ms=2)
 
 
@@ -125,13 +109,8 @@ async def publish_once(bootstrap_servers: str, topics: TopicsConfig, events: Seq
 async def ensure_topics(bootstrap_servers: str, topics: TopicsConfig,
                         which: Iterable[Topic] = tuple(Topic)) -> dict[str, int]:
     """Create missing topics with their configured partition counts; return name -> partitions."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="leadflow-admin")
-    try:
-        await admin.start()
-    except KafkaError as exc:
-        raise InfrastructureError(
-            f"cannot reach the broker at {bootstrap_servers} ({exc}); start it or set "
-            "KAFKA_BOOTSTRAP_SERVERS") from exc
+    admin = kafka_clients.admin(bootstrap_servers=bootstrap_servers, client_id="leadflow-admin")
+    await kafka_clients.start(admin)
     try:
         which = tuple(which)
         wanted = {t.physical(topics.prefix): topics.partitions_for(t) for t in which}
@@ -180,8 +159,8 @@ async def describe_topics(bootstrap_servers: str, names: Sequence[str],
                           wait: float = 5.0) -> dict[str, int]:
     """Partition count per topic (0 when the topic does not exist), waiting up to ``wait``
     seconds for topics just created to show up in the metadata."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, client_id="leadflow-describe")
-    await consumer.start()
+    consumer = kafka_clients.consumer(bootstrap_servers=bootstrap_servers, client_id="leadflow-describe")
+    await kafka_clients.start(consumer)
     try:
         found = await topic_partitions(consumer, names, wait)
         return {name: len(partitions) for name, partitions in found.items()}

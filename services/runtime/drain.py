@@ -32,6 +32,7 @@ from events import (
     stage_group,
 )
 
+from . import kafka_clients
 from .budget import RunBudget, first_claim, later_claim
 from .bus import Publisher
 from .config import StageConfig
@@ -167,7 +168,7 @@ class TopicDrainer:
 
     async def start(self, *, ready_timeout: float = 60.0) -> None:
         """Join the stage's group and wait for a partition assignment."""
-        self._consumer = AIOKafkaConsumer(
+        self._consumer = kafka_clients.consumer(
             bootstrap_servers=self.bootstrap_servers,
             group_id=stage_group(self.job, self.prefix),
             client_id=f"leadflow-{self.job.value}-{self.instance_id}",
@@ -179,10 +180,7 @@ class TopicDrainer:
             heartbeat_interval_ms=1000,
             max_poll_interval_ms=300_000,
         )
-        try:
-            await self._consumer.start()
-        except KafkaError as exc:
-            raise InfrastructureError(f"cannot reach the broker at {self.bootstrap_servers}: {exc}") from exc
+        await kafka_clients.start(self._consumer)
         await wait_for_topics(self._consumer, self.topic_names, self.job.value)
         self._consumer.subscribe(self.topic_names, listener=_Rebalance(self))
         self._idle_task = asyncio.create_task(self._idle_loop(), name=f"{self.job}-idle-poll")

@@ -5,12 +5,13 @@ from __future__ import annotations
 import time
 from uuid import UUID
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 
 from events import EventDecodeError, JobEvent, Topic, decode
 
 from ..projector.fold import derive_run, evolve_part, new_run
 from ..projector.rows import PartRow, RunRow
+from . import kafka_clients
 from .errors import InfrastructureError
 from .partitions import topic_partitions
 
@@ -20,7 +21,7 @@ class RunFollower:
 
     def __init__(self, bootstrap_servers: str, prefix: str) -> None:
         self.topic = Topic.JOBS_EVENTS.physical(prefix)
-        self.consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=None,
+        self.consumer = kafka_clients.consumer(bootstrap_servers=bootstrap_servers, group_id=None,
                                          enable_auto_commit=False, fetch_max_wait_ms=100)
         self.parts: dict[UUID, dict[str, PartRow]] = {}
         self.runs: dict[UUID, RunRow] = {}

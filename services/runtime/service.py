@@ -16,13 +16,13 @@ import time
 from collections.abc import Callable
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer, TopicPartition
 from faststream import AckPolicy, FastStream
 from faststream.kafka import KafkaBroker, KafkaMessage
 
 from events import STAGE_INPUTS, EventDecodeError, JobName, TickEmitted, Topic, decode
 
-from . import instances
+from . import instances, kafka_clients
 from .bus import Publisher, make_broker, make_producer
 from .db import DRIVER_ERRORS, create_pool
 from .dead_letters import dead_letter
@@ -47,7 +47,7 @@ async def start_tick_group_at_end(bootstrap: str, group: str, topic: str) -> Non
     Commits the current end offsets for partitions the group never committed, so a restart
     always resumes from a committed position and never skips a tick sent while it was down.
     """
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group,
+    consumer = kafka_clients.consumer(bootstrap_servers=bootstrap, group_id=group,
                                 enable_auto_commit=False, client_id=f"{group}-init")
     await consumer.start()
     try:

@@ -18,6 +18,7 @@ from aiokafka.errors import KafkaError
 
 from events import Topic
 
+from . import kafka_clients
 from .config import TopicsConfig
 
 log = logging.getLogger(__name__)
@@ -125,8 +126,8 @@ async def verify_topics(bootstrap_servers: str, topics: TopicsConfig
                         ) -> tuple[dict[str, FoundTopic], list[str]]:
     """Every leadflow topic as the cluster has it, and how it differs from the config."""
     wanted = wanted_specs(topics)
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="leadflow-admin")
-    await admin.start()
+    admin = kafka_clients.admin(bootstrap_servers=bootstrap_servers, client_id="leadflow-admin")
+    await kafka_clients.start(admin)
     try:
         found = await found_topics(admin, [spec.name for spec in wanted])
     finally:
