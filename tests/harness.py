@@ -6,27 +6,38 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass, field
+from email import message_from_bytes
+from email.policy import default as default_policy
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from uuid import UUID
 
 import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiosmtpd.controller import Controller
 
-from events import JobName, JobStarted, TickEmitted, Topic, decode, stage_group
+from events import JobName, JobStarted, LeadStatus, TickEmitted, Topic, decode, stage_group
 from services.cli.services import build_job_service
 from services.clock.manual import manual_tick
+from services.harvest.normalize import normalise_row
 from services.projector.rows import RunRow
 from services.projector.service import Projector
+from services.qualify.decide import qualify_lead
+from services.route.decide import pick_segment
 from services.runtime.apache_kafka import missing_tools
 from services.runtime.bus import Publisher, ensure_topics, make_broker, publish_once
+from services.runtime.config import LeadflowConfig
 from services.runtime.db import READ_SCHEMA, connect, create_pool
+from services.runtime.embedded import free_port
 from services.runtime.follow import RunFollower
 from services.runtime.service import JobService
 from services.runtime.settings import Settings
-from tests.factories import created_event, lead_factory
+from services.score.decide import score_lead
+from tests.factories import NOW, created_event, lead_factory
 
 
 @asynccontextmanager
@@ -283,3 +294,47 @@ async def wait_for_group(settings: Settings, pids: set[int], timeout: float = 90
                 return
             assert time.monotonic() < give_up, f"group not settled: {rows}"
             await asyncio.sleep(0.25)
+
+
+# --- outreach: an SMTP server in the test, what the pure functions predict ------------------
+
+
+@dataclass
+class SlowInbox:
+    """An SMTP sink that takes ``delay`` seconds per message, so kills and stops land among
+    sends in flight; keeps each message's X-Leadflow-Key."""
+
+    delay: float = 0.03
+    keys: list[str] = field(default_factory=list)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        await asyncio.sleep(self.delay)
+        self.keys.append(str(message_from_bytes(envelope.content, policy=default_policy)
+                             ["X-Leadflow-Key"]))
+        return "250 OK"
+
+
+@contextmanager
+def smtp_sink(handler: object) -> Iterator[int]:
+    """An SMTP server on a free loopback port, handled by ``handler``; yields the port."""
+    port = free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield port
+    finally:
+        controller.stop()
+
+
+def predict(rows: Sequence[dict[str, str]], config: LeadflowConfig
+            ) -> dict[str, tuple[str, str | None]]:
+    """email -> (final status, segment) of each source row, by the pure decision functions."""
+    predicted: dict[str, tuple[str, str | None]] = {}
+    for row in rows:
+        lead = normalise_row(row, tenant_id="acme", campaign_id="q4", source="x", at=NOW)
+        lead = lead.evolve(score=score_lead(lead, config.score))
+        verdict = qualify_lead(lead, config.qualify)
+        segment = pick_segment(lead, config.route.segments).name if verdict.qualified else None
+        status = LeadStatus.CONTACTED if verdict.qualified else LeadStatus.REJECTED
+        predicted[lead.email] = (status.value, segment)
+    return predicted

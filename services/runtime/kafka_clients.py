@@ -181,6 +181,7 @@ def explain(exc: BaseException) -> str:
 
 async def start(client: AIOKafkaConsumer | AIOKafkaProducer | AIOKafkaAdminClient) -> None:
     """Start a client; when it cannot, release it and raise one line saying what to check."""
+    _login_failures.seen = None  # only this start's login failure explains this start's error
     try:
         await client.start()
     except KafkaError as exc:

@@ -6,14 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import socket
 from collections import Counter
-from dataclasses import dataclass, field
 from datetime import timedelta
-from email import message_from_bytes
-from email.policy import default as default_policy
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 import pytest
@@ -25,12 +20,14 @@ from services.clock.manual import manual_tick
 from services.runtime.budget import RunBudget
 from services.runtime.bus import ensure_topics
 from services.runtime.config import JobConfig, StageConfig
+from services.runtime.embedded import free_port
 from services.runtime.runs import RunContext, RunResult
 from services.runtime.service import JobService
 from services.runtime.settings import Settings
 from tests.conftest import make_config
 from tests.factories import source_rows, write_csv
 from tests.harness import (
+    SlowInbox,
     Ticker,
     committed,
     project,
@@ -130,30 +127,11 @@ async def test_a_run_stuck_past_the_grace_is_abandoned_and_reported_stopped(
     assert "not committed" in (run.error or "")
 
 
-@dataclass
-class SlowInbox:
-    """An SMTP sink that takes a moment per message, so a stop lands among sends in flight."""
-
-    keys: list[str] = field(default_factory=list)
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        await asyncio.sleep(0.05)
-        self.keys.append(str(message_from_bytes(envelope.content, policy=default_policy)
-                             ["X-Leadflow-Key"]))
-        return "250 OK"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.mark.any_broker
 async def test_sigterm_to_contact_mid_run_ends_after_the_sends_in_flight_and_sends_nothing_twice(
         settings: Settings, tmp_path: Path) -> None:
     total = 400
-    box, port = SlowInbox(), free_port()
+    box, port = SlowInbox(delay=0.05), free_port()
     smtp = Controller(box, hostname="127.0.0.1", port=port)
     smtp.start()
     config = tmp_path / "contact.toml"

@@ -41,33 +41,25 @@ import subprocess
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from email import message_from_bytes
-from email.policy import default as default_policy
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiosmtpd.controller import Controller
 
 from events import STAGE_INPUTS, JobName, LeadEvent, LeadStatus, Topic, stage_group
 from services.cli.clock_commands import set_paused
 from services.cli.stack import Stack
-from services.harvest.normalize import normalise_row
-from services.qualify.decide import qualify_lead
-from services.route.decide import pick_segment
 from services.runtime.bus import ensure_topics
 from services.runtime.config import load_config
 from services.runtime.partitions import topic_partitions
 from services.runtime.service import tick_group
 from services.runtime.settings import Settings
-from services.score.decide import score_lead
 from tests.conftest import ARTIFACTS
-from tests.factories import NOW, source_rows, write_csv
-from tests.harness import read_models
-from tests.integration.test_contact_smtp import free_port
+from tests.factories import source_rows, write_csv
+from tests.harness import SlowInbox, predict, read_models, smtp_sink
 from tests.projections import assert_models_equal_fold, read_log, reference
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
@@ -84,28 +76,11 @@ LAST_IN_PLACE = 1
 CONTROL_WINDOW_SENDS = 50
 
 
-@dataclass
-class Sink:
-    """An SMTP server that takes a moment per message, so kills land among sends in flight."""
-
-    keys: list[str] = field(default_factory=list)
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        await asyncio.sleep(0.01)
-        self.keys.append(str(message_from_bytes(envelope.content, policy=default_policy)
-                             ["X-Leadflow-Key"]))
-        return "250 OK"
-
-
 @pytest.fixture
-def sink() -> Iterator[tuple[Sink, int]]:
-    box, port = Sink(), free_port()
-    controller = Controller(box, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
+def sink() -> Iterator[tuple[SlowInbox, int]]:
+    box = SlowInbox(delay=0.01)
+    with smtp_sink(box) as port:
         yield box, port
-    finally:
-        controller.stop()
 
 
 def write_config(path: Path, prefix: str, source: Path, smtp_port: int) -> Path:
@@ -315,20 +290,6 @@ async def storm(victim: Victim, probe: Probe, db: asyncpg.Pool) -> None:
     await victim.ready(db)
 
 
-def predict(rows: list[dict[str, str]], settings: Settings) -> dict[str, tuple[str, str | None]]:
-    """email -> (status, segment) by the pure decision functions (as test_pipeline does)."""
-    config = settings.pipeline
-    predicted: dict[str, tuple[str, str | None]] = {}
-    for row in rows:
-        lead = normalise_row(row, tenant_id="acme", campaign_id="q4", source="x", at=NOW)
-        lead = lead.evolve(score=score_lead(lead, config.score))
-        verdict = qualify_lead(lead, config.qualify)
-        segment = pick_segment(lead, config.route.segments).name if verdict.qualified else None
-        status = LeadStatus.CONTACTED if verdict.qualified else LeadStatus.REJECTED
-        predicted[lead.email] = (status.value, segment)
-    return predicted
-
-
 @dataclass
 class Outcome:
     actual: dict[str, tuple[str, str | None]]
@@ -371,7 +332,7 @@ def differences(o: Outcome) -> str:
 
 
 async def test_kill_9_storm_of_every_service_loses_nothing_and_sends_nothing_twice(
-        settings: Settings, broker_kind: str, sink: tuple[Sink, int], tmp_path: Path) -> None:
+        settings: Settings, broker_kind: str, sink: tuple[SlowInbox, int], tmp_path: Path) -> None:
     box, port = sink
     seed = int(os.environ.get("LEADFLOW_KILL_SEED", "12"))
     rnd = random.Random(seed)
@@ -379,7 +340,7 @@ async def test_kill_9_storm_of_every_service_loses_nothing_and_sends_nothing_twi
     source = write_csv(tmp_path / "leads.csv", rows)
     config = write_config(tmp_path / "leadflow.toml", settings.prefix, source, port)
     settings = settings.using(load_config(config))
-    predicted = predict(rows, settings)
+    predicted = predict(rows, settings.pipeline)
     contacted = sum(1 for s, _ in predicted.values() if s == LeadStatus.CONTACTED.value)
     await ensure_topics(settings.kafka_bootstrap_servers, settings.pipeline.topics)
 

@@ -19,7 +19,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from prometheus_client.parser import text_string_to_metric_families
 
 from events import JobName, utcnow
@@ -32,8 +31,8 @@ from services.runtime.config import (
 )
 from services.runtime.settings import Settings
 from tests.conftest import make_config
-from tests.harness import project, read_models
-from tests.integration.test_contact_smtp import Inbox, free_port
+from tests.harness import project, read_models, smtp_sink
+from tests.integration.test_contact_smtp import Inbox
 from tests.integration.test_dashboard_api import client_for
 from tests.integration.test_projector import publish, run_events
 from tests.unit.test_alerts import prometheus_rules, promql_selectors
@@ -94,13 +93,9 @@ def webhook() -> Iterator[tuple[Hooks, int]]:
 
 @pytest.fixture
 def mail() -> Iterator[tuple[Inbox, int]]:
-    inbox, port = Inbox(), free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
+    inbox = Inbox()
+    with smtp_sink(inbox) as port:
         yield inbox, port
-    finally:
-        controller.stop()
 
 
 def alert_settings(settings: Settings, hook_port: int, smtp_port: int) -> Settings:

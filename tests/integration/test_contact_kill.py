@@ -18,48 +18,25 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from email import message_from_bytes
-from email.policy import default as default_policy
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 import pytest
-from aiosmtpd.controller import Controller
 
 from events import JobName
 from services.clock.manual import manual_tick
 from services.runtime.settings import Settings
-from tests.harness import Ticker
-from tests.integration.test_contact_smtp import free_port
+from tests.harness import SlowInbox, Ticker, smtp_sink
 from tests.integration.test_contact_support import day, db, publish, routed
 
 KILLS = 22
 
 
-@dataclass
-class SlowInbox:
-    """Accepts every message after a short pause, so kills often land while one is in flight."""
-
-    keys: list[str] = field(default_factory=list)
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        await asyncio.sleep(0.03)
-        self.keys.append(str(message_from_bytes(envelope.content, policy=default_policy)
-                             ["X-Leadflow-Key"]))
-        return "250 OK"
-
-
 @pytest.fixture
 def inbox() -> Iterator[tuple[SlowInbox, int]]:
-    box, port = SlowInbox(), free_port()
-    controller = Controller(box, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
+    box = SlowInbox(delay=0.03)
+    with smtp_sink(box) as port:
         yield box, port
-    finally:
-        controller.stop()
 
 
 def write_config(path: Path, prefix: str, smtp_port: int) -> Path:

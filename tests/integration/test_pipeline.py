@@ -5,16 +5,12 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from events import JobName, LeadStatus
-from services.harvest.normalize import normalise_row
-from services.qualify.decide import qualify_lead
-from services.route.decide import pick_segment
+from events import JobName
 from services.runtime.config import HarvestConfig, HarvestSource, JobConfig
 from services.runtime.settings import Settings
-from services.score.decide import score_lead
 from tests.conftest import make_config
-from tests.factories import NOW, source_rows, write_csv
-from tests.harness import Ticker, project, read_models, running
+from tests.factories import source_rows, write_csv
+from tests.harness import Ticker, predict, project, read_models, running
 
 STAGES = (JobName.HARVEST, JobName.SCORE, JobName.QUALIFY, JobName.ROUTE, JobName.CONTACT)
 
@@ -46,14 +42,7 @@ async def test_thousand_leads_reach_the_statuses_the_pure_functions_predict(
     rows = source_rows(1000)
     settings = pipeline_settings(settings, write_csv(tmp_path / "leads.csv", rows))
     config = settings.pipeline
-    predicted: dict[str, tuple[str, str | None]] = {}
-    for row in rows:
-        lead = normalise_row(row, tenant_id="acme", campaign_id="q4", source="x", at=NOW)
-        lead = lead.evolve(score=score_lead(lead, config.score))
-        verdict = qualify_lead(lead, config.qualify)
-        segment = pick_segment(lead, config.route.segments).name if verdict.qualified else None
-        status = LeadStatus.CONTACTED if verdict.qualified else LeadStatus.REJECTED
-        predicted[lead.email] = (status.value, segment)
+    predicted = predict(rows, config)
 
     async with running(settings, *STAGES), Ticker(settings) as ticker:
         processed = await drain_pipeline(ticker)
