@@ -11,6 +11,8 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
+from aiokafka.partitioner import murmur2
+from aiokafka.producer.message_accumulator import BatchBuilder
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 
@@ -55,6 +57,11 @@ def make_producer(bootstrap_servers: str, *, client_id: str) -> AIOKafkaProducer
                             acks="all", enable_idempotence=False, linger_ms=2)
 
 
+def partition_of(key: bytes, partitions: Sequence[int]) -> int:
+    """The partition of ``key``, as Kafka's default partitioner (Java's and aiokafka's) picks it."""
+    return partitions[(murmur2(key) & 0x7FFFFFFF) % len(partitions)]
+
+
 class Publisher:
     """Publishes events to their topics; a batch is sent together and awaited together."""
 
@@ -72,22 +79,45 @@ class Publisher:
         """Send every event and return once the broker acknowledged all of them (acks=all)."""
         if not events:
             return
-        futures = []
-        for event in events:
-            topic = type(event).topic.physical(self._prefix)  # type: ignore[attr-defined]
-            if self._producer is not None:
-                futures.append(await self._producer.send(
-                    topic, encode(event), key=routing_key(event),
-                    headers=[(k, v.encode()) for k, v in headers(event).items()]))
-                continue
-            futures.append(await self._broker.publish(
-                encode(event), topic, key=routing_key(event),
-                headers=headers(event), no_confirm=True,
-            ))
         try:
+            if self._producer is not None:
+                futures = await self._send_batches(self._producer, events)
+            else:
+                futures = [await self._broker.publish(
+                    encode(event), self._topic(event), key=routing_key(event),
+                    headers=headers(event), no_confirm=True) for event in events]
             await asyncio.gather(*futures)
         except KafkaError as exc:
             raise InfrastructureError(f"the broker did not acknowledge a publish: {exc}") from exc
+
+    def _topic(self, event: Envelope) -> str:
+        return type(event).topic.physical(self._prefix)  # type: ignore[attr-defined]
+
+    async def _send_batches(self, producer: AIOKafkaProducer,
+                            events: Sequence[Envelope]) -> list[asyncio.Future[Any]]:
+        """Append each event to a record batch of its partition and send the batches: half the
+        CPU of one ``producer.send`` per message. Partitions are chosen as ``send`` chooses
+        them (murmur2 of the key), and batches of a partition go out in order."""
+        partitions: dict[str, list[int]] = {}
+        open_batches: dict[tuple[str, int], BatchBuilder] = {}
+        futures: list[asyncio.Future[Any]] = []
+        for event in events:
+            topic = self._topic(event)
+            if (known := partitions.get(topic)) is None:
+                known = partitions[topic] = sorted(await producer.partitions_for(topic))
+            key = routing_key(event)
+            target = (topic, partition_of(key, known))
+            record = {"key": key, "value": encode(event), "timestamp": None,
+                      "headers": [(k, v.encode()) for k, v in headers(event).items()]}
+            batch = open_batches.get(target)
+            if batch is None or batch.append(**record) is None:
+                if batch is not None:  # full: send it, start the partition's next one
+                    futures.append(await producer.send_batch(batch, topic, partition=target[1]))
+                batch = open_batches[target] = producer.create_batch()
+                batch.append(**record)  # a batch always takes its first record
+        for (topic, partition), batch in open_batches.items():
+            futures.append(await producer.send_batch(batch, topic, partition=partition))
+        return futures
 
     async def publish_one(self, event: Envelope) -> None:
         await self.publish([event])

@@ -1,0 +1,72 @@
+"""The publisher's record batches on the real broker: every event lands once, on the partition
+Kafka's default partitioner gives its key, with a lead's events in the order they were
+published, across many batches per partition."""
+
+from __future__ import annotations
+
+from aiokafka import AIOKafkaConsumer
+from aiokafka.partitioner import DefaultPartitioner
+
+from events import Envelope, LeadEvent, LeadScored, Topic, decode
+from events.routing import routing_key
+from services.runtime.bus import Publisher, ensure_topics, make_broker, make_producer
+from services.runtime.settings import Settings
+from tests.factories import created_event, lead_factory, step
+
+LEADS = 400  # 800 events of ~1 KB: several 16 KB batches per partition
+
+
+async def read_partitions(settings: Settings, topic: Topic, expected: int
+                          ) -> dict[int, list[tuple[bytes, Envelope, dict[str, bytes]]]]:
+    consumer = AIOKafkaConsumer(topic.physical(settings.prefix),
+                                bootstrap_servers=settings.kafka_bootstrap_servers, group_id=None,
+                                auto_offset_reset="earliest", enable_auto_commit=False)
+    await consumer.start()
+    try:
+        found: dict[int, list[tuple[bytes, Envelope, dict[str, bytes]]]] = {}
+        seen = 0
+        while seen < expected and (batch := await consumer.getmany(timeout_ms=3000)):
+            for tp, records in batch.items():
+                for r in records:
+                    assert r.timestamp > 0
+                    found.setdefault(tp.partition, []).append(
+                        (r.key, decode(r.value), dict(r.headers)))
+                    seen += 1
+        return found
+    finally:
+        await consumer.stop()
+
+
+async def test_a_batch_lands_once_per_event_on_its_keys_partition_in_order(
+        settings: Settings) -> None:
+    counts = await ensure_topics(settings.kafka_bootstrap_servers, settings.pipeline.topics)
+    events: list[LeadEvent] = []
+    for i in range(LEADS):
+        created = created_event(lead_factory(email=f"p{i}@example.com"))
+        events += [created, step(LeadScored, created)]
+    producer = make_producer(settings.kafka_bootstrap_servers, client_id="test-publisher")
+    await producer.start()
+    try:
+        publisher = Publisher(make_broker(settings.kafka_bootstrap_servers), settings.prefix)
+        publisher.attach(producer)
+        await publisher.publish(events)
+    finally:
+        await producer.stop()
+
+    partitioner = DefaultPartitioner()
+    for topic in (Topic.LEADS_NEW, Topic.LEADS_SCORED):
+        n = counts[topic.physical(settings.prefix)]
+        published = [e for e in events if type(e).topic is topic]
+        by_partition = await read_partitions(settings, topic, len(published))
+        landed = [e.event_id for msgs in by_partition.values() for _, e, _ in msgs]
+        assert sorted(landed) == sorted(e.event_id for e in published)  # each once
+        assert len(by_partition) > 1
+        for partition, messages in by_partition.items():
+            for key, event, headers in messages:
+                assert key == routing_key(event)
+                assert partition == partitioner(key, list(range(n)), list(range(n)))
+                assert headers["type"] == event.type.encode()
+            # the partition holds its events in publish order
+            order = [e.event_id for e in published if e.event_id in
+                     {m[1].event_id for m in messages}]
+            assert [m[1].event_id for m in messages] == order
