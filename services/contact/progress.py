@@ -40,9 +40,13 @@ class Progress:
 
 
 async def enroll(db: Db, events: Sequence[LeadEvent], due_at: datetime,
-                 partitions: Sequence[int | None] | None = None) -> set[UUID]:
+                 partitions: Sequence[int | None] | None = None,
+                 payloads: Sequence[bytes] | None = None) -> set[UUID]:
     """Start progress for routed leads (due at ``due_at``); a lead already enrolled is kept.
     Returns the leads enrolled now.
+
+    ``payloads``: each event's JSON as read from the log, stored as is rather than encoded
+    again (contact spent a tenth of its CPU encoding events).
 
     ``partitions``: the leads.routed partition each came from; the instance that owns that
     partition runs the lead's follow-ups, so two instances never work on one lead."""
@@ -61,7 +65,8 @@ async def enroll(db: Db, events: Sequence[LeadEvent], due_at: datetime,
         [e.lead.lead_id for e in events], [e.lead.tenant_id for e in events],
         [e.lead.campaign_id for e in events],
         [e.lead.route.sequence_id if e.lead.route else "" for e in events],
-        [e.lead.email for e in events], [encode(e).decode() for e in events], due_at,
+        [e.lead.email for e in events],
+        [p.decode() for p in (payloads if payloads is not None else map(encode, events))], due_at,
         list(partitions) if partitions is not None else [None] * len(events))
     return {r["lead_id"] for r in rows}
 
