@@ -20,14 +20,11 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
 from services.runtime.apache_kafka import ApacheKafka
-from services.runtime.config import LeadflowConfig, StageConfig, TopicsConfig
 from services.runtime.db import connect, quote_ident
 from services.runtime.embedded import EmbeddedPostgres, TansuBroker
 from services.runtime.migrations import migrate
 from services.runtime.settings import Settings
-from tests.harness import kafka_or_skip
-
-ARTIFACTS = Path(__file__).parent.parent / "test-artifacts"
+from tests.harness import ARTIFACTS, dsn_for, kafka_or_skip, make_config
 
 #: The suite's own server: enough connections for every service pool of the biggest test, and
 #: no fsync (its data is thrown away at the end).
@@ -59,13 +56,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = kept
-
-
-def dsn_for(admin_dsn: str, database: str) -> str:
-    """``admin_dsn`` pointed at another database on the same server."""
-    base, _, query = admin_dsn.partition("?")
-    head, _, _ = base.rpartition("/")
-    return f"{head}/{database}" + (f"?{query}" if query else "")
 
 
 BROKER_CHOICES = {"tansu": ("tansu",), "kafka": ("kafka",), "both": ("tansu", "kafka")}
@@ -159,16 +149,6 @@ async def prefix(broker_server: BrokerServer) -> AsyncIterator[str]:
     yield name
     if broker_server.kind == "kafka":
         await delete_topics(broker_server.bootstrap, name)
-
-
-def make_config(prefix: str, **sections: object) -> LeadflowConfig:
-    """A config for tests: small partition counts and quick stage polling, plus ``sections``."""
-    base: dict[str, object] = {
-        "topics": TopicsConfig(prefix=prefix, partitions=3),
-        "stage": StageConfig(batch_size=500),
-    }
-    base.update(sections)
-    return LeadflowConfig(**base)  # type: ignore[arg-type]
 
 
 @pytest.fixture

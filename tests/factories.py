@@ -5,12 +5,18 @@ from __future__ import annotations
 import csv
 import random
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from events import (
     Assignment,
+    JobCompleted,
+    JobEvent,
+    JobFailed,
+    JobName,
+    JobSkipped,
+    JobStarted,
     Lead,
     LeadContacted,
     LeadCreated,
@@ -22,10 +28,14 @@ from events import (
     LeadStatus,
     Outreach,
     Qualification,
+    RunCounts,
+    RunInfo,
     ScoreCard,
+    TickSource,
     ids,
     transition,
 )
+from events.ids import job_event_id
 
 NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 
@@ -111,3 +121,28 @@ def happy_path(lead: Lead | None = None) -> list[LeadEvent]:
     for cls in (LeadScored, LeadQualified, LeadRouted, LeadContacted, LeadContacted):
         events.append(step(cls, events[-1]))
     return events
+
+
+def run_events(job: JobName, outcome: str, *, at: datetime, tenant: str = "acme",
+               counts: tuple[int, int, int] = (0, 0, 0), seconds: float = 1.0,
+               part: str = "a", partitions: tuple[int, ...] = (0, 1, 2), total: int = 3,
+               run_id: uuid.UUID | None = None) -> list[JobEvent]:
+    """job.started + the outcome for one part of one run."""
+    run_id = run_id or uuid.uuid4()
+    info = RunInfo(scheduled_for=at, source=TickSource.SCHEDULE)
+    common = dict(occurred_at=at, recorded_at=at, tenant_id=tenant, run_id=run_id, job=job,
+                  part=part, run=info)
+    started = JobStarted(event_id=job_event_id(run_id, part, "started"), started_at=at, **common)
+    if outcome == "skipped":
+        return [JobSkipped(event_id=job_event_id(run_id, part, "skipped"), reason="overlap",
+                           **common)]
+    done = dict(started_at=at, completed_at=at + timedelta(seconds=seconds),
+                duration_seconds=seconds, partitions=partitions, partitions_total=total,
+                counts=RunCounts(leads_processed=counts[0], leads_succeeded=counts[1],
+                                 leads_failed=counts[2]), **common)
+    if outcome == "completed":
+        end: JobEvent = JobCompleted(event_id=job_event_id(run_id, part, "completed"), **done)
+    else:
+        end = JobFailed(event_id=job_event_id(run_id, part, "failed"), reason="error",
+                        error="database gone", **done)
+    return [started, end]

@@ -23,17 +23,16 @@ from services.projector import queries
 from services.projector.service import Projector
 from services.runtime.bus import ensure_topics
 from services.runtime.settings import Settings
-from tests.conftest import ARTIFACTS
-from tests.harness import Ticker, read_models, running
-from tests.integration.test_dashboard_api import (
+from tests.harness import ARTIFACTS, Ticker, read_models, running
+from tests.harness.dashboard import (
     LEADS,
     READ_TOKEN,
     TOKEN,
     dashboard_settings,
     drive,
     pipeline_source,
+    published,
 )
-from tests.integration.test_dashboard_controls import published
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

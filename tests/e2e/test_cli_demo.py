@@ -129,9 +129,11 @@ def test_dev_serves_the_demo_pipeline_on_the_dashboard_and_stops_cleanly_on_ctrl
 
     dev_process.send_signal(signal.SIGINT)  # what Ctrl-C sends
     assert dev_process.wait(timeout=60) == 0
-    time.sleep(1)
-    left = {pid for pid in children if Path(f"/proc/{pid}").exists()
-            and "zombie" not in Path(f"/proc/{pid}/status").read_text().lower()}
+    left = alive(children)
+    give_up = time.monotonic() + 10
+    while left and time.monotonic() < give_up:  # children exit right after the parent
+        time.sleep(0.1)
+        left = alive(children)
     assert not left, f"processes outlived `leadflow dev`: {sorted(left)}"
     # The embedded Postgres runs detached (pg_ctl); it must be stopped and its data gone too.
     assert not Path(data_dir.group(1)).exists()
@@ -149,6 +151,18 @@ def _rest(proc: subprocess.Popen[str], lines: list[str]) -> str:
             break
     lines.extend(more)
     return "".join(more)
+
+
+def alive(pids: set[int]) -> set[int]:
+    """Those of ``pids`` still running (a zombie has exited)."""
+    left = set()
+    for pid in pids:
+        try:
+            if "zombie" not in Path(f"/proc/{pid}/status").read_text().lower():
+                left.add(pid)
+        except FileNotFoundError:
+            continue
+    return left
 
 
 def all_pids() -> list[int]:

@@ -24,21 +24,22 @@ from services.runtime.embedded import free_port
 from services.runtime.runs import RunContext, RunResult
 from services.runtime.service import JobService
 from services.runtime.settings import Settings
-from tests.conftest import make_config
 from tests.factories import source_rows, write_csv
 from tests.harness import (
     SlowInbox,
     Ticker,
     committed,
+    eventually,
+    make_config,
     project,
+    publish,
     publish_leads,
     read_models,
-    wait_for,
     wait_for_group,
     wait_for_progress,
     wait_for_started,
 )
-from tests.integration.test_contact_support import db, publish, routed
+from tests.harness.contact import db, routed
 
 
 async def test_sigterm_mid_run_stops_after_the_batch_reports_stopped_and_exits_0(
@@ -60,7 +61,6 @@ async def test_sigterm_mid_run_stops_after_the_batch_reports_stopped_and_exits_0
         async with Ticker(settings) as ticker:
             tick = manual_tick(JobName.SCORE, requested_by="test")
             started = asyncio.create_task(wait_for_started(settings, tick.tick_id, "s1"))
-            await asyncio.sleep(0.5)  # the watcher reads before the tick goes out
             before = await committed(settings)
             await ticker.publish(tick)
             await asyncio.wait_for(started, 60)
@@ -148,10 +148,10 @@ async def test_sigterm_to_contact_mid_run_ends_after_the_sends_in_flight_and_sen
     proc = stack.spawn("contact", instance="c1")
     try:
         async with db(settings) as pool, Ticker(settings) as ticker:
-            await wait_for(lambda: _registered(pool, proc.pid), 60, "contact registered")
+            await eventually(lambda: _registered(pool, proc.pid), 60, "contact registered")
             tick = manual_tick(JobName.CONTACT, requested_by="test")
             await ticker.publish(tick)
-            await wait_for(lambda: _at_least(box, 40), 60, "the first sends arrived")
+            await eventually(lambda: _at_least(box, 40), 60, "the first sends arrived")
             proc.send_signal(signal.SIGTERM)
             code = await asyncio.to_thread(proc.wait, 30)
             assert code == 0, stack.tail("contact-c1")
@@ -164,7 +164,7 @@ async def test_sigterm_to_contact_mid_run_ends_after_the_sends_in_flight_and_sen
             assert {r["status"] for r in in_ledger} == {"sent"}  # no send left unresolved
 
             proc = stack.spawn("contact", instance="c1")  # a restart finishes the work
-            await wait_for(lambda: _registered(pool, proc.pid), 60, "contact registered again")
+            await eventually(lambda: _registered(pool, proc.pid), 60, "contact registered again")
             rest = await ticker.run(JobName.CONTACT, timeout=120)
             assert rest.status == "completed", rest
             sent = await pool.fetchval("SELECT count(*) FROM contact_ledger WHERE status = 'sent'")
@@ -204,11 +204,11 @@ async def test_sigterm_to_harvest_projector_and_clock_mid_work_exits_0_and_loses
     procs = {name: stack.spawn(name, instance="h1") for name in names}
     try:
         async with db(settings) as pool, Ticker(settings) as ticker:
-            await wait_for(lambda: _job_registered(pool, "harvest", procs["harvest"].pid), 60,
+            await eventually(lambda: _job_registered(pool, "harvest", procs["harvest"].pid), 60,
                            "harvest registered")
             tick = manual_tick(JobName.HARVEST, requested_by="test")
             await ticker.publish(tick)
-            await wait_for(lambda: _leads_at_least(settings, 500), 60, "leads being folded")
+            await eventually(lambda: _leads_at_least(settings, 500), 60, "leads being folded")
             for proc in procs.values():
                 proc.send_signal(signal.SIGTERM)
             for name, proc in procs.items():
@@ -221,7 +221,7 @@ async def test_sigterm_to_harvest_projector_and_clock_mid_work_exits_0_and_loses
             assert 0 < stopped.leads_processed < total
 
             harvest = stack.spawn("harvest", instance="h1")  # a restart finishes the import
-            await wait_for(lambda: _job_registered(pool, "harvest", harvest.pid), 60,
+            await eventually(lambda: _job_registered(pool, "harvest", harvest.pid), 60,
                            "harvest registered again")
             rest = await ticker.run(JobName.HARVEST, timeout=120)
             assert rest.status == "completed", rest

@@ -57,9 +57,8 @@ from services.runtime.config import load_config
 from services.runtime.partitions import topic_partitions
 from services.runtime.service import tick_group
 from services.runtime.settings import Settings
-from tests.conftest import ARTIFACTS
 from tests.factories import source_rows, write_csv
-from tests.harness import SlowInbox, predict, read_models, smtp_sink
+from tests.harness import ARTIFACTS, SlowInbox, predict, read_models, smtp_sink
 from tests.projections import assert_models_equal_fold, read_log, reference
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]

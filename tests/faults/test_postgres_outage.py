@@ -19,8 +19,8 @@ from services.dashboard.app import create_app
 from services.projector.service import Projector
 from services.runtime.follow import RunRow
 from services.runtime.settings import Settings
-from tests.harness import TcpProxy, Ticker, publish_leads, read_topic, running, wait_for
-from tests.integration.test_contact_support import contact_service, db, publish, routed
+from tests.harness import TcpProxy, Ticker, eventually, publish, publish_leads, read_topic, running
+from tests.harness.contact import contact_service, db, routed
 
 pytestmark = pytest.mark.any_broker  # a Postgres outage: the broker plays no part
 
@@ -63,7 +63,7 @@ async def test_postgres_cut_off_for_10s_no_service_exits_and_the_work_completes_
         try:
             async with (running(behind, JobName.SCORE), contact_service(behind),
                         dashboard(behind) as client, Ticker(settings) as ticker):
-                await wait_for(lambda: _is(ready(client), 200), 60, "/readyz 200 before the cut")
+                await eventually(lambda: _is(ready(client), 200), 60, "/readyz 200 before the cut")
                 first = await ticker.run(JobName.SCORE, max_leads=100)
                 assert (first.status, first.leads_processed) == ("completed", 100)
 
@@ -88,9 +88,9 @@ async def test_postgres_cut_off_for_10s_no_service_exits_and_the_work_completes_
                 score_runs = await drain(ticker, JobName.SCORE)
                 contact_runs = await drain(ticker, JobName.CONTACT)
                 assert all(r.status == "completed" for r in score_runs + contact_runs)
-                await wait_for(lambda: _is(ready(client), 200), 90, "/readyz 200 after the cut")
+                await eventually(lambda: _is(ready(client), 200), 90, "/readyz 200 after the cut")
                 # Heartbeats resumed too: nothing reads the instances as dead after the outage.
-                await wait_for(lambda: _heartbeats_since(settings, restored), 30,
+                await eventually(lambda: _heartbeats_since(settings, restored), 30,
                                "score and contact heartbeats after the cut")
         finally:
             projector.request_stop()

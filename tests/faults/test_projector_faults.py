@@ -15,7 +15,7 @@ from services.projector.service import Projector
 from services.runtime.bus import ensure_topics, make_broker
 from services.runtime.settings import Settings
 from tests.factories import created_event, happy_path, lead_factory
-from tests.harness import TcpProxy, project, read_models, wait_for
+from tests.harness import TcpProxy, eventually, project, read_models
 from tests.projections import assert_models_equal_fold, read_log, reference
 
 
@@ -50,14 +50,14 @@ async def test_postgres_cut_off_for_10s_pauses_the_projector_which_resumes_where
         task = asyncio.create_task(projector.run())
         try:
             await publish_raw(settings, first)
-            await wait_for(lambda: _count_is(settings, 200), 60, "the first 200 leads folded")
+            await eventually(lambda: _count_is(settings, 200), 60, "the first 200 leads folded")
             proxy.cut()
             await publish_raw(settings, second)
             await asyncio.sleep(10)  # the outage itself, not a wait for a condition
             assert not task.done(), "the projector exited while Postgres was unreachable"
             assert await lead_count(settings) == 200
             proxy.restore()
-            await wait_for(lambda: _count_is(settings, 400), 60, "the projector resumed")
+            await eventually(lambda: _count_is(settings, 400), 60, "the projector resumed")
             assert not task.done()
         finally:
             projector.request_stop()

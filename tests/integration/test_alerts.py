@@ -30,12 +30,10 @@ from services.runtime.config import (
     WebhookConfig,
 )
 from services.runtime.settings import Settings
-from tests.conftest import make_config
-from tests.harness import project, read_models, smtp_sink
-from tests.integration.test_contact_smtp import Inbox
-from tests.integration.test_dashboard_api import client_for
-from tests.integration.test_projector import publish, run_events
-from tests.unit.test_alerts import prometheus_rules, promql_selectors
+from tests.factories import run_events
+from tests.harness import Inbox, make_config, project, publish, read_models, smtp_sink
+from tests.harness.dashboard import client_for
+from tests.harness.prometheus import prometheus_rules, promql_selectors
 
 pytestmark = pytest.mark.any_broker  # what it proves does not depend on the broker
 

@@ -14,8 +14,7 @@ from services.runtime.bus import Publisher, make_broker
 from services.runtime.config import HarvestConfig, HarvestSource
 from services.runtime.settings import Settings
 from tests.factories import created_event, lead_factory, source_rows, write_csv
-from tests.harness import Ticker, project, read_models, running
-from tests.integration.test_pipeline import pipeline_settings
+from tests.harness import Ticker, pipeline_settings, project, read_models, running
 
 
 async def test_malformed_and_failing_messages_go_to_the_dead_letter_topic(settings: Settings) -> None:

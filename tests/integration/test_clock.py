@@ -10,70 +10,26 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from events import JobName, TickEmitted, TickSource, Topic, decode, utcnow
+from events import JobName, TickSource, utcnow
 from events.ids import tick_id
 from services.clock import store
 from services.clock.schedule import due_ticks
 from services.clock.service import Clock
 from services.clock.ticks import scheduled_tick
 from services.runtime.bus import ensure_topics
-from services.runtime.config import Catchup, ClockConfig, JobConfig
+from services.runtime.config import Catchup, JobConfig
 from services.runtime.db import connect
-from services.runtime.partitions import topic_partitions
 from services.runtime.settings import Settings
-from tests.conftest import make_config
+from tests.harness import eventually
+from tests.harness.clock import log_ticks, utc, with_jobs
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def utc(*parts: int) -> datetime:
-    return datetime(*parts, tzinfo=UTC)  # type: ignore[misc]
-
-
-def with_jobs(settings: Settings, clock: ClockConfig | None = None, **jobs: JobConfig) -> Settings:
-    """``settings`` with these job configs (others keep the nightly defaults)."""
-    config = make_config(settings.prefix, jobs={JobName(k): v for k, v in jobs.items()},
-                         clock=clock or ClockConfig())
-    return settings.using(config)
-
-
-async def log_ticks(settings: Settings, job: JobName | None = None) -> list[TickEmitted]:
-    """Every tick on clock.ticks, in log order."""
-    topic = Topic.CLOCK_TICKS.physical(settings.prefix)
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers,
-                                enable_auto_commit=False)
-    await consumer.start()
-    try:
-        tps = [TopicPartition(topic, p) for p in (await topic_partitions(consumer, [topic]))[topic]]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
-        ticks: list[TickEmitted] = []
-        while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
-            for batch in (await consumer.getmany(timeout_ms=500)).values():
-                ticks += [t for r in batch if isinstance(t := decode(r.value), TickEmitted)]
-        return [t for t in ticks if job is None or t.job is job]
-    finally:
-        await consumer.stop()
-
-
-async def eventually(check: Callable[[], object], timeout: float = 30, every: float = 0.1) -> None:
-    """Wait until the async ``check`` returns something true (fail with what it returned last)."""
-    give_up = asyncio.get_running_loop().time() + timeout
-    while True:
-        result = await check()  # type: ignore[misc]
-        if result:
-            return
-        if asyncio.get_running_loop().time() > give_up:
-            pytest.fail(f"condition not met within {timeout}s (last: {result!r})")
-        await asyncio.sleep(every)
 
 
 @asynccontextmanager
@@ -214,7 +170,11 @@ async def test_a_standby_takes_over_from_a_killed_clock_without_gap_or_duplicate
     try:
         await eventually(ticks_by("a", 2), timeout=60, every=0.3)
         b = start_clock(settings, config, "b", tmp_path / "clock-b.log")
-        await asyncio.sleep(2)  # b is up and standing by while a keeps ticking
+
+        async def b_stands_by() -> bool:
+            return "standing by" in (tmp_path / "clock-b.log").read_text()
+
+        await eventually(b_stands_by, 60, "clock b standing by")  # while a keeps ticking
         a.send_signal(signal.SIGKILL)
         a.wait(10)
         await eventually(ticks_by("b", 3), timeout=60, every=0.3)

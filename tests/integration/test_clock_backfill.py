@@ -16,8 +16,7 @@ from services.clock.errors import BackfillRefused
 from services.runtime.config import JobConfig
 from services.runtime.settings import Settings
 from tests.harness import Ticker, project
-from tests.integration.test_clock import log_ticks, utc, with_jobs
-from tests.integration.test_clock_runs import ScriptedExecutor, serving
+from tests.harness.clock import ScriptedExecutor, log_ticks, serving, utc, with_jobs
 
 HOURS = [utc(2026, 11, 1, h) for h in (1, 2, 3)]
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import io
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
@@ -18,61 +18,14 @@ from services.cli.ticks import publish_manual_tick
 from services.clock import store
 from services.clock.service import Clock
 from services.clock.status import load_jobs_state, scheduler_status
-from services.runtime.budget import RunBudget
 from services.runtime.bus import ensure_topics, publish_once
 from services.runtime.config import ClockConfig, JobConfig, Overlap, ScopedSchedule, StageConfig
 from services.runtime.db import connect
 from services.runtime.partitions import topic_partitions
-from services.runtime.runs import RunContext, RunResult
-from services.runtime.service import JobService
 from services.runtime.settings import Settings
-from tests.conftest import make_config
 from tests.factories import created_event
-from tests.harness import Ticker, project, read_models, running
-from tests.integration.test_clock import eventually, with_jobs
-
-
-class ScriptedExecutor:
-    """A real Executor whose runs fail while ``failing`` says so; with a ``gate``, the first run
-    goes on until the test opens it."""
-
-    def __init__(self, failing: Callable[[TickEmitted], bool] = lambda t: False,
-                 gate: asyncio.Event | None = None):
-        self.failing = failing
-        self.gate = gate
-        self.calls: list[TickEmitted] = []
-        self.started = asyncio.Event()
-
-    async def start(self) -> None:
-        return None
-
-    async def stop(self) -> None:
-        return None
-
-    async def execute(self, ctx: RunContext, budget: RunBudget, deadline: float) -> RunResult:
-        self.calls.append(ctx.tick)
-        self.started.set()
-        if self.gate is not None and len(self.calls) == 1:
-            await self.gate.wait()
-        if self.failing(ctx.tick):
-            raise RuntimeError("scripted failure")
-        return RunResult()
-
-
-@asynccontextmanager
-async def serving(settings: Settings, executor: ScriptedExecutor,
-                  **more: ScriptedExecutor) -> AsyncIterator[list[JobService]]:
-    """An instance of score (and of each job in ``more``) whose runs are scripted; started
-    together, since joining consumer groups is what takes time."""
-    await ensure_topics(settings.kafka_bootstrap_servers, settings.pipeline.topics)
-    executors = {JobName.SCORE: executor, **{JobName(k): v for k, v in more.items()}}
-    services = [JobService(job, settings, lambda _, e=e: e) for job, e in executors.items()]
-    try:
-        await asyncio.gather(*(s.start() for s in services))
-        await asyncio.wait_for(asyncio.gather(*(s.wait_ready() for s in services)), 60)
-        yield services
-    finally:
-        await asyncio.gather(*(s.stop() for s in services), return_exceptions=True)
+from tests.harness import Ticker, eventually, make_config, project, read_models, running
+from tests.harness.clock import ScriptedExecutor, serving, with_jobs
 
 
 def scheduled(job: JobName = JobName.SCORE, **fields: object) -> TickEmitted:

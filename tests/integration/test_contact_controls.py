@@ -19,18 +19,8 @@ from events import (
 from services.contact.templates import Message
 from services.runtime.config import ContactConfig
 from services.runtime.settings import Settings
-from tests.conftest import make_config
-from tests.harness import Ticker
-from tests.integration.test_contact_support import (
-    RecordingSender,
-    contact_service,
-    day,
-    db,
-    leads,
-    make_control,
-    publish,
-    routed,
-)
+from tests.harness import Ticker, make_config, publish
+from tests.harness.contact import RecordingSender, contact_service, day, db, leads, make_control, routed
 
 
 async def test_a_paused_campaign_is_skipped_and_its_leads_wait_for_the_resume(

@@ -12,14 +12,8 @@ from events import JobName
 from services.contact.senders import SendError
 from services.contact.templates import Message
 from services.runtime.settings import Settings
-from tests.harness import Ticker
-from tests.integration.test_contact_support import (
-    RecordingSender,
-    contact_service,
-    day,
-    publish,
-    routed,
-)
+from tests.harness import Ticker, publish
+from tests.harness.contact import RecordingSender, contact_service, day, routed
 
 
 async def test_export_writes_a_campaigns_leads_attempts_and_summary(

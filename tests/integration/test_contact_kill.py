@@ -26,8 +26,8 @@ import pytest
 from events import JobName
 from services.clock.manual import manual_tick
 from services.runtime.settings import Settings
-from tests.harness import SlowInbox, Ticker, smtp_sink
-from tests.integration.test_contact_support import day, db, publish, routed
+from tests.harness import SlowInbox, Ticker, publish, smtp_sink
+from tests.harness.contact import day, db, routed
 
 KILLS = 22
 

@@ -15,16 +15,8 @@ from services.runtime.config import (
     SequenceStep,
 )
 from services.runtime.settings import Settings
-from tests.conftest import make_config
-from tests.harness import Ticker
-from tests.integration.test_contact_support import (
-    RecordingSender,
-    contact_service,
-    db,
-    leads,
-    publish,
-    routed,
-)
+from tests.harness import Ticker, make_config, publish
+from tests.harness.contact import RecordingSender, contact_service, db, leads, routed
 
 ONE_STEP = SequenceConfig(steps=(SequenceStep(name="intro", subject="Hi {company}", body="Hi"),))
 

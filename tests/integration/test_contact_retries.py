@@ -10,17 +10,8 @@ from events import JobName
 from services.contact import queries
 from services.runtime.config import BreakerConfig, ContactConfig, RetryConfig
 from services.runtime.settings import Settings
-from tests.conftest import make_config
-from tests.harness import Ticker
-from tests.integration.test_contact_support import (
-    RecordingSender,
-    contact_service,
-    db,
-    failing,
-    leads,
-    publish,
-    routed,
-)
+from tests.harness import Ticker, make_config, publish
+from tests.harness.contact import RecordingSender, contact_service, db, failing, leads, routed
 
 START = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 

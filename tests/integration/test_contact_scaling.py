@@ -13,15 +13,8 @@ from services.contact.templates import Message
 from services.runtime.config import TopicsConfig
 from services.runtime.service import JobService
 from services.runtime.settings import Settings
-from tests.conftest import make_config
-from tests.harness import Ticker, read_topic
-from tests.integration.test_contact_support import (
-    RecordingSender,
-    contact_service,
-    day,
-    publish,
-    routed,
-)
+from tests.harness import Ticker, make_config, publish, read_topic
+from tests.harness.contact import RecordingSender, contact_service, day, routed
 
 LEADS = 240
 

@@ -7,8 +7,8 @@ from datetime import timedelta
 
 from events import JobName, LeadReplied, LeadUnsubscribed
 from services.runtime.settings import Settings
-from tests.harness import Ticker, project, read_models
-from tests.integration.test_contact_support import (
+from tests.harness import Ticker, project, publish, read_models
+from tests.harness.contact import (
     RecordingSender,
     contact_service,
     day,
@@ -16,7 +16,6 @@ from tests.integration.test_contact_support import (
     leads,
     ledger,
     make_control,
-    publish,
     routed,
 )
 

@@ -3,16 +3,10 @@ to a send interrupted mid-flight: settled, never blindly repeated."""
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from email import message_from_bytes
-from email.message import Message as EmailMessage
-from email.policy import default as default_policy
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 
 from events import JobName
 from services.contact import ledger as ledger_table
@@ -22,57 +16,15 @@ from services.contact.senders import ProofSender
 from services.contact.smtp import SmtpSender
 from services.runtime.config import ContactConfig, SmtpConfig
 from services.runtime.settings import Settings
-from tests.conftest import make_config
-from tests.harness import Ticker
-from tests.integration.test_contact_support import (
-    contact_service,
-    day,
-    db,
-    leads,
-    ledger,
-    publish,
-    routed,
-)
-
-
-@dataclass
-class Inbox:
-    """What the SMTP server accepted; recipients starting with 'bounce' are refused (550),
-    'busy' ones deferred (451)."""
-
-    messages: list[tuple[list[str], EmailMessage]] = field(default_factory=list)
-
-    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,
-                          rcpt_options: list[str]) -> str:
-        if address.startswith("bounce"):
-            return "550 5.1.1 no such user"
-        if address.startswith("busy"):
-            return "451 4.3.0 try again later"
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        parsed = message_from_bytes(envelope.content, policy=default_policy)
-        self.messages.append((list(envelope.rcpt_tos), parsed))
-        return "250 Message accepted"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.harness import Inbox, Ticker, make_config, publish, smtp_sink
+from tests.harness.contact import contact_service, day, db, leads, ledger, routed
 
 
 @pytest.fixture
 def smtp_server() -> Iterator[tuple[Inbox, int]]:
     inbox = Inbox()
-    port = free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
+    with smtp_sink(inbox) as port:
         yield inbox, port
-    finally:
-        controller.stop()
 
 
 def smtp_settings(settings: Settings, port: int) -> Settings:

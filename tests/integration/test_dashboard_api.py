@@ -5,64 +5,31 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from events import PIPELINE, JobName, TickSource
-from services.clock.manual import manual_tick
+from events import PIPELINE
 from services.dashboard.app import create_app
 from services.dashboard.resources import Resources
-from services.runtime.config import DashboardConfig, HarvestConfig, HarvestSource, JobConfig
+from services.runtime.config import DashboardConfig
 from services.runtime.db import connect, quote_ident
 from services.runtime.errors import ConfigError
 from services.runtime.settings import Settings
-from tests.conftest import dsn_for, make_config
-from tests.factories import source_rows, write_csv
-from tests.harness import Ticker, project, read_models, running
-
-TOKEN = "s3cret-token"
-READ_TOKEN = "read-only-token"
-LEADS = 60
-BAD_ROWS = 2
-
-
-def dashboard_settings(settings: Settings, source: Path, **dashboard: Any) -> Settings:
-    """Settings whose harvest reads ``source`` (tenant acme, campaign q4) and whose dashboard
-    has a token and lenient readiness (the projector is stopped between requests)."""
-    options: dict[str, Any] = {"token": TOKEN, "read_token": READ_TOKEN,
-                               "readiness_max_status_age": timedelta(hours=1)}
-    options.update(dashboard)
-    config = make_config(
-        settings.prefix,
-        harvest=HarvestConfig(sources=(HarvestSource(path=source, tenant="acme", campaign="q4"),)),
-        jobs={job: JobConfig(max_leads_per_run=500) for job in PIPELINE},
-        dashboard=DashboardConfig(**options),
-    )
-    return settings.using(config)
-
-
-def pipeline_source(folder: Path) -> Path:
-    """LEADS valid rows plus BAD_ROWS unreadable ones (they become dead letters)."""
-    rows = source_rows(LEADS, seed=6)
-    bad = [dict(rows[0], email=f"not-an-email-{i}") for i in range(BAD_ROWS)]
-    return write_csv(folder / "leads.csv", rows + bad)
-
-
-async def drive(ticker: Ticker) -> None:
-    """Harvest -> contact once each, then a score tick as the clock would send it."""
-    for job in PIPELINE:
-        run = await ticker.run(job)
-        assert run.status == "completed", run
-    scheduled = manual_tick(JobName.SCORE, requested_by="clock").model_copy(
-        update={"source": TickSource.SCHEDULE})
-    await ticker.publish(scheduled)
-    await ticker.wait(scheduled)
+from tests.harness import Ticker, dsn_for, make_config, project, read_models, running
+from tests.harness.dashboard import (
+    BAD_ROWS,
+    LEADS,
+    READ_TOKEN,
+    TOKEN,
+    client_for,
+    dashboard_settings,
+    drive,
+    pipeline_source,
+)
 
 
 async def populate(settings: Settings) -> None:
@@ -70,20 +37,6 @@ async def populate(settings: Settings) -> None:
     async with running(settings, *PIPELINE), Ticker(settings) as ticker:
         await drive(ticker)
     await project(settings)
-
-
-@asynccontextmanager
-async def client_for(settings: Settings, token: str | None = None
-                     ) -> AsyncIterator[httpx.AsyncClient]:
-    """An HTTP client talking to the app in-process, its lifespan (pool, broker) running;
-    with ``token``, every request carries it."""
-    app = create_app(settings)
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://dashboard",
-                                     headers=headers) as client:
-            yield client
 
 
 @pytest.fixture(scope="module")

@@ -6,25 +6,20 @@ import uuid
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from events import (
     CampaignPaused,
     CampaignResumed,
-    Envelope,
     KillSwitchChanged,
     SuppressionAdded,
     TickEmitted,
     Topic,
-    decode,
 )
 from services.runtime.bus import ensure_topics
 from services.runtime.config import DashboardConfig
-from services.runtime.partitions import topic_partitions
 from services.runtime.settings import Settings
-from tests.integration.test_dashboard_api import client_for
+from tests.harness.dashboard import TOKEN, client_for, published
 
-TOKEN = "s3cret-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 CONTROLS: list[tuple[str, dict[str, Any]]] = [
     ("/api/ticks", {"job": "score"}),
@@ -38,27 +33,6 @@ CONTROLS: list[tuple[str, dict[str, Any]]] = [
 def with_token(settings: Settings, token: str | None = TOKEN) -> Settings:
     return settings.using(settings.pipeline.model_copy(
         update={"dashboard": DashboardConfig(token=token)}), dashboard_token=None)
-
-
-async def published(settings: Settings, topic: Topic, event_id: str) -> Envelope:
-    """The event with ``event_id`` on ``topic`` (read from the beginning)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers, group_id=None,
-                                enable_auto_commit=False, auto_offset_reset="earliest")
-    await consumer.start()
-    try:
-        name = topic.physical(settings.prefix)
-        tps = [TopicPartition(name, p) for p in (await topic_partitions(consumer, [name]))[name]]
-        consumer.assign(tps)
-        ends = await consumer.end_offsets(tps)
-        found: dict[str, Envelope] = {}
-        while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
-            for records in (await consumer.getmany(timeout_ms=500)).values():
-                for record in records:
-                    event = decode(record.value)
-                    found[str(event.event_id)] = event
-        return found[event_id]
-    finally:
-        await consumer.stop()
 
 
 @pytest.fixture

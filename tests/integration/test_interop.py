@@ -17,9 +17,8 @@ from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from events import JobName, Topic
 from services.runtime.config import HarvestConfig, HarvestSource
 from services.runtime.settings import Settings
-from tests.conftest import make_config
 from tests.factories import source_rows, write_csv
-from tests.harness import Ticker, running
+from tests.harness import Ticker, make_config, running
 
 LEADS = 40
 

@@ -35,9 +35,8 @@ from services.runtime.config import (
 )
 from services.runtime.settings import Settings
 from services.score.decide import score_lead
-from tests.conftest import ARTIFACTS, make_config
 from tests.factories import NOW, source_rows, write_csv
-from tests.harness import Ticker, kafka_or_skip, project, read_models, running
+from tests.harness import ARTIFACTS, Ticker, kafka_or_skip, make_config, project, read_models, running
 from tests.projections import assert_models_equal_fold, read_log, reference
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]

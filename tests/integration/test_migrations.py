@@ -26,7 +26,7 @@ from services.runtime.migrations import (
     require_current,
     schema_version,
 )
-from tests.conftest import dsn_for
+from tests.harness import dsn_for
 
 
 @pytest.fixture

@@ -6,35 +6,18 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 from events import JobName
-from services.runtime.config import HarvestConfig, HarvestSource, JobConfig
 from services.runtime.settings import Settings
-from tests.conftest import make_config
 from tests.factories import source_rows, write_csv
-from tests.harness import Ticker, predict, project, read_models, running
-
-STAGES = (JobName.HARVEST, JobName.SCORE, JobName.QUALIFY, JobName.ROUTE, JobName.CONTACT)
-
-
-def pipeline_settings(settings: Settings, source: Path, cap: int = 400) -> Settings:
-    config = make_config(
-        settings.prefix,
-        harvest=HarvestConfig(sources=(HarvestSource(path=source, tenant="acme", campaign="q4"),)),
-        jobs={job: JobConfig(max_leads_per_run=cap) for job in STAGES},
-    )
-    return settings.using(config)
-
-
-async def drain_pipeline(ticker: Ticker) -> dict[JobName, list[int]]:
-    """Tick each stage in order until a run finds nothing; return leads processed per run."""
-    processed: dict[JobName, list[int]] = defaultdict(list)
-    for job in STAGES:
-        while True:
-            run = await ticker.run(job)
-            assert run.status == "completed", (job, run)
-            processed[job].append(run.leads_processed)
-            if run.leads_processed == 0:
-                break
-    return processed
+from tests.harness import (
+    STAGES,
+    Ticker,
+    drain_pipeline,
+    pipeline_settings,
+    predict,
+    project,
+    read_models,
+    running,
+)
 
 
 async def test_thousand_leads_reach_the_statuses_the_pure_functions_predict(

@@ -16,61 +16,32 @@ from pathlib import Path
 
 from events import (
     ALL_TENANTS,
-    JobCompleted,
-    JobEvent,
-    JobFailed,
     JobName,
-    JobSkipped,
-    JobStarted,
     LeadScored,
-    RunCounts,
-    RunInfo,
     ScoreCard,
     TickEmitted,
     TickSource,
     transition,
 )
-from events.ids import job_event_id
 from services.projector.rebuild import MODEL_TABLES, SHADOW_SCHEMA, rebuild, table_rows
 from services.projector.service import Projector
-from services.runtime.bus import ensure_topics, publish_once
+from services.runtime.bus import ensure_topics
 from services.runtime.db import READ_SCHEMA
 from services.runtime.settings import Settings
-from tests.factories import created_event, lead_factory, source_rows, write_csv
-from tests.harness import Ticker, project, read_models, running
-from tests.integration.test_pipeline import STAGES, pipeline_settings
+from tests.factories import created_event, lead_factory, run_events, source_rows, write_csv
+from tests.harness import (
+    STAGES,
+    Ticker,
+    eventually,
+    pipeline_settings,
+    project,
+    publish,
+    read_models,
+    running,
+)
 from tests.projections import assert_models_equal_fold, read_log, reference
 
 T0 = datetime(2026, 11, 1, 2, 0, tzinfo=UTC)
-
-
-def run_events(job: JobName, outcome: str, *, at: datetime, tenant: str = "acme",
-               counts: tuple[int, int, int] = (0, 0, 0), seconds: float = 1.0,
-               part: str = "a", partitions: tuple[int, ...] = (0, 1, 2), total: int = 3,
-               run_id: uuid.UUID | None = None) -> list[JobEvent]:
-    """job.started + the outcome for one part of one run."""
-    run_id = run_id or uuid.uuid4()
-    info = RunInfo(scheduled_for=at, source=TickSource.SCHEDULE)
-    common = dict(occurred_at=at, recorded_at=at, tenant_id=tenant, run_id=run_id, job=job,
-                  part=part, run=info)
-    started = JobStarted(event_id=job_event_id(run_id, part, "started"), started_at=at, **common)
-    if outcome == "skipped":
-        return [JobSkipped(event_id=job_event_id(run_id, part, "skipped"), reason="overlap",
-                           **common)]
-    done = dict(started_at=at, completed_at=at + timedelta(seconds=seconds),
-                duration_seconds=seconds, partitions=partitions, partitions_total=total,
-                counts=RunCounts(leads_processed=counts[0], leads_succeeded=counts[1],
-                                 leads_failed=counts[2]), **common)
-    if outcome == "completed":
-        end: JobEvent = JobCompleted(event_id=job_event_id(run_id, part, "completed"), **done)
-    else:
-        end = JobFailed(event_id=job_event_id(run_id, part, "failed"), reason="error",
-                        error="database gone", **done)
-    return [started, end]
-
-
-async def publish(settings: Settings, events: list) -> None:  # type: ignore[type-arg]
-    await publish_once(settings.kafka_bootstrap_servers, settings.pipeline.topics, events)
 
 
 async def metrics(settings: Settings, tenant: str = ALL_TENANTS) -> dict:  # type: ignore[type-arg]
@@ -272,10 +243,11 @@ async def test_kill_9_mid_batch_never_loses_or_doubles_a_projection(
         stop_flow.set()
         await producer
         expected = reference(await read_log(settings), settings)
-        for _ in range(240):
-            if await offsets_sum(settings) == sum(expected.offsets.values()):
-                break
-            await asyncio.sleep(0.5)
+
+        async def caught_up() -> bool:
+            return await offsets_sum(settings) == sum(expected.offsets.values())
+
+        await eventually(caught_up, 120, "the projector caught up with the log", every=0.5)
     finally:
         producer.cancel()
         proc.send_signal(signal.SIGTERM)

@@ -12,8 +12,7 @@ from services.runtime.drain import TopicDrainer
 from services.runtime.errors import InfrastructureError
 from services.runtime.settings import Settings
 from tests.factories import source_rows, write_csv
-from tests.harness import Ticker, project, read_models, read_topic, running
-from tests.integration.test_pipeline import STAGES, pipeline_settings
+from tests.harness import STAGES, Ticker, pipeline_settings, project, read_models, read_topic, running
 
 
 @pytest.mark.parametrize("job", [JobName.SCORE, JobName.CONTACT])

@@ -29,8 +29,16 @@ from services.runtime.partitions import topic_partitions
 from services.runtime.settings import Settings
 from services.score.decide import score_lead
 from tests.factories import created_event, lead_factory, source_rows, write_csv
-from tests.harness import Ticker, project, read_models, read_topic, running
-from tests.integration.test_pipeline import STAGES, drain_pipeline, pipeline_settings
+from tests.harness import (
+    STAGES,
+    Ticker,
+    drain_pipeline,
+    pipeline_settings,
+    project,
+    read_models,
+    read_topic,
+    running,
+)
 
 #: The new model: every listed country is worth much more, so many rejected leads now qualify.
 NEW_MODEL = ScoreConfig(model_version="icp-v2", country={

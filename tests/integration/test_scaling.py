@@ -22,10 +22,10 @@ from services.runtime.config import JobConfig, StageConfig, TopicsConfig
 from services.runtime.db import connect
 from services.runtime.instances import DuplicateInstance
 from services.runtime.settings import Settings
-from tests.conftest import make_config
 from tests.harness import (
     Ticker,
     committed,
+    make_config,
     project,
     publish_leads,
     read_models,
@@ -108,7 +108,6 @@ async def test_three_instances_split_the_partitions_and_the_cap_and_survive_a_ki
             before = await committed(settings)
             tick = manual_tick(JobName.SCORE, requested_by="test")
             started = asyncio.create_task(wait_for_started(settings, tick.tick_id, "s2"))
-            await asyncio.sleep(0.5)  # the watcher is reading before the tick goes out
             await ticker.publish(tick)
             await asyncio.wait_for(started, 60)
             done = await wait_for_progress(settings, mine, before)

@@ -5,15 +5,11 @@ rules file agreeing with the notifier's rules and defaults."""
 from __future__ import annotations
 
 import json
-import re
 import uuid
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
 
 from services.alerts import rules as rules_module
 from services.alerts.channels import configured_channels, safe_url, webhook_url
@@ -34,8 +30,8 @@ from services.runtime.config import (
 )
 from services.runtime.durations import format_duration
 from services.runtime.errors import ConfigError
+from tests.harness.prometheus import Selector, prometheus_rules, promql_selectors
 
-RULES_FILE = Path(__file__).parents[2] / "services" / "alerts" / "prometheus-rules.yml"
 T0 = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)
 DEFAULTS = AlertRules()
 
@@ -300,39 +296,6 @@ def test_message_ids_differ_per_kind_and_repeat_per_incident() -> None:
 
 
 # --- the Prometheus rules file -------------------------------------------------------------
-
-PROMQL_KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "and", "or",
-                   "unless", "offset", "bool"}
-
-
-@dataclass(frozen=True)
-class Selector:
-    metric: str
-    matchers: tuple[tuple[str, str, str], ...]  # (label, op, value)
-
-
-def promql_selectors(expr: str) -> tuple[list[Selector], set[str]]:
-    """The metric selectors of a PromQL expression, and the labels it groups or matches on."""
-    text = re.sub(r"\[[^\]]*\]", " ", expr)  # range durations
-    grouping = set()
-    for clause in re.findall(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\(([^)]*)\)",
-                             text):
-        grouping |= {label.strip() for label in clause.split(",") if label.strip()}
-    text = re.sub(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", text)
-    found = []
-    for m in re.finditer(r"(?<![\w.])([a-zA-Z_:][a-zA-Z0-9_:]*)\s*(\{[^}]*\})?(\s*\()?", text):
-        name, matchers, call = m.groups()
-        if call or name in PROMQL_KEYWORDS:
-            continue  # a function or an operator
-        pairs = tuple(re.findall(r'(\w+)\s*(=~|!~|!=|=)\s*"([^"]*)"', matchers or ""))
-        found.append(Selector(name, pairs))
-    return found, grouping
-
-
-def prometheus_rules() -> list[dict[str, Any]]:
-    doc = yaml.safe_load(RULES_FILE.read_text())
-    return [rule for group in doc["groups"] for rule in group["rules"]]
-
 
 def test_the_selector_parser_reads_what_the_rules_file_writes() -> None:
     selectors, grouping = promql_selectors(

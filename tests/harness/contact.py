@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -16,7 +16,6 @@ import asyncpg
 from events import (
     Assignment,
     ControlEvent,
-    Envelope,
     LeadRouted,
     LeadStatus,
     Qualification,
@@ -27,7 +26,7 @@ from events import (
 from services.contact.app import build
 from services.contact.senders import ProofSender, SendError
 from services.contact.templates import Message
-from services.runtime.bus import ensure_topics, publish_once
+from services.runtime.bus import ensure_topics
 from services.runtime.db import create_pool
 from services.runtime.service import JobService
 from services.runtime.settings import Settings
@@ -43,12 +42,6 @@ def routed(email: str | None = None, *, sequence: str = "standard", **overrides:
         route=Assignment(segment="mid-market", sequence_id=sequence, owner="cleo"))
     return LeadRouted(event_id=ids.event_id(lead.lead_id, "lead.routed"), occurred_at=NOW,
                       recorded_at=NOW, tenant_id=lead.tenant_id, lead=lead)
-
-
-async def publish(settings: Settings, events: Sequence[Envelope]) -> None:
-    """Publish events to their topics and wait for the broker's acks."""
-    await publish_once(settings.kafka_bootstrap_servers, settings.pipeline.topics, events,
-                       client_id="test-contact")
 
 
 def control_envelope(tenant: str = "acme") -> dict[str, Any]:

@@ -6,11 +6,14 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from email import message_from_bytes
+from email.message import Message as EmailMessage
 from email.policy import default as default_policy
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from uuid import UUID
@@ -20,7 +23,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiosmtpd.controller import Controller
 
-from events import JobName, JobStarted, LeadStatus, TickEmitted, Topic, decode, stage_group
+from events import Envelope, JobName, JobStarted, LeadStatus, TickEmitted, Topic, decode, stage_group
 from services.cli.services import build_job_service
 from services.clock.manual import manual_tick
 from services.harvest.normalize import normalise_row
@@ -30,7 +33,14 @@ from services.qualify.decide import qualify_lead
 from services.route.decide import pick_segment
 from services.runtime.apache_kafka import missing_tools
 from services.runtime.bus import Publisher, ensure_topics, make_broker, publish_once
-from services.runtime.config import LeadflowConfig
+from services.runtime.config import (
+    HarvestConfig,
+    HarvestSource,
+    JobConfig,
+    LeadflowConfig,
+    StageConfig,
+    TopicsConfig,
+)
 from services.runtime.db import READ_SCHEMA, connect, create_pool
 from services.runtime.embedded import free_port
 from services.runtime.follow import RunFollower
@@ -38,6 +48,26 @@ from services.runtime.service import JobService
 from services.runtime.settings import Settings
 from services.score.decide import score_lead
 from tests.factories import NOW, created_event, lead_factory
+
+#: Where tests leave what a failure needs explained (service logs, screenshots).
+ARTIFACTS = Path(__file__).parent.parent / "test-artifacts"
+
+
+def make_config(prefix: str, **sections: object) -> LeadflowConfig:
+    """A config for tests: small partition counts and quick stage polling, plus ``sections``."""
+    base: dict[str, object] = {
+        "topics": TopicsConfig(prefix=prefix, partitions=3),
+        "stage": StageConfig(batch_size=500),
+    }
+    base.update(sections)
+    return LeadflowConfig(**base)  # type: ignore[arg-type]
+
+
+def dsn_for(admin_dsn: str, database: str) -> str:
+    """``admin_dsn`` pointed at another database on the same server."""
+    base, _, query = admin_dsn.partition("?")
+    head, _, _ = base.rpartition("/")
+    return f"{head}/{database}" + (f"?{query}" if query else "")
 
 
 @asynccontextmanager
@@ -96,6 +126,12 @@ async def project(settings: Settings) -> int:
         return await projector.catch_up(idle_polls=3)
     finally:
         await projector.stop()
+
+
+async def publish(settings: Settings, events: Sequence[Envelope]) -> None:
+    """Publish events to their topics (created if missing) and wait for the broker's acks."""
+    await publish_once(settings.kafka_bootstrap_servers, settings.pipeline.topics, events,
+                       client_id="test-publish")
 
 
 async def read_topic(settings: Settings, topic: Topic) -> list[bytes]:
@@ -207,14 +243,15 @@ class TcpProxy:
         self._writers -= {writer, up_writer}
 
 
-async def wait_for(condition: Callable[[], Awaitable[bool]], timeout: float,
-                   what: str = "the condition") -> None:
-    """Poll ``condition`` every 0.2 s until it holds; fail naming ``what`` after ``timeout``."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await condition():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"{what} did not happen within {timeout:g}s")
-        await asyncio.sleep(0.2)
+async def eventually(check: Callable[[], Awaitable[object]], timeout: float = 30,
+                     what: str = "the condition", *, every: float = 0.1) -> None:
+    """Poll the async ``check`` until it returns something true; after ``timeout`` seconds,
+    fail naming ``what`` and the last thing it returned."""
+    give_up = asyncio.get_running_loop().time() + timeout
+    while not (result := await check()):
+        if asyncio.get_running_loop().time() > give_up:
+            pytest.fail(f"{what} did not happen within {timeout:g}s (last: {result!r})")
+        await asyncio.sleep(every)
 
 
 # --- stage groups: leads in, offsets committed, instances settled -----------------------------
@@ -296,7 +333,57 @@ async def wait_for_group(settings: Settings, pids: set[int], timeout: float = 90
             await asyncio.sleep(0.25)
 
 
+# --- the whole pipeline, tick by tick ------------------------------------------------------
+
+#: The stages in pipeline order.
+STAGES = (JobName.HARVEST, JobName.SCORE, JobName.QUALIFY, JobName.ROUTE, JobName.CONTACT)
+
+
+def pipeline_settings(settings: Settings, source: Path, cap: int = 400) -> Settings:
+    config = make_config(
+        settings.prefix,
+        harvest=HarvestConfig(sources=(HarvestSource(path=source, tenant="acme", campaign="q4"),)),
+        jobs={job: JobConfig(max_leads_per_run=cap) for job in STAGES},
+    )
+    return settings.using(config)
+
+
+async def drain_pipeline(ticker: Ticker) -> dict[JobName, list[int]]:
+    """Tick each stage in order until a run finds nothing; return leads processed per run."""
+    processed: dict[JobName, list[int]] = defaultdict(list)
+    for job in STAGES:
+        while True:
+            run = await ticker.run(job)
+            assert run.status == "completed", (job, run)
+            processed[job].append(run.leads_processed)
+            if run.leads_processed == 0:
+                break
+    return processed
+
+
 # --- outreach: an SMTP server in the test, what the pure functions predict ------------------
+
+
+@dataclass
+class Inbox:
+    """What the SMTP server accepted; recipients starting with 'bounce' are refused (550),
+    'busy' ones deferred (451)."""
+
+    messages: list[tuple[list[str], EmailMessage]] = field(default_factory=list)
+
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,
+                          rcpt_options: list[str]) -> str:
+        if address.startswith("bounce"):
+            return "550 5.1.1 no such user"
+        if address.startswith("busy"):
+            return "451 4.3.0 try again later"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        parsed = message_from_bytes(envelope.content, policy=default_policy)
+        self.messages.append((list(envelope.rcpt_tos), parsed))
+        return "250 Message accepted"
 
 
 @dataclass
