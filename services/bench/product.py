@@ -20,11 +20,11 @@ from rich.console import Console
 from events import LeadContacted, LeadCreated, LeadStatus
 from events.state_machine import event_type
 
-from ..cli.stack import Stack
 from ..runtime.bus import ensure_topics
 from ..runtime.db import READ_SCHEMA, create_pool
 from ..runtime.errors import InfrastructureError
 from ..runtime.settings import Settings
+from ..runtime.stack import Stack
 from . import procstat
 from .leads import progress_bar, publish_leads
 from .workspace import STAGE_JOBS, scratch_database, stack_for, wait_owned

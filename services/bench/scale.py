@@ -31,12 +31,12 @@ from events import (
     ids,
 )
 
-from ..cli.stack import Stack
 from ..clock.manual import manual_tick
 from ..runtime.bus import Publisher, ensure_topics, make_broker
 from ..runtime.errors import InfrastructureError
 from ..runtime.follow import RunFollower
 from ..runtime.settings import Settings
+from ..runtime.stack import Stack
 from .workspace import wait_owned
 
 #: The jobs a trial can scale, and the backlog each drains.

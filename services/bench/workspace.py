@@ -17,13 +17,13 @@ from typing import Any
 
 from events import PIPELINE, STAGE_INPUTS, JobName
 
-from ..cli.stack import Stack
 from ..runtime import instances
 from ..runtime.config import load_config
 from ..runtime.db import connect, ensure_database, quote_ident
 from ..runtime.errors import InfrastructureError
 from ..runtime.migrations import migrate
 from ..runtime.settings import Settings
+from ..runtime.stack import Stack
 from .clock import dsn_for
 
 #: The stage jobs the benchmark runs, in pipeline order (harvest is replaced by the import).

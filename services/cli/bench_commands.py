@@ -15,8 +15,8 @@ from rich.console import Console
 
 from ..runtime.config import LeadflowConfig, TopicsConfig
 from ..runtime.settings import Settings, load_settings
+from ..runtime.stack import Stack
 from .common import BrokerOption, ConfigOption, LocalBroker, console, run_async
-from .stack import Stack
 
 bench_app = typer.Typer(no_args_is_help=True,
                         help="Benchmarks: figures printed beside a baseline from the same run.")

@@ -23,7 +23,7 @@ from ..runtime.db import READ_SCHEMA, create_pool
 from ..runtime.errors import InfrastructureError
 from ..runtime.follow import RunFollower
 from ..runtime.settings import Settings, load_settings
-from .stack import STAGES, Stack
+from ..runtime.stack import STAGES, Stack
 
 
 def demo_config() -> Path:

@@ -16,8 +16,8 @@ from rich.panel import Panel
 
 from ..runtime.embedded import free_port
 from ..runtime.settings import load_settings
+from ..runtime.stack import STAGES, Stack
 from .demo import demo_config, pipeline_pass
-from .stack import STAGES, Stack
 
 SERVICES = (*STAGES, "projector", "clock", "dashboard", "alerts")
 

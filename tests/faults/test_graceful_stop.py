@@ -15,7 +15,6 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from events import JobName, TickEmitted
-from services.cli.stack import Stack
 from services.clock.manual import manual_tick
 from services.runtime.budget import RunBudget
 from services.runtime.bus import ensure_topics
@@ -24,6 +23,7 @@ from services.runtime.embedded import free_port
 from services.runtime.runs import RunContext, RunResult
 from services.runtime.service import JobService
 from services.runtime.settings import Settings
+from services.runtime.stack import Stack
 from tests.factories import source_rows, write_csv
 from tests.harness import (
     SlowInbox,

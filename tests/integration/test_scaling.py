@@ -15,13 +15,13 @@ from typer.testing import CliRunner
 from events import JobName, utcnow
 from services.cli.main import app
 from services.cli.services import build_job_service
-from services.cli.stack import Stack
 from services.clock.manual import manual_tick
 from services.projector import queries
 from services.runtime.config import JobConfig, StageConfig, TopicsConfig
 from services.runtime.db import connect
 from services.runtime.instances import DuplicateInstance
 from services.runtime.settings import Settings
+from services.runtime.stack import Stack
 from tests.harness import (
     Ticker,
     committed,
