@@ -12,20 +12,14 @@ import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
-from itertools import islice, pairwise, takewhile
+from itertools import islice, takewhile
 from uuid import UUID
-from zoneinfo import ZoneInfo
-
-from croniter import CroniterBadDateError, croniter
 
 from events import ALL_TENANTS, JobName, TickSource
 from events.ids import tick_id
 from services.runtime.config import Catchup, ClockConfig, JobConfig, LeadflowConfig
-from services.runtime.durations import format_duration, parse_duration
-
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_EVERY = "every "
+from services.runtime.cron import EPOCH, every_interval, instants, micros
+from services.runtime.durations import format_duration
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,67 +77,9 @@ class Plan:
 # --- occurrences ---------------------------------------------------------------------------
 
 
-def every_interval(expression: str) -> timedelta | None:
-    text = expression.strip()
-    if not text.lower().startswith(_EVERY):
-        return None
-    return parse_duration(text[len(_EVERY):])
-
-
-@lru_cache(maxsize=64)
-def _zone(name: str) -> ZoneInfo:
-    return ZoneInfo(name)
-
-
-def to_instant(local: datetime, zone: ZoneInfo) -> datetime:
-    """A naive wall-clock time in ``zone`` as a UTC instant (first of two; the jump for none)."""
-    first = local.replace(tzinfo=zone, fold=0).astimezone(UTC)
-    if first.astimezone(zone).replace(tzinfo=None) == local:
-        return first
-    # Skipped by a DST jump: fire at the jump, the first instant on the new offset.
-    low = local.replace(tzinfo=zone, fold=1).astimezone(UTC)
-    after = first.astimezone(zone).utcoffset()
-    high = first
-    while high - low > timedelta(seconds=1):
-        mid = low + (high - low) / 2
-        if mid.astimezone(zone).utcoffset() == after:
-            high = mid
-        else:
-            low = mid
-    return high.replace(microsecond=0) if high.microsecond else high
-
-
-def _local(instant: datetime, zone: ZoneInfo) -> datetime:
-    return instant.astimezone(zone).replace(tzinfo=None)
-
-
 def occurrences(schedule: Schedule, after: datetime) -> Iterator[datetime]:
     """Scheduled instants (UTC) strictly after ``after``, in order, without end."""
-    after = after.astimezone(UTC)
-    interval = schedule.interval
-    if interval is not None:
-        step = _micros(interval)
-        k = _micros(after - EPOCH) // step + 1
-        while True:
-            yield EPOCH + timedelta(microseconds=k * step)
-            k += 1
-    zone = _zone(schedule.timezone)
-    cron = croniter(schedule.expression, _local(after, zone))
-    last: datetime | None = None
-    while True:
-        try:
-            local = cron.get_next(datetime)
-        except CroniterBadDateError:
-            return  # the expression never matches again (e.g. '0 0 30 2 *')
-        instant = to_instant(local, zone)
-        # A jump maps several skipped times to one instant; a fold can map back behind ``after``.
-        if instant > after and instant != last:
-            last = instant
-            yield instant
-
-
-def _micros(delta: timedelta) -> int:
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+    return instants(schedule.expression, schedule.timezone, after)
 
 
 def next_run(schedule: Schedule, now: datetime) -> datetime | None:
@@ -157,30 +93,6 @@ def between(schedule: Schedule, start: datetime, end: datetime) -> Iterator[date
         if instant >= end:
             return
         yield instant
-
-
-def shortest_gap(expression: str, timezone: str = "UTC", *, sample: int = 400) -> timedelta | None:
-    """Shortest wall-clock gap between consecutive ticks over a sample (None: fires < 2 times)."""
-    interval = every_interval(expression)
-    if interval is not None:
-        return interval
-    probe = Schedule(job=JobName.HARVEST, expression=expression, timezone=timezone)
-    instants = list(islice(occurrences(probe, datetime(2024, 1, 1, tzinfo=UTC)), sample))
-    gaps = [b - a for a, b in pairwise(instants)]
-    return min(gaps) if gaps else None
-
-
-def schedule_problem(expression: str, timezone: str, jitter_seconds: float) -> str | None:
-    """Why a valid-looking schedule cannot work (never fires, jitter reaches the next tick)."""
-    probe = Schedule(job=JobName.HARVEST, expression=expression, timezone=timezone)
-    if next_run(probe, datetime(2024, 1, 1, tzinfo=UTC)) is None:
-        return f"{expression!r} never fires (no date matches it); check the day and month fields"
-    if jitter_seconds > 0:
-        gap = shortest_gap(expression, timezone)
-        if gap is not None and jitter_seconds >= gap.total_seconds():
-            return (f"jitter_seconds ({jitter_seconds:g}) must be shorter than the shortest gap "
-                    f"between ticks of {expression!r} ({format_duration(gap)}); lower it")
-    return None
 
 
 # --- jitter --------------------------------------------------------------------------------
@@ -263,8 +175,8 @@ def count_between(schedule: Schedule, start: datetime, end: datetime) -> int:
     """How many scheduled instants lie in ``(start, end]``; at most COUNT_LIMIT for cron."""
     interval = schedule.interval
     if interval is not None:
-        step = _micros(interval)
-        return _micros(end - EPOCH) // step - _micros(start - EPOCH) // step
+        step = micros(interval)
+        return micros(end - EPOCH) // step - micros(start - EPOCH) // step
     return sum(1 for _ in islice(takewhile(lambda i: i <= end, occurrences(schedule, start)),
                                  COUNT_LIMIT))
 

@@ -26,6 +26,7 @@ from pydantic import (
 
 from events.names import PIPELINE, JobName, Topic
 
+from .cron import schedule_problem
 from .durations import parse_duration
 from .errors import ConfigError
 
@@ -119,9 +120,6 @@ class JobConfig(ScheduleFields):
 
     @model_validator(mode="after")
     def _schedules_fire(self) -> JobConfig:
-        # Imported here: the clock's schedule logic imports this module.
-        from services.clock.schedule import schedule_problem
-
         problems = [schedule_problem(self.schedule, self.timezone, self.jitter_seconds)]
         for i, scope in enumerate(self.scopes):
             problem = schedule_problem(scope.schedule, scope.timezone, self.jitter_seconds)

@@ -20,9 +20,9 @@ from services.clock.schedule import (
     occurrences,
     plan_ticks,
     schedules_for,
-    shortest_gap,
 )
 from services.runtime.config import Catchup, JobConfig, LeadflowConfig, ScopedSchedule
+from services.runtime.cron import shortest_gap
 
 
 def utc(*parts: int) -> datetime:
