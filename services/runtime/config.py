@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -26,7 +25,7 @@ from pydantic import (
 
 from events.names import PIPELINE, JobName, Topic
 
-from .cron import schedule_problem
+from .cron import every_interval, is_cron, schedule_problem
 from .durations import parse_duration
 from .errors import ConfigError
 
@@ -69,12 +68,12 @@ class ScheduleFields(Section):
     @classmethod
     def _valid_schedule(cls, value: str) -> str:
         text = value.strip()
-        if text.lower().startswith("every "):
-            interval = parse_duration(text[6:])
+        interval = every_interval(text)
+        if interval is not None:
             if interval.total_seconds() < 1:
                 raise ValueError("an 'every' interval must be at least 1s")
             return text
-        if not croniter.is_valid(text):
+        if not is_cron(text):
             raise ValueError(
                 f"{value!r} is neither a cron expression (5 fields, e.g. '0 2 * * *') "
                 "nor 'every <duration>' (e.g. 'every 5m')"

@@ -29,6 +29,11 @@ def every_interval(expression: str) -> timedelta | None:
     return parse_duration(text[len(_EVERY):])
 
 
+def is_cron(text: str) -> bool:
+    """Whether ``text`` is a cron expression croniter reads (5 fields, or 6 with seconds)."""
+    return bool(croniter.is_valid(text))
+
+
 @lru_cache(maxsize=64)
 def _zone(name: str) -> ZoneInfo:
     return ZoneInfo(name)
