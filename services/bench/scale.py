@@ -32,9 +32,9 @@ from events import (
 )
 
 from ..clock.manual import manual_tick
+from ..projector.follow import RunFollower
 from ..runtime.bus import Publisher, ensure_topics, make_broker
 from ..runtime.errors import InfrastructureError
-from ..runtime.follow import RunFollower
 from ..runtime.settings import Settings
 from ..runtime.stack import Stack
 from .workspace import wait_owned

@@ -14,9 +14,9 @@ from rich.console import Console
 from events import JobName
 
 from ..clock.manual import manual_tick
+from ..projector.follow import RunFollower
 from ..runtime.bus import ensure_topics, publish_once
 from ..runtime.errors import InfrastructureError
-from ..runtime.follow import RunFollower
 from ..runtime.settings import Settings
 from . import procstat
 from .leads import publish_backlog

@@ -18,10 +18,10 @@ from events import PIPELINE
 
 from ..clock.manual import manual_tick
 from ..projector import queries
+from ..projector.follow import RunFollower
 from ..runtime.bus import Publisher, make_broker
 from ..runtime.db import READ_SCHEMA, create_pool
 from ..runtime.errors import InfrastructureError
-from ..runtime.follow import RunFollower
 from ..runtime.settings import Settings, load_settings
 from ..runtime.stack import STAGES, Stack
 

@@ -7,8 +7,8 @@ from rich.console import Console
 from events import JobName
 
 from ..clock.manual import manual_tick
+from ..projector.follow import RunFollower
 from ..runtime.bus import Publisher, make_broker
-from ..runtime.follow import RunFollower
 from ..runtime.settings import Settings
 
 

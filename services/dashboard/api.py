@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from events import JobName, LeadStatus, utcnow
 
 from ..projector import queries
+from . import snapshot
 from .auth import require_reader, resources
 from .models import (
     Campaign,
@@ -38,13 +39,13 @@ Offset = Annotated[int, Query(ge=0, le=2**63 - 1,
 @router.get("/dashboard", response_model=Dashboard)
 async def dashboard(deps: Deps) -> dict[str, Any]:
     """Everything the overview shows, from one consistent snapshot of the read models."""
-    return await queries.dashboard(deps.pool, deps.config, utcnow())
+    return await snapshot.dashboard(deps.pool, deps.config, utcnow())
 
 
 @router.get("/scheduler", response_model=SchedulerStatus)
 async def scheduler(deps: Deps) -> dict[str, Any]:
     """Overall health and, per job, schedule, next run, health and recent failures."""
-    return await queries.scheduler(deps.pool, deps.config, utcnow())
+    return await snapshot.scheduler(deps.pool, deps.config, utcnow())
 
 
 @router.get("/jobs/{job}/metrics", response_model=OneJobMetrics)

@@ -16,8 +16,8 @@ import pytest
 from events import JobName, LeadScored, Topic, decode
 from services.clock.manual import manual_tick
 from services.dashboard.app import create_app
+from services.projector.follow import RunRow
 from services.projector.service import Projector
-from services.runtime.follow import RunRow
 from services.runtime.settings import Settings
 from tests.harness import TcpProxy, Ticker, eventually, publish, publish_leads, read_topic, running
 from tests.harness.contact import contact_service, db, routed

@@ -27,6 +27,7 @@ from events import Envelope, JobName, JobStarted, LeadStatus, TickEmitted, Topic
 from services.cli.services import build_job_service
 from services.clock.manual import manual_tick
 from services.harvest.normalize import normalise_row
+from services.projector.follow import RunFollower
 from services.projector.rows import RunRow
 from services.projector.service import Projector
 from services.qualify.decide import qualify_lead
@@ -43,7 +44,6 @@ from services.runtime.config import (
 )
 from services.runtime.db import READ_SCHEMA, connect, create_pool
 from services.runtime.embedded import free_port
-from services.runtime.follow import RunFollower
 from services.runtime.service import JobService
 from services.runtime.settings import Settings
 from services.score.decide import score_lead

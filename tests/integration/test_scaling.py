@@ -16,7 +16,7 @@ from events import JobName, utcnow
 from services.cli.main import app
 from services.cli.services import build_job_service
 from services.clock.manual import manual_tick
-from services.projector import queries
+from services.dashboard import snapshot
 from services.runtime.config import JobConfig, StageConfig, TopicsConfig
 from services.runtime.db import connect
 from services.runtime.instances import DuplicateInstance
@@ -140,7 +140,7 @@ async def test_three_instances_split_the_partitions_and_the_cap_and_survive_a_ki
         assert {r["lead_id"] for r in scored} == leads  # nothing lost
         assert {r["n"] for r in scored} == {1}          # each scored exactly once
         assert await db.fetchval("SELECT count(*) FROM leads WHERE status = 'SCORED'") == total
-        payload = await queries.dashboard(db, settings.pipeline, utcnow())
+        payload = await snapshot.dashboard(db, settings.pipeline, utcnow())
         assert payload["backlog"]["score"] == 0
 
     env = {"DATABASE_URL": settings.database_url, "KAFKA_BOOTSTRAP_SERVERS":

@@ -1,6 +1,5 @@
 """Read-side queries over the read models (used by the CLI and the dashboard). SQL lives here."""
 
-from .dashboard import dashboard, scheduler
 from .leads import (
     FUNNEL,
     FUNNEL_PATH,
@@ -26,8 +25,8 @@ from .status import dead_letter_count, dead_letters_page, projector_status
 
 __all__ = [
     "DURATION_BUCKETS", "FUNNEL", "FUNNEL_PATH", "DurationHistogram", "MetricsSnapshot", "RunCursor",
-    "campaigns", "dashboard", "dead_letter_count", "dead_letters_page", "funnel_stages",
+    "campaigns", "dead_letter_count", "dead_letters_page", "funnel_stages",
     "job_metrics", "latest_backlogs", "latest_runs_by_job", "lead_detail", "leads_page", "leads_per_day",
     "metrics_snapshot", "one_job_metrics", "pipeline_report", "projector_status", "recent_runs", "runs_page",
-    "scheduler", "status_counts",
+    "status_counts",
 ]

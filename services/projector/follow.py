@@ -9,11 +9,11 @@ from aiokafka import TopicPartition
 
 from events import EventDecodeError, JobEvent, Topic, decode
 
-from ..projector.fold import derive_run, evolve_part, new_run
-from ..projector.rows import PartRow, RunRow
-from . import kafka_clients
-from .errors import InfrastructureError
-from .partitions import topic_partitions
+from ..runtime import kafka_clients
+from ..runtime.errors import InfrastructureError
+from ..runtime.partitions import topic_partitions
+from .fold import derive_run, evolve_part, new_run
+from .rows import PartRow, RunRow
 
 
 class RunFollower:

@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from ...clock.status import load_jobs_state, scheduler_status
-from ...runtime.config import LeadflowConfig
-from .common import Conn, snapshot
-from .leads import funnel_stages, leads_per_day, status_counts
-from .runs import job_metrics, latest_backlogs, recent_runs
-from .status import dead_letter_count, projector_status
+from ..clock.status import load_jobs_state, scheduler_status
+from ..projector.queries.common import Conn, snapshot
+from ..projector.queries.leads import funnel_stages, leads_per_day, status_counts
+from ..projector.queries.runs import job_metrics, latest_backlogs, recent_runs
+from ..projector.queries.status import dead_letter_count, projector_status
+from ..runtime.config import LeadflowConfig
 
 
 async def scheduler(conn: Conn, config: LeadflowConfig, now: datetime) -> dict[str, Any]:
