@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from datetime import datetime
+from typing import ClassVar, Literal, TypedDict
 from uuid import UUID
 
 from pydantic import AwareDatetime, Field
@@ -30,6 +31,27 @@ class JobEvent(Envelope):
     job: JobName
     part: str
     run: RunInfo
+
+
+class JobPartFields(TypedDict):
+    """What every job event of one part of one run repeats (for building them with ``**``)."""
+
+    occurred_at: datetime
+    tenant_id: str
+    correlation_id: UUID | None
+    causation_id: UUID | None
+    run_id: UUID
+    job: JobName
+    part: str
+    run: RunInfo
+
+
+class JobEventFields(JobPartFields):
+    """JobPartFields plus one event's id and time (its kind is in the id)."""
+
+    event_id: UUID
+    recorded_at: datetime
+    replay_id: str | None
 
 
 class RunCounts(Frozen):

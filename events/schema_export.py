@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from .codec import BY_TYPE
 
 
-def event_schemas() -> dict[str, dict]:
+def event_schemas() -> dict[str, dict[str, Any]]:
     """Map each event type to its JSON Schema (validation mode, as consumers read it)."""
     return {name: cls.model_json_schema() for name, cls in sorted(BY_TYPE.items())}
 
 
-def render(schema: dict) -> str:
+def render(schema: dict[str, Any]) -> str:
     """Stable text form, so a regenerated file only differs when the model does."""
     return json.dumps(schema, indent=2, sort_keys=True) + "\n"
 
@@ -21,14 +22,14 @@ def file_name(event_type: str) -> str:
     return f"{event_type}.schema.json"
 
 
-def asyncapi() -> dict:
+def asyncapi() -> dict[str, Any]:
     """An AsyncAPI 3.0 document: each topic a channel, each event type a message on it, with
     its key and headers."""
     from .names import Topic
     from .routing import TYPE_HEADER, key_description
 
-    channels: dict[str, dict] = {}
-    messages: dict[str, dict] = {}
+    channels: dict[str, dict[str, Any]] = {}
+    messages: dict[str, dict[str, Any]] = {}
     for name, cls in sorted(BY_TYPE.items()):
         topic: Topic = cls.topic  # type: ignore[attr-defined]
         key = name.replace(".", "_")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from functools import cache
-from typing import TypeVar
+from typing import Any, TypeVar
 from uuid import UUID
 
 from . import ids
@@ -63,7 +63,8 @@ class IllegalTransition(LeadflowError):
 @cache
 def event_type(cls: type[LeadEvent]) -> str:
     # cached: pydantic builds model_fields anew on every class access (~10 µs, per lead)
-    return cls.model_fields["type"].default
+    name: str = cls.model_fields["type"].default
+    return name
 
 
 @cache
@@ -174,7 +175,7 @@ def transition(
     base = current if current is not None else cause.lead
     check_transition(base, cls)
     names = _event_field_names(cls)
-    event_fields = {k: fields.pop(k) for k in list(fields) if k in names}
+    event_fields: dict[str, Any] = {k: fields.pop(k) for k in list(fields) if k in names}
     lead = base.evolve(status=cls.target, version=base.version + 1, updated_at=at, **fields)
     return cls(
         event_id=ids.event_id(cause_key or cause.event_id, event_type(cls), replay_id),

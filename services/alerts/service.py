@@ -35,6 +35,9 @@ from .rules import evaluate
 
 log = logging.getLogger(__name__)
 
+#: A poll that fails with these is retried after the interval (the database is away).
+POLL_ERRORS: tuple[type[Exception], ...] = (LeadflowError, *CONNECTION_ERRORS)
+
 #: Longest wait before retrying a delivery that failed (doubling from the poll interval).
 MAX_RETRY_DELAY = 3600.0
 #: How often resolved incidents older than retention.max_age are forgotten.
@@ -195,7 +198,7 @@ class Notifier:
                     else:
                         announced = False
                         await self.step()
-                except (LeadflowError, *CONNECTION_ERRORS) as exc:  # the database is away
+                except POLL_ERRORS as exc:  # the database is away
                     log.warning("alerts poll failed (%s); retrying in %.0fs", exc, interval,
                                 extra={"action": "poll_failed"})
                 except Exception:

@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 import asyncpg
@@ -172,7 +173,7 @@ async def baseline_run(settings: Settings, n: int, say: Console) -> BaselineRun:
                 task = progress.add_task(f"baseline: {job}", total=waiting)
                 started = time.monotonic()
                 await run_job(conn, job, settings.pipeline,
-                              lambda k, task=task: progress.advance(task, k))
+                              partial(progress.advance, task))
                 seconds[job] = time.monotonic() - started
     finally:
         await conn.execute(f"DROP SCHEMA IF EXISTS {quote_ident(schema)} CASCADE")

@@ -117,7 +117,7 @@ async def bench_clock(settings: Settings, console: Console, *, ticks: int = 20) 
             await consumer.stop()
         async with connect(settings.database_url) as conn:
             await conn.execute(f"DROP DATABASE IF EXISTS {quote_ident(scratch)} WITH (FORCE)")
-    result = {name: summary(values) for name, values in samples.items()}
+    result: dict[str, Any] = {name: summary(values) for name, values in samples.items()}
     result["ticks"] = ticks
     _print(console, result)
     return result

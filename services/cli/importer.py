@@ -10,7 +10,16 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from events import JobCompleted, JobName, JobStarted, RunCounts, RunInfo, TickSource, utcnow
+from events import (
+    JobCompleted,
+    JobName,
+    JobPartFields,
+    JobStarted,
+    RunCounts,
+    RunInfo,
+    TickSource,
+    utcnow,
+)
 from events.ids import job_event_id
 
 from ..harvest.executor import Harvester
@@ -37,8 +46,9 @@ async def import_source(settings: Settings, path: Path, *, tenant: str, campaign
     publisher = Publisher(broker, settings.prefix)
     run_id, started = uuid.uuid4(), utcnow()
     info = RunInfo(scheduled_for=started, source=TickSource.MANUAL, requested_by=requested_by)
-    common = dict(occurred_at=started, tenant_id=tenant, correlation_id=run_id,
-                  causation_id=run_id, run_id=run_id, job=JobName.HARVEST, part="import", run=info)
+    common = JobPartFields(occurred_at=started, tenant_id=tenant, correlation_id=run_id,
+                           causation_id=run_id, run_id=run_id, job=JobName.HARVEST, part="import",
+                           run=info)
     try:
         await publisher.publish_one(JobStarted(event_id=job_event_id(run_id, "import", "started"),
                                                recorded_at=started, started_at=started, **common))

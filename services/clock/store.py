@@ -14,9 +14,9 @@ import asyncpg
 
 from events import TickEmitted, TickSource
 
+from ..runtime.db import Db as Conn
 from .retries import RetryRow
 
-Conn = asyncpg.Connection | asyncpg.Pool
 Key = tuple[str, str]
 
 # --- cursors and ticks ----------------------------------------------------------------------

@@ -6,6 +6,8 @@ import csv
 import io
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
+from typing import TypedDict
 from uuid import UUID
 
 from events import (
@@ -23,10 +25,18 @@ from events import (
 )
 
 
-def _envelope(tenant_id: str, requested_by: str) -> dict[str, object]:
+class _ControlFields(TypedDict):
+    event_id: UUID
+    occurred_at: datetime
+    recorded_at: datetime
+    tenant_id: str
+    requested_by: str
+
+
+def _envelope(tenant_id: str, requested_by: str) -> _ControlFields:
     now = utcnow()
-    return dict(event_id=uuid.uuid4(), occurred_at=now, recorded_at=now, tenant_id=tenant_id,
-                requested_by=requested_by)
+    return _ControlFields(event_id=uuid.uuid4(), occurred_at=now, recorded_at=now,
+                          tenant_id=tenant_id, requested_by=requested_by)
 
 
 def pause(campaign_id: str, *, requested_by: str, tenant_id: str = ALL_TENANTS) -> CampaignPaused:

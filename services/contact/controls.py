@@ -26,10 +26,9 @@ from events import (
     SuppressionRemoved,
 )
 
+from ..runtime.db import Db
 from . import progress
 from .policy import ControlSnapshot, domain_and_parents, domain_of, normal_email
-
-Db = asyncpg.Pool | asyncpg.Connection
 
 
 @dataclass(frozen=True, slots=True)

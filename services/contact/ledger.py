@@ -13,7 +13,7 @@ from uuid import UUID
 
 import asyncpg
 
-Db = asyncpg.Pool | asyncpg.Connection
+from ..runtime.db import Db
 
 
 def idempotency_key(campaign_id: str, lead_id: UUID, step: int) -> str:

@@ -443,7 +443,7 @@ class Outbox:
             if await ledger.resolve(self.pool, entry, "failed", reason, error=reason):
                 await progress.fail(self.pool, entry.lead_id, entry.step, reason)
         log.warning("interrupted send %s settled (%s)", entry.key,
-                    {True: "sent", False: "pending"}.get(verdict, "failed: unknown outcome"),
+                    {True: "sent", False: "pending", None: "failed: unknown outcome"}[verdict],
                     extra={"action": "claim_reconciled"})
 
 

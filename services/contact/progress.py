@@ -15,7 +15,7 @@ import asyncpg
 
 from events import LeadEvent, decode, encode
 
-Db = asyncpg.Pool | asyncpg.Connection
+from ..runtime.db import Db
 
 
 @dataclass(frozen=True, slots=True)

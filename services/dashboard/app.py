@@ -39,7 +39,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(RequestValidationError, _invalid)  # type: ignore[arg-type]
     app.add_exception_handler(InfrastructureError, _unavailable)  # type: ignore[arg-type]
     for driver_error in (asyncpg.PostgresError, asyncpg.InterfaceError, ConnectionError):
-        app.add_exception_handler(driver_error, _database_down)  # type: ignore[arg-type]
+        app.add_exception_handler(driver_error, _database_down)
     for module in (health, metrics, api, controls, pages):
         app.include_router(module.router)
     app.mount("/static", pages.static_files(), name="static")
@@ -50,7 +50,8 @@ def describe_errors(errors: list[dict[str, object]]) -> str:
     """One clause per problem: ``body.max_leads: Input should be greater than or equal to 1``."""
     parts = []
     for err in errors:
-        loc = tuple(str(p) for p in err.get("loc", ()))  # type: ignore[union-attr]
+        raw = err.get("loc", ())
+        loc = tuple(str(p) for p in raw) if isinstance(raw, tuple | list) else ()
         where = ".".join(loc) or "request"
         message = str(err.get("msg", "invalid")).removeprefix("Value error, ")
         if err.get("type") == "missing" and loc == ("body",):

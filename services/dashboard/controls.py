@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Path, Request, status
 
@@ -65,7 +65,7 @@ async def publish(request: Request, event: Envelope) -> Accepted:
                     requested_by=by)
 
 
-def _control(cls: type[ControlEvent], **fields: object) -> ControlEvent:
+def _control(cls: type[ControlEvent], **fields: Any) -> ControlEvent:
     now = utcnow()
     return cls(event_id=uuid.uuid4(), occurred_at=now, recorded_at=now, **fields)
 

@@ -210,8 +210,8 @@ def evolve_part(part: PartRow | None, event: JobEvent) -> PartRow:
             leads_processed=event.counts.leads_processed,
             leads_succeeded=event.counts.leads_succeeded, leads_failed=event.counts.leads_failed,
             partitions=sorted(event.partitions), partitions_total=event.partitions_total,
-            backlog=event.backlog, reason=event.reason if failed else None,
-            error=event.error if failed else None)
+            backlog=event.backlog, reason=event.reason if isinstance(event, JobFailed) else None,
+            error=event.error if isinstance(event, JobFailed) else None)
     return part
 
 

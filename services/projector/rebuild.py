@@ -114,7 +114,7 @@ async def fold_share(settings: Settings, shadow: str, batch_size: int, share: Sh
 
 
 def _worker_main(settings: Settings, shadow: str, batch_size: int, share: Share,
-                 updates: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+                 updates: multiprocessing.Queue[object]) -> None:
     """Entry point of a rebuild worker process."""
     tune_gc()
     asyncio.run(fold_share(settings, shadow, batch_size, share,

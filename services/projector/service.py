@@ -15,6 +15,7 @@ import signal
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
@@ -24,8 +25,10 @@ from events import (
     Envelope,
     JobCompleted,
     JobName,
+    JobPartFields,
     JobStarted,
     RunCounts,
+    TickEmitted,
     Topic,
     utcnow,
 )
@@ -378,19 +381,21 @@ class Projector:
         await self._seek_to_stored()
         return True
 
-    async def _report_retention(self, prunes: list, pruned: list[tuple[int, int]]) -> None:  # type: ignore[type-arg]
+    async def _report_retention(self, prunes: list[tuple[TickEmitted, datetime]],
+                                pruned: list[tuple[int, int]]) -> None:
         """The retention tick is a run like any other: report it as job events."""
-        events = []
+        events: list[Envelope] = []
         for (tick, before), (runs, lead_events) in zip(prunes, pruned, strict=True):
             now = utcnow()
-            common = dict(occurred_at=now, recorded_at=now, tenant_id=tick.tenant_id,
-                          correlation_id=tick.tick_id, causation_id=tick.tick_id,
-                          run_id=tick.tick_id, job=JobName.RETENTION, part="projector",
-                          run=run_info(tick))
+            common = JobPartFields(occurred_at=now, tenant_id=tick.tenant_id,
+                                   correlation_id=tick.tick_id, causation_id=tick.tick_id,
+                                   run_id=tick.tick_id, job=JobName.RETENTION, part="projector",
+                                   run=run_info(tick))
             events.append(JobStarted(event_id=job_event_id(tick.tick_id, "projector", "started"),
-                                     started_at=now, **common))
+                                     recorded_at=now, started_at=now, **common))
             events.append(JobCompleted(
-                event_id=job_event_id(tick.tick_id, "projector", "completed"), started_at=now,
+                event_id=job_event_id(tick.tick_id, "projector", "completed"), recorded_at=now,
+                started_at=now,
                 completed_at=now, duration_seconds=0.0, **common,
                 counts=RunCounts(leads_processed=runs + lead_events,
                                  leads_succeeded=runs + lead_events)))

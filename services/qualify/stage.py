@@ -25,11 +25,12 @@ class QualifyLogic:
         assert isinstance(event, LeadEvent)
         outcome = qualify_lead(event.lead, self.config)
         # A replayed input keeps its replay id on the way down (ids stay per replay).
-        common = dict(at=ctx.at, correlation_id=ctx.run_id,
-                      replay_id=ctx.replay_id or event.replay_id, qualification=outcome)
+        replay_id = ctx.replay_id or event.replay_id
         if outcome.qualified:
-            return [transition(LeadQualified, event, **common)]
-        return [transition(LeadRejected, event, reasons=outcome.reasons, **common)]
+            return [transition(LeadQualified, event, at=ctx.at, correlation_id=ctx.run_id,
+                               replay_id=replay_id, qualification=outcome)]
+        return [transition(LeadRejected, event, at=ctx.at, correlation_id=ctx.run_id,
+                           replay_id=replay_id, qualification=outcome, reasons=outcome.reasons)]
 
     async def process(self, items: Sequence[Inbound], ctx: RunContext) -> list[Outcome]:
         return decide_each(items, lambda item: self.decide(item, ctx))

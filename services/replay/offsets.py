@@ -52,7 +52,7 @@ async def high_watermarks(consumer: AIOKafkaConsumer, tps: Sequence[TopicPartiti
             raise InfrastructureError(f"no fetch answer for {tps[0].topic} within {timeout:.0f}s; "
                                       "is the broker up?")
         await consumer.getmany(timeout_ms=200, max_records=1)
-    return {tp: int(consumer.highwater(tp)) for tp in tps}  # type: ignore[arg-type]
+    return {tp: int(consumer.highwater(tp) or 0) for tp in tps}
 
 
 async def offsets_for_time(consumer: AIOKafkaConsumer, tps: Sequence[TopicPartition],

@@ -9,11 +9,9 @@ from uuid import UUID
 
 import asyncpg
 
-from ..runtime.db import open_connection
+from ..runtime.db import Db, open_connection
 from ..runtime.locks import advisory_key
 from .errors import ReplayError
-
-Db = asyncpg.Pool | asyncpg.Connection
 
 
 @dataclass(slots=True)

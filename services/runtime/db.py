@@ -9,11 +9,15 @@ import logging
 import random
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from typing import Any
+from typing import Any, TypeAlias
 
 import asyncpg
 
 from .errors import InfrastructureError
+
+#: What a query function takes: a pool (one statement, its own transaction) or a connection
+#: (inside the caller's transaction).
+Db: TypeAlias = asyncpg.Pool | asyncpg.Connection
 
 log = logging.getLogger(__name__)
 
@@ -21,14 +25,14 @@ log = logging.getLogger(__name__)
 READ_SCHEMA = "leadflow_read"
 
 #: The connection or the server went away (or is restarting): reconnect and try again.
-CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+CONNECTION_ERRORS: tuple[type[Exception], ...] = (
     OSError, TimeoutError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError,
     asyncpg.exceptions.OperatorInterventionError, InfrastructureError,
 )
 #: The rows themselves were refused (SQLSTATE classes 22, 23, 54, or the driver could not
 #: encode a value): the same rows fail again. Checked before CONNECTION_ERRORS, since the
 #: driver's own DataError is an InterfaceError.
-DATA_ERRORS: tuple[type[BaseException], ...] = (
+DATA_ERRORS: tuple[type[Exception], ...] = (
     asyncpg.DataError, asyncpg.IntegrityConstraintViolationError,
     asyncpg.exceptions.ProgramLimitExceededError, asyncpg.exceptions._base.DataError,
 )

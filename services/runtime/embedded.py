@@ -138,7 +138,7 @@ def _configured_server(base: type, settings: dict[str, str]) -> type:
     """A PostgresServer class that appends ``settings`` to postgresql.conf right after initdb
     (the wheel offers no other way to set them before the server first starts)."""
 
-    class ConfiguredServer(base):  # type: ignore[misc, valid-type]
+    class ConfiguredServer(base):
         def ensure_pgdata_inited(self) -> None:
             fresh = not (self.pgdata / "PG_VERSION").exists()
             super().ensure_pgdata_inited()

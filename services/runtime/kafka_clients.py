@@ -127,8 +127,8 @@ def _no_topic_auto_creation() -> None:
                      allow_auto_topic_creation: bool | None = None) -> None:
             super().__init__(topics, bool(allow_auto_topic_creation))
 
-    client.MetadataRequest = NoAutoCreation  # type: ignore[misc]
-    admin_client.MetadataRequest = NoAutoCreation  # type: ignore[misc]
+    client.MetadataRequest = NoAutoCreation
+    admin_client.MetadataRequest = NoAutoCreation
 
 
 _no_topic_auto_creation()

@@ -20,6 +20,7 @@ import asyncpg
 
 from events import (
     JobCompleted,
+    JobEventFields,
     JobFailed,
     JobName,
     JobSkipped,
@@ -158,9 +159,9 @@ class RunController:
         self._idle = asyncio.Event()
         self._idle.set()
 
-    def _envelope(self, tick: TickEmitted, kind: str) -> dict[str, object]:
+    def _envelope(self, tick: TickEmitted, kind: str) -> JobEventFields:
         now = utcnow()
-        return dict(
+        return JobEventFields(
             event_id=job_event_id(tick.tick_id, self.instance_id, kind),
             occurred_at=now, recorded_at=now, tenant_id=tick.tenant_id,
             correlation_id=tick.tick_id, causation_id=tick.tick_id, replay_id=None,

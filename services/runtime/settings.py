@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 from pydantic import AliasChoices, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -56,7 +57,8 @@ class Settings(BaseSettings):
 def load_settings(**overrides: object) -> Settings:
     """Settings from the environment plus explicit overrides; ConfigError names a bad variable."""
     try:
-        settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
+        given: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
+        settings = Settings(**given)
     except ValidationError as exc:
         raise ConfigError(describe_validation_error(exc, "the environment")) from exc
     settings.pipeline  # noqa: B018 - validate the config file now, at start-up

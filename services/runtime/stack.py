@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -55,7 +56,7 @@ class Stack:
         env.setdefault("LEADFLOW_INSTANCE_ID", "dev")
         return env
 
-    async def start_servers(self, say: callable = print) -> None:  # type: ignore[valid-type]
+    async def start_servers(self, say: Callable[[str], None] = print) -> None:
         """Embedded Postgres and a local broker (Tansu, or Apache Kafka with ``broker_kind``
         'kafka') unless DATABASE_URL / KAFKA_BOOTSTRAP_SERVERS are set."""
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -81,6 +82,7 @@ class Stack:
             say(f"broker    embedded Tansu at {self.bootstrap} (memory only)")
         else:
             say(f"broker    {self.bootstrap}")
+        assert self.database_url is not None and self.bootstrap is not None
         os.environ["DATABASE_URL"] = self.database_url
         os.environ["KAFKA_BOOTSTRAP_SERVERS"] = self.bootstrap
         settings = load_settings(config=self.config)

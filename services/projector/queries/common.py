@@ -10,8 +10,9 @@ from uuid import UUID
 
 import asyncpg
 
+from ...runtime.db import Db as Conn
+
 #: Queries accept a pool (one statement each) or a connection (inside a snapshot).
-Conn = asyncpg.Connection | asyncpg.Pool
 
 
 def iso(value: datetime | date | None) -> str | None:

@@ -19,6 +19,9 @@ _RUN_COLUMNS = """run_id, job, tenant_id, campaign_id, status, source, scheduled
 
 _MIN_UUID = UUID(int=0)
 
+#: Every pipeline job's name, in order.
+PIPELINE_JOBS = tuple(job.value for job in PIPELINE)
+
 
 async def recent_runs(conn: Conn, limit: int = 10) -> list[dict[str, Any]]:
     """The latest runs, newest first, in the seed dashboard's recent_jobs shape."""
@@ -113,7 +116,7 @@ def run_dict(r: Any) -> dict[str, Any]:
 
 
 async def job_metrics(conn: Conn, *, tenant_id: str = "*",
-                      jobs: tuple[str, ...] = tuple(j.value for j in PIPELINE),
+                      jobs: tuple[str, ...] = PIPELINE_JOBS,
                       ) -> dict[str, dict[str, Any]]:
     """CronMetrics per job (every job in ``jobs`` present, zeros when it never ran)."""
     rows = await conn.fetch("SELECT * FROM job_metrics WHERE tenant_id = $1", tenant_id)
