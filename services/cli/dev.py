@@ -16,10 +16,11 @@ from rich.panel import Panel
 
 from ..runtime.embedded import free_port
 from ..runtime.settings import load_settings
-from ..runtime.stack import STAGES, Stack
+from ..runtime.stack import Stack
 from .demo import demo_config, pipeline_pass
+from .registry import SERVICE_NAMES
 
-SERVICES = (*STAGES, "projector", "clock", "dashboard", "alerts")
+SERVICES = SERVICE_NAMES
 
 
 async def run_dev(config: Path | None, console: Console, *, broker: str = "tansu") -> None:

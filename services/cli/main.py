@@ -25,6 +25,7 @@ from .common import (
 from .contact_commands import contact_app
 from .dlq_commands import dlq_app
 from .projector_commands import projector_app
+from .registry import SERVICE_NAMES
 from .replay_commands import register as register_replay_commands
 from .status_commands import register as register_status_commands
 
@@ -44,8 +45,7 @@ register_clock_commands(app)  # backfill, clock status|pause|resume, bench clock
 register_replay_commands(app)  # replay <stage>|projector
 register_status_commands(app)  # status
 
-SERVICES = ("harvest", "score", "qualify", "route", "contact", "projector", "clock", "dashboard",
-            "alerts")
+SERVICES = SERVICE_NAMES
 
 
 @app.command()

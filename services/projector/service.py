@@ -484,3 +484,8 @@ class Projector:
                     await self._reconnect(exc)
         finally:
             await self.stop()
+
+
+async def run_projector(settings: Settings) -> None:
+    """The projector process: fold the log into the read models until SIGINT / SIGTERM."""
+    await Projector(settings).run_forever()
