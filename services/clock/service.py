@@ -23,10 +23,11 @@ from services.runtime.bus import Publisher, make_broker
 from services.runtime.db import create_pool
 from services.runtime.settings import Settings
 
+from ..runtime.locks import AdvisoryLock
 from . import reaper, store
 from .errors import LostLeadership
 from .follower import LogFollower
-from .leader import AdvisoryLock, lock_key
+from .leader import lock_key
 from .retries import retry_tick
 from .schedule import Schedule, describe, next_emit_at, plan_ticks, schedules_for
 from .ticks import scheduled_tick

@@ -22,7 +22,7 @@ from events.ids import event_id
 from ..runtime.budget import RunBudget
 from ..runtime.bus import Publisher
 from ..runtime.config import HarvestSource
-from ..runtime.locks import advisory_key
+from ..runtime.locks import advisory_key, try_lock, unlock
 from ..runtime.logging import redact
 from ..runtime.runs import RunContext, RunResult
 from . import seen
@@ -195,7 +195,7 @@ class HarvestExecutor:
         stopped = False
         problems: list[str] = []
         async with pool.acquire() as conn:
-            if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", self.lock_key):
+            if not await try_lock(conn, self.lock_key):
                 log.info("another instance is harvesting; this part does nothing",
                          extra={"action": "harvest_locked"})
                 return RunResult()
@@ -220,7 +220,7 @@ class HarvestExecutor:
                     if report.exhausted_budget or time.monotonic() >= deadline or stopped:
                         break
             finally:
-                await conn.execute("SELECT pg_advisory_unlock($1)", self.lock_key)
+                await unlock(conn, self.lock_key)
         counts = RunCounts(leads_processed=created + bad, leads_succeeded=created, leads_failed=bad)
         # The other sources went through; the run still fails, so nobody reads "0 processed"
         # as a quiet night.

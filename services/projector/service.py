@@ -46,7 +46,7 @@ from ..runtime.db import (
 )
 from ..runtime.dead_letters import dead_letter
 from ..runtime.errors import InfrastructureError
-from ..runtime.locks import advisory_key
+from ..runtime.locks import advisory_key, try_lock
 from ..runtime.logging import redact
 from ..runtime.partitions import topic_partitions
 from ..runtime.runs import run_info
@@ -159,7 +159,7 @@ class Projector:
         await self.conn.execute(f"SET search_path TO {quote_ident(self.schema)}, public")
         name = self.schema if self.share is None else f"{self.schema}#{self.share.index}"
         key = lock_key(self.settings.prefix, name)
-        while not await self.conn.fetchval("SELECT pg_try_advisory_lock($1)", key):
+        while not await try_lock(self.conn, key):
             if not wait_for_lock:
                 raise InfrastructureError(f"another projector is writing schema {self.schema}")
             log.info("another projector is active; standing by", extra={"action": "standby"})

@@ -10,7 +10,7 @@ from uuid import UUID
 import asyncpg
 
 from ..runtime.db import Db, open_connection
-from ..runtime.locks import advisory_key
+from ..runtime.locks import advisory_key, try_lock
 from .errors import ReplayError
 
 
@@ -183,7 +183,7 @@ async def hold_stage(dsn: str, prefix: str, stage: str) -> asyncpg.Connection:
     """One replay per stage at a time: a lock held on a connection the caller closes."""
     conn = await open_connection(dsn)
     key = advisory_key("replay", prefix, stage)
-    if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", key):
+    if not await try_lock(conn, key):
         await conn.close()
         raise ReplayError(f"another replay of {stage} is running; wait for it to finish (or stop "
                           "it: an interrupted replay resumes later where it stopped)")

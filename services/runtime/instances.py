@@ -16,7 +16,7 @@ import asyncpg
 from events import LeadflowError
 
 from .db import open_connection
-from .locks import advisory_key
+from .locks import advisory_key, try_lock
 
 
 class DuplicateInstance(LeadflowError):
@@ -33,8 +33,7 @@ async def hold_identity(dsn: str, prefix: str, job: str, instance_id: str) -> as
     process dying, releases it). Raise DuplicateInstance if a live process holds it."""
     conn = await open_connection(dsn)
     try:
-        held = await conn.fetchval("SELECT pg_try_advisory_lock($1)",
-                                   lock_key(prefix, job, instance_id))
+        held = await try_lock(conn, lock_key(prefix, job, instance_id))
     except BaseException:
         await conn.close()
         raise

@@ -22,7 +22,7 @@ import asyncpg
 
 from .db import READ_SCHEMA, apply_read_models, connect, service_ddl_files, sql_text
 from .errors import InfrastructureError
-from .locks import advisory_key
+from .locks import advisory_key, lock_transaction
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +135,7 @@ async def migrate(dsn: str, known: Sequence[Migration] | None = None,
     known = list(available() if known is None else known)
     check_sequence(known)
     async with connect(dsn) as conn, conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock($1)", SCHEMA_LOCK)
+        await lock_transaction(conn, SCHEMA_LOCK)
         applied = await _applied(conn)
         legacy = not applied and await conn.fetchval(
             "SELECT to_regclass($1)", f"public.{LEGACY_MARKER}") is not None
