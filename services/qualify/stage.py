@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import ClassVar
 
 from events import JobName, LeadEvent, LeadQualified, LeadRejected, LeadScored, transition
 
 from ..runtime.config import QualifyConfig
-from ..runtime.drain import Inbound, Outcome, decide_each
+from ..runtime.drain import Inbound, PerLeadLogic
 from ..runtime.runs import RunContext
 from .decide import qualify_lead
 
 
-class QualifyLogic:
+class QualifyLogic(PerLeadLogic):
     job: ClassVar[JobName] = JobName.QUALIFY
     accepts: ClassVar[tuple[type[LeadEvent], ...]] = (LeadScored,)
 
@@ -31,9 +30,3 @@ class QualifyLogic:
                                replay_id=replay_id, qualification=outcome)]
         return [transition(LeadRejected, event, at=ctx.at, correlation_id=ctx.run_id,
                            replay_id=replay_id, qualification=outcome, reasons=outcome.reasons)]
-
-    async def process(self, items: Sequence[Inbound], ctx: RunContext) -> list[Outcome]:
-        return decide_each(items, lambda item: self.decide(item, ctx))
-
-    async def published(self, outcomes: Sequence[Outcome], ctx: RunContext) -> None:
-        return None

@@ -94,6 +94,24 @@ def decide_each(items: Sequence[Inbound],
     return outcomes
 
 
+class PerLeadLogic:
+    """A StageLogic whose leads are decided one by one, with no I/O of its own: subclasses set
+    ``job`` and ``accepts`` and write ``decide``."""
+
+    job: ClassVar[JobName]
+    accepts: ClassVar[tuple[type[LeadEvent], ...]]
+
+    def decide(self, item: Inbound, ctx: RunContext) -> Sequence[Envelope]:
+        """The events that one input lead produces."""
+        raise NotImplementedError
+
+    async def process(self, items: Sequence[Inbound], ctx: RunContext) -> list[Outcome]:
+        return decide_each(items, lambda item: self.decide(item, ctx))
+
+    async def published(self, outcomes: Sequence[Outcome], ctx: RunContext) -> None:
+        return None
+
+
 def fair_order(partitions: Sequence[TopicPartition], served: Counter[TopicPartition],
                start: int) -> list[TopicPartition]:
     """Partitions to take from next: the least served in this run first, ties in a rotating

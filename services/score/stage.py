@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import ClassVar
 
 from events import JobName, LeadCreated, LeadEvent, LeadScored, transition
 
 from ..runtime.config import ScoreConfig
-from ..runtime.drain import Inbound, Outcome, decide_each
+from ..runtime.drain import Inbound, PerLeadLogic
 from ..runtime.runs import RunContext
 from .decide import score_lead
 
 
-class ScoreLogic:
+class ScoreLogic(PerLeadLogic):
     job: ClassVar[JobName] = JobName.SCORE
     accepts: ClassVar[tuple[type[LeadEvent], ...]] = (LeadCreated,)
 
@@ -27,9 +26,3 @@ class ScoreLogic:
         # A replayed input keeps its replay id on the way down (ids stay per replay).
         return [transition(LeadScored, event, at=ctx.at, correlation_id=ctx.run_id,
                            replay_id=ctx.replay_id or event.replay_id, score=card)]
-
-    async def process(self, items: Sequence[Inbound], ctx: RunContext) -> list[Outcome]:
-        return decide_each(items, lambda item: self.decide(item, ctx))
-
-    async def published(self, outcomes: Sequence[Outcome], ctx: RunContext) -> None:
-        return None
