@@ -20,6 +20,7 @@ from ..clock import store
 from ..clock.backfill import BackfillEntry, Reprocess, backfill_instants, parse_time, plan_backfill
 from ..clock.schedule import describe, job_schedule
 from ..clock.status import load_jobs_state, scheduler_status
+from ..projector.queries import run_models
 from ..runtime.db import connect
 from ..runtime.errors import InfrastructureError
 from ..runtime.settings import Settings
@@ -49,7 +50,7 @@ async def _existing_runs(settings: Settings, job: JobName,
                          instants: list[datetime]) -> dict[datetime, str]:
     async with connect(settings.database_url) as conn:
         try:
-            return await store.run_statuses(conn, job.value, instants)
+            return await run_models.run_statuses(conn, job.value, instants)
         except asyncpg.UndefinedTableError as exc:
             raise InfrastructureError("the read models are missing; run `leadflow db migrate` "
                                       "and start the projector") from exc

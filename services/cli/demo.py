@@ -38,11 +38,8 @@ async def settle(stack: Stack, pool: asyncpg.Pool, run_ids: list[UUID],
     previous = None
     while time.monotonic() < give_up:
         stack.check_alive()
-        done = await pool.fetchval(
-            "SELECT count(*) FROM job_runs WHERE run_id = ANY($1::uuid[]) "
-            "AND status <> 'running'", run_ids)
-        snapshot = (await queries.status_counts(pool),
-                    await pool.fetchval("SELECT count(*) FROM lead_events"))
+        done = await queries.finished_runs(pool, run_ids)
+        snapshot = (await queries.status_counts(pool), await queries.lead_event_count(pool))
         if done == len(run_ids) and snapshot == previous:
             return
         previous = snapshot
@@ -116,5 +113,5 @@ async def print_summary(pool: asyncpg.Pool, console: Console) -> None:
                      str(run["leads_succeeded"]), str(run["leads_failed"]),
                      f"{run['duration_seconds'] or 0:.2f}")
     console.print(runs)
-    dead = await pool.fetchval("SELECT count(*) FROM dead_letters")
+    dead = await queries.dead_letter_count(pool)
     console.print(f"{dead} dead letter(s) (bad source rows or messages), kept with the reason.")

@@ -15,6 +15,7 @@ import asyncpg
 
 from events import JobFailed, JobName, RunCounts, RunInfo, TickSource
 from events.ids import job_event_id
+from services.projector.queries import run_models
 from services.projector.rows import PartRow, RunRow
 
 #: An instance heartbeats at least every 10 s; silent this long, it is gone.
@@ -97,25 +98,10 @@ async def uncovered_runs(conn: asyncpg.Pool | asyncpg.Connection,
                          lost_after: timedelta = LOST_AFTER) -> list[UncoveredRun]:
     """Running runs with input partitions nobody covered, whose parts all ended over
     ``lost_after`` ago (a live instance late with the tick would have reported by then)."""
-    rows = await conn.fetch(
-        """
-        SELECT r.* FROM leadflow_read.job_runs r
-        WHERE r.status = 'running' AND r.partitions_covered < r.partitions_total
-          AND NOT EXISTS (
-              SELECT 1 FROM leadflow_read.job_run_parts p
-              WHERE p.run_id = r.run_id
-                AND (p.status = 'running' OR p.completed_at >= now() - $1::interval))
-        ORDER BY r.recorded_at
-        LIMIT 100
-        """, lost_after)
-    if not rows:
+    runs = await run_models.running_runs_without_cover(conn, lost_after)
+    if not runs:
         return []
-    runs = [RunRow.from_row(r) for r in rows]
-    parts: dict[object, list[PartRow]] = {}
-    for r in await conn.fetch(
-            "SELECT * FROM leadflow_read.job_run_parts WHERE run_id = ANY($1::uuid[])",
-            [run.run_id for run in runs]):
-        parts.setdefault(r["run_id"], []).append(PartRow.from_row(r))
+    parts = await run_models.parts_by_run(conn, [run.run_id for run in runs])
     found = []
     for run in runs:
         missing = missing_partitions(parts.get(run.run_id, []), run.partitions_total)
@@ -128,23 +114,14 @@ async def lost_parts(conn: asyncpg.Pool | asyncpg.Connection,
                      lost_after: timedelta = LOST_AFTER) -> list[LostPart]:
     """Running parts (in the read models) of instances silent for ``lost_after``. Parts of
     processes that do not heartbeat (an import, the projector's retention) are not judged."""
-    found = await conn.fetch(
-        """
-        SELECT p.run_id, p.part, s.last_seen
-        FROM leadflow_read.job_run_parts p
-        JOIN stage_instances s ON s.job = p.job AND s.instance_id = p.part
-        WHERE p.status = 'running' AND s.last_seen < now() - $1::interval
-          AND p.started_at < now() - $1::interval
-        ORDER BY p.started_at
-        LIMIT 100
-        """, lost_after)
+    found = await run_models.running_parts_of_silent_instances(conn, lost_after)
     if not found:
         return []
     run_ids = list({r["run_id"] for r in found})
-    runs = {r["run_id"]: RunRow.from_row(r) for r in await conn.fetch(
-        "SELECT * FROM leadflow_read.job_runs WHERE run_id = ANY($1::uuid[])", run_ids)}
-    parts = {(r["run_id"], r["part"]): PartRow.from_row(r) for r in await conn.fetch(
-        "SELECT * FROM leadflow_read.job_run_parts WHERE run_id = ANY($1::uuid[])", run_ids)}
+    runs = await run_models.runs_by_id(conn, run_ids)
+    parts = {(p.run_id, p.part): p
+             for run_parts in (await run_models.parts_by_run(conn, run_ids)).values()
+             for p in run_parts}
     return [LostPart(run=runs[r["run_id"]], part=parts[(r["run_id"], r["part"])],
                      last_seen=r["last_seen"])
             for r in found if r["run_id"] in runs and (r["run_id"], r["part"]) in parts]

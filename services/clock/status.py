@@ -10,7 +10,7 @@ from typing import Any
 import asyncpg
 
 from events import Health, JobName
-from services.projector.rows import MetricsRow
+from services.projector.queries import run_models
 from services.runtime.config import JobConfig, LeadflowConfig
 
 from . import store
@@ -73,9 +73,7 @@ def scheduler_status(config: LeadflowConfig, *, now: datetime,
 async def load_jobs_state(conn: asyncpg.Connection | asyncpg.Pool) -> dict[str, dict[str, Any]]:
     """Per job: metrics from the read models (all tenants), last tick and pause from the clock."""
     state: dict[str, dict[str, Any]] = {job.value: {} for job in JobName}
-    for record in await conn.fetch(
-            "SELECT * FROM leadflow_read.job_metrics WHERE tenant_id = '*'"):
-        m = MetricsRow.from_row(record)
+    for m in await run_models.metrics_of_all_tenants(conn):
         state.setdefault(m.job, {}).update(
             health=m.health_status.value, success_rate=m.success_rate,
             consecutive_failures=m.consecutive_failures, last_run=m.last_run_at)

@@ -239,19 +239,3 @@ async def save_offsets(conn: Conn, offsets: Mapping[tuple[str, int], int]) -> No
             INSERT INTO clock_offsets (topic, partition, next_offset) VALUES ($1, $2, $3)
             ON CONFLICT (topic, partition) DO UPDATE SET next_offset = EXCLUDED.next_offset
             """, [(t, p, o) for (t, p), o in offsets.items()])
-
-
-# --- runs in the read models (for backfill) ----------------------------------------------------
-
-
-async def run_statuses(conn: Conn, job: str, instants: Sequence[datetime]) -> dict[datetime, str]:
-    """Per scheduled instant: 'completed' if a run of it completed, else 'failed' if one failed."""
-    rows = await conn.fetch(
-        """
-        SELECT scheduled_for, bool_or(status = 'completed') AS completed
-        FROM leadflow_read.job_runs
-        WHERE job = $1 AND scheduled_for = ANY($2::timestamptz[])
-          AND status IN ('completed', 'failed')
-        GROUP BY scheduled_for
-        """, job, list(instants))
-    return {r["scheduled_for"]: "completed" if r["completed"] else "failed" for r in rows}

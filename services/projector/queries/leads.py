@@ -125,3 +125,9 @@ async def campaigns(conn: Conn) -> list[dict[str, Any]]:
     return [{"campaign_id": campaign, "tenant_id": tenant, "leads": sum(counts.values()),
              "by_status": {s.value: counts.get(s.value, 0) for s in FUNNEL}}
             for (campaign, tenant), counts in found.items()]
+
+
+async def lead_event_count(conn: Conn) -> int:
+    """Lead events folded so far."""
+    count: int = await conn.fetchval("SELECT count(*) FROM lead_events")
+    return count

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -165,3 +166,11 @@ async def latest_backlogs(conn: Conn) -> dict[str, dict[str, Any]]:
     return {r["job"]: {"backlog": r["backlog"], "at": iso(r["completed_at"]),
                        "max_leads": r["max_leads"], "rate_per_part": r["rate_per_part"]}
             for r in rows}
+
+
+async def finished_runs(conn: Conn, run_ids: Sequence[UUID]) -> int:
+    """How many of these runs have ended (completed, failed or skipped)."""
+    count: int = await conn.fetchval(
+        "SELECT count(*) FROM job_runs WHERE run_id = ANY($1::uuid[]) AND status <> 'running'",
+        list(run_ids))
+    return count
