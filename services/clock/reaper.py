@@ -15,8 +15,8 @@ import asyncpg
 
 from events import JobFailed, JobName, RunCounts, RunInfo, TickSource
 from events.ids import job_event_id
+from events.runs import PartRow, RunRow
 from services.projector.queries import run_models
-from services.projector.rows import PartRow, RunRow
 
 #: An instance heartbeats at least every 10 s; silent this long, it is gone.
 LOST_AFTER = timedelta(seconds=60)

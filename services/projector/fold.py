@@ -10,7 +10,6 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from itertools import chain
 from typing import Any
 from uuid import UUID
 
@@ -19,12 +18,8 @@ from events import (
     DeadLettered,
     Envelope,
     EventDecodeError,
-    JobCompleted,
     JobEvent,
-    JobFailed,
     JobName,
-    JobSkipped,
-    JobStarted,
     LeadContacted,
     LeadEvent,
     LeadRejected,
@@ -34,9 +29,10 @@ from events import (
     decode,
 )
 from events.errors import ImplausibleEvent
+from events.runs import PartRow, RunRow, derive_run, evolve_part, new_run
 from events.state_machine import implausibility
 
-from .rows import MetricsRow, PartRow, RunRow
+from .rows import MetricsRow
 
 ALL_TENANTS = "*"
 #: pipeline_daily metric of leads sent their first step (entered:CONTACTED counts every step).
@@ -186,93 +182,6 @@ def _fold_job(event: JobEvent, parts: dict[UUID, dict[str, PartRow]], runs: dict
     if run.terminal and not run.counted:
         run = run.evolve(counted=True)
     runs[event.run_id] = changes.runs[event.run_id] = run
-
-
-def evolve_part(part: PartRow | None, event: JobEvent) -> PartRow:
-    """A part's state after one of its job events. The first terminal report wins."""
-    if part is None:
-        part = PartRow(run_id=event.run_id, part=event.part, job=event.job.value,
-                       status=RunStatus.RUNNING.value, started_at=None, completed_at=None,
-                       leads_processed=0, leads_succeeded=0, leads_failed=0, partitions=[],
-                       partitions_total=0, backlog=None, reason=None, error=None)
-    if part.status != RunStatus.RUNNING.value:
-        return part
-    if isinstance(event, JobStarted):
-        return part if part.started_at else part.evolve(started_at=event.started_at)
-    if isinstance(event, JobSkipped):
-        return part.evolve(status=RunStatus.SKIPPED.value, reason=event.reason,
-                           skipped_ticks=event.ticks)
-    if isinstance(event, JobCompleted | JobFailed):
-        failed = isinstance(event, JobFailed)
-        return part.evolve(
-            status=RunStatus.FAILED.value if failed else RunStatus.COMPLETED.value,
-            started_at=part.started_at or event.started_at, completed_at=event.completed_at,
-            leads_processed=event.counts.leads_processed,
-            leads_succeeded=event.counts.leads_succeeded, leads_failed=event.counts.leads_failed,
-            partitions=sorted(event.partitions), partitions_total=event.partitions_total,
-            backlog=event.backlog, reason=event.reason if isinstance(event, JobFailed) else None,
-            error=event.error if isinstance(event, JobFailed) else None)
-    return part
-
-
-def new_run(event: JobEvent) -> RunRow:
-    info = event.run
-    return RunRow(
-        run_id=event.run_id, job=event.job.value, tenant_id=event.tenant_id, campaign_id=None,
-        source=info.source.value, scheduled_for=info.scheduled_for, requested_by=info.requested_by,
-        retry_of=info.retry_of, attempt=info.attempt, max_leads=info.max_leads,
-        status=RunStatus.RUNNING.value, started_at=None, completed_at=None, duration_seconds=None,
-        leads_processed=0, leads_succeeded=0, leads_failed=0, parts=0, partitions_total=0,
-        partitions_covered=0, backlog=None, reason=None, error=None, counted=False,
-        recorded_at=event.recorded_at)
-
-
-def run_status(parts: list[PartRow], covered: int, total: int) -> RunStatus:
-    """Fold of the parts' statuses: complete once the parts cover every input partition."""
-    statuses = {p.status for p in parts}
-    if statuses == {RunStatus.SKIPPED.value}:
-        return RunStatus.SKIPPED
-    if RunStatus.RUNNING.value in statuses:
-        return RunStatus.RUNNING
-    if RunStatus.FAILED.value in statuses:
-        return RunStatus.FAILED
-    if RunStatus.SKIPPED.value in statuses or total == 0 or covered >= total:
-        return RunStatus.COMPLETED
-    return RunStatus.RUNNING  # some instance has not reported its share yet
-
-
-def derive_run(run: RunRow, parts: list[PartRow]) -> RunRow:
-    """The run row as the fold of its parts."""
-    parts = sorted(parts, key=lambda p: p.part)
-    total = max((p.partitions_total for p in parts), default=0)
-    covered = len(set(chain.from_iterable(p.partitions for p in parts)) & set(range(total)))
-    status = run_status(parts, covered, total)
-    starts = [p.started_at for p in parts if p.started_at]
-    ends = [p.completed_at for p in parts if p.completed_at]
-    started_at = min(starts) if starts else None
-    terminal = status is not RunStatus.RUNNING
-    completed_at = max(ends) if ends and terminal else None
-    failed = next((p for p in parts if p.status == RunStatus.FAILED.value), None)
-    skipped = next((p for p in parts if p.status == RunStatus.SKIPPED.value), None)
-    explain = failed or (skipped if status is RunStatus.SKIPPED else None)
-    backlogs = [p.backlog for p in parts if p.backlog is not None]
-    return run.evolve(
-        status=status.value,
-        started_at=started_at,
-        completed_at=completed_at,
-        duration_seconds=(completed_at - started_at).total_seconds()
-        if completed_at and started_at else None,
-        leads_processed=sum(p.leads_processed for p in parts),
-        leads_succeeded=sum(p.leads_succeeded for p in parts),
-        leads_failed=sum(p.leads_failed for p in parts),
-        parts=len(parts),
-        partitions_total=total,
-        partitions_covered=covered,
-        backlog=sum(backlogs) if backlogs else None,
-        reason=explain.reason if explain else None,
-        error=explain.error if explain else None,
-        skipped_ticks=max((p.skipped_ticks for p in parts), default=0),
-    )
 
 
 def count_run(m: MetricsRow, before: RunRow, run: RunRow) -> MetricsRow:

@@ -8,12 +8,11 @@ from uuid import UUID
 from aiokafka import TopicPartition
 
 from events import EventDecodeError, JobEvent, Topic, decode
+from events.runs import PartRow, RunRow, derive_run, evolve_part, new_run
 
 from ..runtime import kafka_clients
 from ..runtime.errors import InfrastructureError
 from ..runtime.partitions import topic_partitions
-from .fold import derive_run, evolve_part, new_run
-from .rows import PartRow, RunRow
 
 
 class RunFollower:

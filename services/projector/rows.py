@@ -1,85 +1,15 @@
-"""Read-model row types: immutable, built from events or from database rows (``from_row``)."""
+"""Read-model row types: immutable, built from events or from database rows (``from_row``).
+A run's and its parts' rows are the run fold's own (events/runs.py)."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Self
-from uuid import UUID
+from typing import Any
 
-from events import Health, RunStatus
-
-
-class Row:
-    """Mixin: positional tuples in column order, and construction from an asyncpg record."""
-
-    @classmethod
-    def columns(cls) -> tuple[str, ...]:
-        return tuple(f.name for f in fields(cls))  # type: ignore[arg-type]
-
-    @classmethod
-    def from_row(cls, record: Any) -> Self:
-        return cls(**{name: record[name] for name in cls.columns()})
-
-    def astuple(self) -> tuple[Any, ...]:
-        return tuple(getattr(self, name) for name in self.columns())
-
-    def evolve(self, **changes: Any) -> Self:
-        return replace(self, **changes)  # type: ignore[type-var]
-
-
-@dataclass(frozen=True, slots=True)
-class PartRow(Row):
-    run_id: UUID
-    part: str
-    job: str
-    status: str
-    started_at: datetime | None
-    completed_at: datetime | None
-    leads_processed: int
-    leads_succeeded: int
-    leads_failed: int
-    partitions: list[int]
-    partitions_total: int
-    backlog: int | None
-    reason: str | None
-    error: str | None
-    skipped_ticks: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class RunRow(Row):
-    run_id: UUID
-    job: str
-    tenant_id: str
-    campaign_id: str | None
-    source: str
-    scheduled_for: datetime
-    requested_by: str | None
-    retry_of: UUID | None
-    attempt: int
-    max_leads: int | None
-    status: str
-    started_at: datetime | None
-    completed_at: datetime | None
-    duration_seconds: float | None
-    leads_processed: int
-    leads_succeeded: int
-    leads_failed: int
-    parts: int
-    partitions_total: int
-    partitions_covered: int
-    backlog: int | None
-    reason: str | None
-    error: str | None
-    counted: bool
-    recorded_at: datetime
-    skipped_ticks: int = 0
-
-    @property
-    def terminal(self) -> bool:
-        return self.status in (RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.SKIPPED)
+from events import Health
+from events.runs import Row
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,9 +13,10 @@ from typing import Any
 import asyncpg
 
 from events import DeadLettered, LeadEvent
+from events.runs import PartRow, RunRow
 
 from .fold import Changes, Loaded, Positioned, keys_of
-from .rows import MetricsRow, PartRow, RunRow
+from .rows import MetricsRow
 
 LEAD_COLUMNS = (
     "lead_id", "tenant_id", "campaign_id", "email", "first_name", "last_name", "title", "company",

@@ -14,9 +14,9 @@ import httpx
 import pytest
 
 from events import JobName, LeadScored, Topic, decode
+from events.runs import RunRow
 from services.clock.manual import manual_tick
 from services.dashboard.app import create_app
-from services.projector.follow import RunRow
 from services.projector.service import Projector
 from services.runtime.settings import Settings
 from tests.harness import TcpProxy, Ticker, eventually, publish, publish_leads, read_topic, running

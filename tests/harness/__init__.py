@@ -24,11 +24,11 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiosmtpd.controller import Controller
 
 from events import Envelope, JobName, JobStarted, LeadStatus, TickEmitted, Topic, decode, stage_group
+from events.runs import RunRow
 from services.cli.services import build_job_service
 from services.clock.manual import manual_tick
 from services.harvest.normalize import normalise_row
 from services.projector.follow import RunFollower
-from services.projector.rows import RunRow
 from services.projector.service import Projector
 from services.qualify.decide import qualify_lead
 from services.route.decide import pick_segment
@@ -263,37 +263,39 @@ async def publish_leads(settings: Settings, n: int, tag: str) -> set[UUID]:
     return {e.lead.lead_id for e in events}
 
 
-async def committed(settings: Settings) -> dict[int, int]:
-    """The score group's committed offset per partition of leads.new (read only)."""
+@asynccontextmanager
+async def score_group(settings: Settings) -> AsyncIterator[Callable[[int], Awaitable[int]]]:
+    """The score group's committed offset of a leads.new partition, read without joining."""
     topic = Topic.LEADS_NEW.physical(settings.prefix)
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers,
                                 group_id=stage_group(JobName.SCORE, settings.prefix),
                                 enable_auto_commit=False)
     await consumer.start()
+
+    async def offset(partition: int) -> int:
+        return await consumer.committed(TopicPartition(topic, partition)) or 0
+
     try:
-        return {p: await consumer.committed(TopicPartition(topic, p)) or 0
-                for p in range(settings.pipeline.topics.partitions)}
+        yield offset
     finally:
         await consumer.stop()
+
+
+async def committed(settings: Settings) -> dict[int, int]:
+    """The score group's committed offset per partition of leads.new (read only)."""
+    async with score_group(settings) as offset:
+        return {p: await offset(p) for p in range(settings.pipeline.topics.partitions)}
 
 
 async def wait_for_progress(settings: Settings, partitions: list[int],
                             before: dict[int, int]) -> int:
     """Until the score group committed past ``before`` on ``partitions``: how many it did."""
-    topic = Topic.LEADS_NEW.physical(settings.prefix)
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers,
-                                group_id=stage_group(JobName.SCORE, settings.prefix),
-                                enable_auto_commit=False)
-    await consumer.start()
-    try:
+    async with score_group(settings) as offset:
         while True:
-            now = {p: await consumer.committed(TopicPartition(topic, p)) or 0 for p in partitions}
-            done = sum(now[p] - before[p] for p in partitions)
+            done = sum([await offset(p) - before[p] for p in partitions])
             if done > 0:
                 return done
             await asyncio.sleep(0.01)
-    finally:
-        await consumer.stop()
 
 
 async def wait_for_started(settings: Settings, run_id: UUID, part: str) -> None:

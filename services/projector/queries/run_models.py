@@ -8,7 +8,9 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from ..rows import MetricsRow, PartRow, RunRow
+from events.runs import PartRow, RunRow
+
+from ..rows import MetricsRow
 from .common import Conn
 
 
