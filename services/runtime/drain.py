@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -94,16 +95,16 @@ def decide_each(items: Sequence[Inbound],
     return outcomes
 
 
-class PerLeadLogic:
+class PerLeadLogic(ABC):
     """A StageLogic whose leads are decided one by one, with no I/O of its own: subclasses set
     ``job`` and ``accepts`` and write ``decide``."""
 
     job: ClassVar[JobName]
     accepts: ClassVar[tuple[type[LeadEvent], ...]]
 
+    @abstractmethod
     def decide(self, item: Inbound, ctx: RunContext) -> Sequence[Envelope]:
         """The events that one input lead produces."""
-        raise NotImplementedError
 
     async def process(self, items: Sequence[Inbound], ctx: RunContext) -> list[Outcome]:
         return decide_each(items, lambda item: self.decide(item, ctx))

@@ -16,11 +16,9 @@ from aiosmtpd.controller import Controller
 
 from events import JobName, TickEmitted
 from services.clock.manual import manual_tick
-from services.runtime.budget import RunBudget
 from services.runtime.bus import ensure_topics
 from services.runtime.config import JobConfig, StageConfig
 from services.runtime.embedded import free_port
-from services.runtime.runs import RunContext, RunResult
 from services.runtime.service import JobService
 from services.runtime.settings import Settings
 from services.runtime.stack import Stack
@@ -39,6 +37,7 @@ from tests.harness import (
     wait_for_progress,
     wait_for_started,
 )
+from tests.harness.clock import ScriptedExecutor
 from tests.harness.contact import db, routed
 
 
@@ -89,31 +88,13 @@ async def test_sigterm_mid_run_stops_after_the_batch_reports_stopped_and_exits_0
     assert {r["n"] for r in scored} == {1}          # nothing scored twice
 
 
-class Stubborn:
-    """An executor whose run ignores the stop request (stuck in one batch)."""
-
-    def __init__(self) -> None:
-        self.started = asyncio.Event()
-
-    async def start(self) -> None:
-        return None
-
-    async def stop(self) -> None:
-        return None
-
-    async def execute(self, ctx: RunContext, budget: RunBudget, deadline: float) -> RunResult:
-        self.started.set()
-        await asyncio.Event().wait()
-        return RunResult()
-
-
 @pytest.mark.any_broker
 async def test_a_run_stuck_past_the_grace_is_abandoned_and_reported_stopped(
         settings: Settings) -> None:
     settings = settings.using(make_config(
         settings.prefix, stage=StageConfig(batch_size=5, shutdown_grace=timedelta(seconds=1))))
     await ensure_topics(settings.kafka_bootstrap_servers, settings.pipeline.topics)
-    executor = Stubborn()
+    executor = ScriptedExecutor(gate=asyncio.Event())  # never opened: the run ignores the stop
     service = JobService(JobName.SCORE, settings, lambda _: executor)
     await service.start()
     async with Ticker(settings) as ticker:
