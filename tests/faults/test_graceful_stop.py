@@ -28,6 +28,7 @@ from tests.harness import (
     Ticker,
     committed,
     eventually,
+    job_starts,
     make_config,
     project,
     publish,
@@ -35,7 +36,6 @@ from tests.harness import (
     read_models,
     wait_for_group,
     wait_for_progress,
-    wait_for_started,
 )
 from tests.harness.clock import ScriptedExecutor
 from tests.harness.contact import db, routed
@@ -59,10 +59,10 @@ async def test_sigterm_mid_run_stops_after_the_batch_reports_stopped_and_exits_0
         await wait_for_group(settings, {proc.pid})
         async with Ticker(settings) as ticker:
             tick = manual_tick(JobName.SCORE, requested_by="test")
-            started = asyncio.create_task(wait_for_started(settings, tick.tick_id, "s1"))
             before = await committed(settings)
-            await ticker.publish(tick)
-            await asyncio.wait_for(started, 60)
+            async with job_starts(settings) as started:
+                await ticker.publish(tick)
+                await asyncio.wait_for(started(tick.tick_id, "s1"), 60)
             await asyncio.wait_for(wait_for_progress(settings, [0, 1, 2], before), 60)
             proc.send_signal(signal.SIGTERM)
             code = await asyncio.to_thread(proc.wait, 30)

@@ -298,20 +298,34 @@ async def wait_for_progress(settings: Settings, partitions: list[int],
             await asyncio.sleep(0.01)
 
 
-async def wait_for_started(settings: Settings, run_id: UUID, part: str) -> None:
-    """Until ``part`` reported job.started for the run."""
+@asynccontextmanager
+async def job_starts(settings: Settings) -> AsyncIterator[Callable[[UUID, str], Awaitable[None]]]:
+    """A reader of jobs.events, already fetching when the block begins, so a run's start is
+    seen as it happens; yields ``started(run_id, part)``, which returns once that part
+    reported job.started."""
     topic = Topic.JOBS_EVENTS.physical(settings.prefix)
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=settings.kafka_bootstrap_servers,
                                 group_id=None, auto_offset_reset="earliest",
                                 enable_auto_commit=False, fetch_max_wait_ms=20)
     await consumer.start()
+    seen: set[tuple[UUID, str]] = set()
+
+    async def read(timeout_ms: int) -> None:
+        batch = await consumer.getmany(timeout_ms=timeout_ms)
+        for record in (r for records in batch.values() for r in records):
+            event = decode(record.value)
+            if isinstance(event, JobStarted):
+                seen.add((event.run_id, event.part))
+
+    async def started(run_id: UUID, part: str) -> None:
+        while (run_id, part) not in seen:
+            await read(50)
+
     try:
-        while True:
-            batch = await consumer.getmany(timeout_ms=50)
-            for record in (r for records in batch.values() for r in records):
-                event = decode(record.value)
-                if isinstance(event, JobStarted) and event.run_id == run_id and event.part == part:
-                    return
+        while not consumer.assignment():  # assigned and positioned before the caller goes on
+            await read(50)
+        await read(50)
+        yield started
     finally:
         await consumer.stop()
 

@@ -25,6 +25,7 @@ from services.runtime.stack import Stack
 from tests.harness import (
     Ticker,
     committed,
+    job_starts,
     make_config,
     project,
     publish_leads,
@@ -32,7 +33,6 @@ from tests.harness import (
     running,
     wait_for_group,
     wait_for_progress,
-    wait_for_started,
 )
 
 PARTITIONS = 12
@@ -107,9 +107,9 @@ async def test_three_instances_split_the_partitions_and_the_cap_and_survive_a_ki
             mine = await owned_by(settings, procs["s2"].pid)
             before = await committed(settings)
             tick = manual_tick(JobName.SCORE, requested_by="test")
-            started = asyncio.create_task(wait_for_started(settings, tick.tick_id, "s2"))
-            await ticker.publish(tick)
-            await asyncio.wait_for(started, 60)
+            async with job_starts(settings) as started:
+                await ticker.publish(tick)
+                await asyncio.wait_for(started(tick.tick_id, "s2"), 60)
             done = await wait_for_progress(settings, mine, before)
             procs["s2"].kill()
             procs["s2"].wait()
