@@ -32,12 +32,24 @@ INSERT INTO stage_run_budgets (run_id, job, total) VALUES ($1, $2, $3)
 ON CONFLICT (run_id) DO NOTHING
 """
 
+# One statement per claim, under the row's lock. A first claim ($3) is the instance's share and
+# counts its partitions ($4 of $5); a later claim leaves the shares of partitions nobody has
+# claimed yet while the run is younger than the share window ($6 seconds).
 _CLAIM = """
 WITH before AS (
-    SELECT claimed FROM stage_run_budgets WHERE run_id = $1 FOR UPDATE
+    SELECT claimed,
+           GREATEST(total - claimed - CASE
+               WHEN NOT $3 AND partitions_total > partitions_claimed
+                    AND now() < created_at + make_interval(secs => $6)
+               THEN (total * (partitions_total - partitions_claimed) + partitions_total - 1)
+                    / partitions_total
+               ELSE 0 END, 0) AS free
+    FROM stage_run_budgets WHERE run_id = $1 FOR UPDATE
 )
 UPDATE stage_run_budgets AS b
-SET claimed = b.claimed + LEAST($2, b.total - b.claimed)
+SET claimed = b.claimed + LEAST($2, before.free),
+    partitions_claimed = b.partitions_claimed + $4,
+    partitions_total = GREATEST(b.partitions_total, $5)
 FROM before
 WHERE b.run_id = $1
 RETURNING b.claimed - before.claimed
@@ -53,21 +65,38 @@ _REMAINING = "SELECT total - claimed FROM stage_run_budgets WHERE run_id = $1"
 class RunBudget:
     """Claims and releases leads against one run's cap."""
 
-    def __init__(self, pool: asyncpg.Pool, run_id: UUID, job: str, total: int) -> None:
+    #: How long a share stays held for the instance owning its partitions (seconds from the
+    #: run's opening). An instance that reads the tick later than this (stuck, or dead and not yet
+    #: out of its group) finds its share taken by those with work left.
+    SHARE_WINDOW = 10.0
+
+    def __init__(self, pool: asyncpg.Pool, run_id: UUID, job: str, total: int, *,
+                 share_window: float = SHARE_WINDOW) -> None:
         self._pool = pool
         self.run_id = run_id
         self.job = job
         self.total = total
+        self.share_window = share_window
 
     async def open(self) -> None:
         """Create the run's row unless another instance did (the first tick reader sets the cap)."""
         await self._pool.execute(_OPEN, self.run_id, self.job, self.total)
 
+    async def claim_share(self, mine: int, partitions: int) -> int:
+        """An instance's first claim: the share of its ``mine`` partitions out of ``partitions``."""
+        return await self._claim(first_claim(self.total, mine, partitions), True,
+                                 max(mine, 0), max(partitions, 0))
+
     async def claim(self, wanted: int) -> int:
-        """Take up to ``wanted`` leads from the budget; 0 means the run's cap is reached."""
+        """Take up to ``wanted`` leads, leaving the shares still held for late instances; 0 means
+        the cap is reached (or all that is left is held)."""
+        return await self._claim(wanted, False, 0, 0)
+
+    async def _claim(self, wanted: int, first: bool, mine: int, partitions: int) -> int:
         if wanted <= 0:
             return 0
-        granted = await self._pool.fetchval(_CLAIM, self.run_id, wanted)
+        granted = await self._pool.fetchval(_CLAIM, self.run_id, wanted, first, mine, partitions,
+                                            float(self.share_window))
         return int(granted or 0)
 
     async def release(self, unused: int) -> None:

@@ -34,7 +34,7 @@ from events import (
 )
 
 from . import kafka_clients
-from .budget import RunBudget, first_claim, later_claim
+from .budget import RunBudget, later_claim
 from .bus import Publisher
 from .config import StageConfig
 from .dead_letters import dead_letter
@@ -297,22 +297,19 @@ class TopicDrainer:
             await budget.release(granted)
 
     async def _claim(self, budget: RunBudget, claims_made: int) -> int:
-        granted = await budget.claim(self._claim_size(budget.total, claims_made))
-        if granted or claims_made == 0 or len(self.consumer.assignment()) >= self.partitions_total():
+        if claims_made == 0:
+            return await budget.claim_share(len(self.consumer.assignment()), self.partitions_total())
+        size = later_claim(budget.total, self.partitions_total(), self.stage.batch_size)
+        granted = await budget.claim(size)
+        if granted or len(self.consumer.assignment()) >= self.partitions_total():
             return granted
         # The cap looks used up, but peers give back what they claimed and did not need as
         # soon as they are caught up: wait briefly for that while this instance has work left.
         give_up = time.monotonic() + self.RELEASE_GRACE
         while not granted and time.monotonic() < give_up and not await self._caught_up():
             await asyncio.sleep(0.1)
-            granted = await budget.claim(self._claim_size(budget.total, claims_made))
+            granted = await budget.claim(size)
         return granted
-
-    def _claim_size(self, total: int, claims_made: int) -> int:
-        partitions = self.partitions_total()
-        if claims_made == 0:
-            return first_claim(total, len(self.consumer.assignment()), partitions)
-        return later_claim(total, partitions, self.stage.batch_size)
 
     async def _poll(self, wanted: int, served: Counter[TopicPartition]) -> list[ConsumerRecord]:
         """Up to ``wanted`` records. A full batch comes from whichever partitions have data; a

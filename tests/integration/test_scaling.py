@@ -98,7 +98,8 @@ async def test_three_instances_split_the_partitions_and_the_cap_and_survive_a_ki
             parts = ticker.follower.parts[first.run_id]
             assert (first.status, first.parts, first.partitions_covered) == ("completed", 3, 12)
             assert first.leads_processed == cap
-            assert all(p.leads_processed > 0 for p in parts.values()), parts  # nobody starved
+            shares = {name: p.leads_processed for name, p in parts.items()}
+            assert all(shares.values()), shares  # nobody starved, even one late to read the tick
             assert first.backlog == total - cap
             runs.append(first)
 
