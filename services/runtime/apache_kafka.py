@@ -95,8 +95,11 @@ def classpath(version: str = KAFKA_VERSION, say: Callable[[str], None] | None = 
 
 
 def cluster_id() -> str:
-    """A KRaft cluster id: a random UUID in Kafka's URL-safe base64 form."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+    """A KRaft cluster id: a random UUID in Kafka's URL-safe base64 form, never starting with
+    '-' (the storage tool would read it as an option; Kafka's Uuid.randomUuid() draws again too)."""
+    while (cid := base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()).startswith("-"):
+        pass
+    return cid
 
 
 @dataclass
