@@ -1,8 +1,8 @@
 """`leadflow bench scale`: one stage's throughput with 1, 2 and 4 instances on the same backlog.
 
 Each trial gets fresh topics holding the same leads (so every trial drains the same backlog),
-starts N `leadflow run <job>` processes (score, or contact in proof mode over routed leads)
-with distinct instance ids, waits until they split the
+starts N `leadflow run <job>` processes (score, qualify, route, or contact in proof mode,
+each over its input events) with distinct instance ids, waits until they split the
 partitions, sends one manual tick whose cap covers the whole backlog, and measures that run:
 leads processed / run duration (first part started to last part completed).
 """
@@ -24,7 +24,9 @@ from events import (
     JobName,
     Lead,
     LeadCreated,
+    LeadQualified,
     LeadRouted,
+    LeadScored,
     LeadStatus,
     Qualification,
     ScoreCard,
@@ -39,8 +41,8 @@ from ..runtime.settings import Settings
 from ..runtime.stack import Stack
 from .workspace import wait_owned
 
-#: The jobs a trial can scale, and the backlog each drains.
-JOBS = (JobName.SCORE, JobName.CONTACT)
+#: The jobs a trial can scale (each drains a backlog of its input events).
+JOBS = (JobName.SCORE, JobName.QUALIFY, JobName.ROUTE, JobName.CONTACT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,21 +73,33 @@ def backlog(n: int, tenant: str = "bench") -> list[Envelope]:
     return events
 
 
-def routed_backlog(n: int, tenant: str) -> list[Envelope]:
-    """``backlog``'s leads, scored, qualified and routed: contact's input. Contact keeps
-    state per lead, so each trial needs leads of its own (its own ``tenant``)."""
+#: Each stage's input: the event class and the lead's status when it arrives.
+_INPUTS: dict[JobName, tuple[type[LeadScored | LeadQualified | LeadRouted], LeadStatus, int]] = {
+    JobName.QUALIFY: (LeadScored, LeadStatus.SCORED, 2),
+    JobName.ROUTE: (LeadQualified, LeadStatus.QUALIFIED, 3),
+    JobName.CONTACT: (LeadRouted, LeadStatus.ROUTED, 4),
+}
+
+
+def input_backlog(job: JobName, n: int, tenant: str) -> list[Envelope]:
+    """``backlog``'s leads as ``job`` receives them (scored for qualify, qualified for route,
+    routed for contact). Route and contact keep state per lead, so each trial gets leads of
+    its own (its own ``tenant``)."""
+    if job not in _INPUTS:
+        return backlog(n, tenant)
+    cls, status, version = _INPUTS[job]
     events: list[Envelope] = []
     for created in backlog(n, tenant):
         assert isinstance(created, LeadCreated)
         lead = created.lead.evolve(
-            status=LeadStatus.ROUTED, version=4,
+            status=status, version=version,
             score=ScoreCard(value=80, factors={"industry": 30}, model_version="bench"),
-            qualification=Qualification(qualified=True),
-            route=Assignment(segment="bench", sequence_id="standard", owner="bench"))
-        events.append(LeadRouted(event_id=ids.event_id(lead.lead_id, "lead.routed"),
-                                 occurred_at=created.occurred_at,
-                                 recorded_at=created.recorded_at, tenant_id=lead.tenant_id,
-                                 lead=lead))
+            qualification=Qualification(qualified=True) if version >= 3 else None,
+            route=Assignment(segment="bench", sequence_id="standard", owner="bench")
+            if version >= 4 else None)
+        events.append(cls(event_id=ids.event_id(lead.lead_id, cls.model_fields["type"].default),
+                          occurred_at=created.occurred_at, recorded_at=created.recorded_at,
+                          tenant_id=lead.tenant_id, lead=lead))
     return events
 
 
@@ -137,8 +151,8 @@ async def bench_scale(settings: Settings, say: Console, *, leads: int, counts: S
     shared = backlog(leads)
     workdir = Path(tempfile.mkdtemp(prefix="leadflow-bench-scale-"))
     results = [await trial(settings, config, job,
-                           routed_backlog(leads, f"bench-x{n}") if job is JobName.CONTACT
-                           else shared, n, workdir, say)
+                           shared if job is JobName.SCORE else input_backlog(job, leads, f"bench-x{n}"),
+                           n, workdir, say)
                for n in counts]
     base = next((t.rate for t in results if t.instances == 1), results[0].rate)
     table = Table(title=f"{job.value}: one run over the same {leads:,}-lead backlog")

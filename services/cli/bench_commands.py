@@ -64,8 +64,8 @@ def bench_scale_command(
     leads: Annotated[int, typer.Option(min=1, help="Backlog each trial drains.")] = 20_000,
     instances: Annotated[str, typer.Option(help="Instance counts to compare, comma-separated.")
                          ] = "1,2,4",
-    job: Annotated[str, typer.Option(help="The stage to scale: score, or contact (proof mode).")
-                   ] = "score",
+    job: Annotated[str, typer.Option(
+        help="The stage to scale: score, qualify, route, or contact (proof mode).")] = "score",
     config: ConfigOption = None,
 ) -> None:
     """Throughput of a stage with 1, 2 and 4 instances on the same backlog, side by side."""
