@@ -9,62 +9,82 @@ from uuid import UUID
 
 import asyncpg
 
+from ..runtime.config import Segment
+from .decide import assign
+
 
 @dataclass(frozen=True, slots=True)
 class Slot:
-    """A lead's place in its segment's rotation."""
+    """A lead's place in its segment's rotation, and the owner stored with it."""
 
     segment: str
     seq: int
+    owner: str
 
 
-async def existing(pool: asyncpg.Pool, lead_ids: Sequence[UUID]) -> dict[UUID, Slot]:
-    rows = await pool.fetch(
-        "SELECT lead_id, segment, seq FROM route_assignments WHERE lead_id = ANY($1::uuid[])",
-        list(lead_ids))
-    return {r["lead_id"]: Slot(r["segment"], r["seq"]) for r in rows}
+_EXISTING = """
+SELECT lead_id, segment, seq, owner FROM route_assignments WHERE lead_id = ANY($1::uuid[])
+"""
+
+# One statement for every (tenant, segment) of a batch, in one sorted order so instances
+# never deadlock on the counter rows; returns where each range ends.
+_BUMP = """
+INSERT INTO route_counters (tenant_id, segment, next_seq)
+SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[])
+ON CONFLICT (tenant_id, segment) DO UPDATE SET next_seq = route_counters.next_seq + EXCLUDED.next_seq
+RETURNING tenant_id, segment, next_seq
+"""
+
+# Without a transaction around the two: a crash between them leaves a gap in a rotation
+# (a position nobody holds), never two leads on one position.
+_ASSIGN = """
+INSERT INTO route_assignments (lead_id, tenant_id, segment, seq, owner)
+SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bigint[], $5::text[])
+ON CONFLICT (lead_id) DO UPDATE
+SET segment = EXCLUDED.segment, seq = EXCLUDED.seq, owner = EXCLUDED.owner
+"""
 
 
-async def allocate(pool: asyncpg.Pool, wanted: Sequence[tuple[UUID, str, str]]) -> dict[UUID, Slot]:
+async def allocate(pool: asyncpg.Pool,
+                   wanted: Sequence[tuple[UUID, str, Segment]]) -> dict[UUID, Slot]:
     """Give each (lead, tenant, segment) the next positions of its segment, in input order.
 
     Leads that already hold a position in the same segment keep it, so a redelivery or a
-    replay routes them to the same owner.
+    replay routes them to the same owner. Three statements per batch, whatever its segments.
     """
     if not wanted:
         return {}
-    slots = await existing(pool, [w[0] for w in wanted])
+    rows = await pool.fetch(_EXISTING, list({w[0] for w in wanted}))
+    slots = {r["lead_id"]: Slot(r["segment"], r["seq"], r["owner"]) for r in rows}
     todo: dict[tuple[str, str], list[UUID]] = defaultdict(list)
+    segments: dict[str, Segment] = {}
     for lead_id, tenant, segment in wanted:
         held = slots.get(lead_id)
-        queue = todo[(tenant, segment)]
-        if (held is None or held.segment != segment) and lead_id not in queue:
+        queue = todo[(tenant, segment.name)]
+        segments[segment.name] = segment
+        if (held is None or held.segment != segment.name) and lead_id not in queue:
             queue.append(lead_id)
-    async with pool.acquire() as conn, conn.transaction():
-        for (tenant, segment), leads in todo.items():
-            if not leads:
-                continue
-            start = await conn.fetchval(
-                """
-                INSERT INTO route_counters (tenant_id, segment, next_seq) VALUES ($1, $2, $3)
-                ON CONFLICT (tenant_id, segment)
-                DO UPDATE SET next_seq = route_counters.next_seq + EXCLUDED.next_seq
-                RETURNING next_seq - $3
-                """,
-                tenant, segment, len(leads))
-            for offset, lead_id in enumerate(leads):
-                slots[lead_id] = Slot(segment, start + offset)
-            await conn.execute(
-                """
-                INSERT INTO route_assignments (lead_id, tenant_id, segment, seq, owner)
-                SELECT l, $2, $3, s, '' FROM unnest($1::uuid[], $4::bigint[]) AS u(l, s)
-                ON CONFLICT (lead_id) DO UPDATE SET segment = EXCLUDED.segment, seq = EXCLUDED.seq
-                """,
-                leads, tenant, segment, [slots[lead].seq for lead in leads])
+    keys = sorted(k for k, leads in todo.items() if leads)
+    if not keys:
+        return slots
+    ends = await pool.fetch(_BUMP, [k[0] for k in keys], [k[1] for k in keys],
+                            [len(todo[k]) for k in keys])
+    new: list[tuple[UUID, str, str, int, str]] = []
+    for row in ends:
+        key = (row["tenant_id"], row["segment"])
+        leads = todo[key]
+        start = row["next_seq"] - len(leads)
+        for offset, lead_id in enumerate(leads):
+            seq = start + offset
+            owner = assign(segments[key[1]], seq).owner
+            slots[lead_id] = Slot(key[1], seq, owner)
+            new.append((lead_id, key[0], key[1], seq, owner))
+    await pool.execute(_ASSIGN, *(list(column) for column in zip(*new, strict=True)))
     return slots
 
 
 async def record_owners(pool: asyncpg.Pool, owners: dict[UUID, str]) -> None:
+    """Store owners that differ from the stored ones (the segment's owners list changed)."""
     if owners:
         await pool.execute(
             """

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import ClassVar
+from uuid import UUID
 
 import asyncpg
 
@@ -24,13 +25,15 @@ class RouteLogic:
     def __init__(self, config: RouteConfig, pool: asyncpg.Pool) -> None:
         self.config = config
         self.pool = pool
+        self._slots: dict[UUID, assignments.Slot] = {}  # the batch's, for published()
 
     async def process(self, items: Sequence[Inbound], ctx: RunContext) -> list[Outcome]:
         leads = [item.event.lead for item in items if isinstance(item.event, LeadEvent)]
         segments = {lead.lead_id: pick_segment(lead, self.config.segments) for lead in leads}
         with translated("route assignments"):
-            slots = await assignments.allocate(self.pool, [
-                (lead.lead_id, lead.tenant_id, segments[lead.lead_id].name) for lead in leads])
+            self._slots = await assignments.allocate(self.pool, [
+                (lead.lead_id, lead.tenant_id, segments[lead.lead_id]) for lead in leads])
+        slots = self._slots
 
         def decide(item: Inbound) -> list[LeadRouted]:
             event = item.event
@@ -44,9 +47,13 @@ class RouteLogic:
         return decide_each(items, decide)
 
     async def published(self, outcomes: Sequence[Outcome], ctx: RunContext) -> None:
-        owners = {}
+        # Owners are stored with the positions; only a lead whose segment's owners changed
+        # since (new rules, a replay) has a different one to record.
+        changed = {}
         for outcome in outcomes:
             for event in outcome.events:
                 if isinstance(event, LeadRouted) and event.lead.route is not None:
-                    owners[event.lead.lead_id] = event.lead.route.owner
-        await assignments.record_owners(self.pool, owners)
+                    slot = self._slots.get(event.lead.lead_id)
+                    if slot is None or slot.owner != event.lead.route.owner:
+                        changed[event.lead.lead_id] = event.lead.route.owner
+        await assignments.record_owners(self.pool, changed)
