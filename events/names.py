@@ -64,6 +64,9 @@ STAGE_INPUTS: dict[JobName, tuple[Topic, ...]] = {
     JobName.RETENTION: (),
 }
 
+#: The stages that drain an input topic, in pipeline order (harvest reads files).
+TOPIC_STAGES: tuple[JobName, ...] = tuple(job for job in PIPELINE if STAGE_INPUTS[job])
+
 
 def stage_group(job: JobName, prefix: str = "") -> str:
     """Consumer group that shares a stage's input partitions between its instances."""

@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from events import (
+    TOPIC_STAGES,
     Assignment,
     Envelope,
     JobName,
@@ -42,7 +43,7 @@ from ..runtime.stack import Stack
 from .workspace import wait_owned
 
 #: The jobs a trial can scale (each drains a backlog of its input events).
-JOBS = (JobName.SCORE, JobName.QUALIFY, JobName.ROUTE, JobName.CONTACT)
+JOBS = TOPIC_STAGES
 
 
 @dataclass(frozen=True, slots=True)

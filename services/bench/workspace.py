@@ -15,7 +15,7 @@ from datetime import time as clock_time
 from pathlib import Path
 from typing import Any
 
-from events import PIPELINE, STAGE_INPUTS, JobName
+from events import STAGE_INPUTS, TOPIC_STAGES, JobName
 
 from ..runtime import instances
 from ..runtime.config import load_config
@@ -27,7 +27,7 @@ from ..runtime.stack import Stack
 from .clock import dsn_for
 
 #: The stage jobs the benchmark runs, in pipeline order (harvest is replaced by the import).
-STAGE_JOBS: tuple[JobName, ...] = tuple(job for job in PIPELINE if STAGE_INPUTS[job])
+STAGE_JOBS = TOPIC_STAGES
 
 
 def bench_config(user: dict[str, Any], leads: int) -> dict[str, Any]:

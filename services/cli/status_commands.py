@@ -12,13 +12,10 @@ from aiokafka.errors import KafkaError
 from rich.console import Console
 from rich.table import Table
 
-from events import STAGE_INPUTS, JobName, LeadflowError
+from events import STAGE_INPUTS, TOPIC_STAGES, LeadflowError
 
 from ..runtime.settings import Settings
 from .common import ConfigOption, console, run_async, settings_for
-
-#: Stages that drain an input topic (harvest reads files).
-TOPIC_STAGES = (JobName.SCORE, JobName.QUALIFY, JobName.ROUTE, JobName.CONTACT)
 
 
 def suggest_instances(backlog: int | None, cap: int, rate_per_instance: float | None,
