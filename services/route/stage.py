@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import ClassVar
-from uuid import UUID
 
 import asyncpg
 
@@ -25,15 +24,13 @@ class RouteLogic:
     def __init__(self, config: RouteConfig, pool: asyncpg.Pool) -> None:
         self.config = config
         self.pool = pool
-        self._slots: dict[UUID, assignments.Slot] = {}  # the batch's, for published()
 
     async def process(self, items: Sequence[Inbound], ctx: RunContext) -> list[Outcome]:
         leads = [item.event.lead for item in items if isinstance(item.event, LeadEvent)]
         segments = {lead.lead_id: pick_segment(lead, self.config.segments) for lead in leads}
         with translated("route assignments"):
-            self._slots = await assignments.allocate(self.pool, [
+            slots = await assignments.allocate(self.pool, [
                 (lead.lead_id, lead.tenant_id, segments[lead.lead_id]) for lead in leads])
-        slots = self._slots
 
         def decide(item: Inbound) -> list[LeadRouted]:
             event = item.event
@@ -44,16 +41,15 @@ class RouteLogic:
             return [transition(LeadRouted, event, at=ctx.at, correlation_id=ctx.run_id,
                                replay_id=ctx.replay_id or event.replay_id, route=route)]
 
-        return decide_each(items, decide)
+        outcomes = decide_each(items, decide)
+        # Owners are stored with the positions; only a lead whose segment's owners changed
+        # since its position was taken (new rules, a replay) has another one to record.
+        changed = {e.lead.lead_id: e.lead.route.owner for o in outcomes for e in o.events
+                   if isinstance(e, LeadRouted) and e.lead.route is not None
+                   and slots[e.lead.lead_id].owner != e.lead.route.owner}
+        with translated("route assignments"):
+            await assignments.record_owners(self.pool, changed)
+        return outcomes
 
     async def published(self, outcomes: Sequence[Outcome], ctx: RunContext) -> None:
-        # Owners are stored with the positions; only a lead whose segment's owners changed
-        # since (new rules, a replay) has a different one to record.
-        changed = {}
-        for outcome in outcomes:
-            for event in outcome.events:
-                if isinstance(event, LeadRouted) and event.lead.route is not None:
-                    slot = self._slots.get(event.lead.lead_id)
-                    if slot is None or slot.owner != event.lead.route.owner:
-                        changed[event.lead.lead_id] = event.lead.route.owner
-        await assignments.record_owners(self.pool, changed)
+        return None
