@@ -16,11 +16,12 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import asyncpg
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
 from services.runtime.apache_kafka import ApacheKafka
-from services.runtime.db import connect, quote_ident
+from services.runtime.db import connect, create_pool, quote_ident
 from services.runtime.embedded import EmbeddedPostgres, TansuBroker
 from services.runtime.migrations import migrate
 from services.runtime.settings import Settings
@@ -140,6 +141,16 @@ async def database(admin_dsn: str, template_db: str) -> AsyncIterator[str]:
     yield dsn_for(admin_dsn, name)
     async with connect(admin_dsn) as conn:
         await conn.execute(f"DROP DATABASE IF EXISTS {quote_ident(name)} WITH (FORCE)")
+
+
+@pytest.fixture
+async def pool(database: str) -> AsyncIterator[asyncpg.Pool]:
+    """An asyncpg pool on this test's database (for tests of one table's owner module)."""
+    pool = await create_pool(database)
+    try:
+        yield pool
+    finally:
+        await pool.close()
 
 
 @pytest.fixture

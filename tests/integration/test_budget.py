@@ -4,24 +4,12 @@ share, and a share stays held for its owner while the owner is late to read the 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 
 import asyncpg
-import pytest
 
 from services.runtime.budget import RunBudget
-from services.runtime.db import create_pool
 
 CAP, PARTITIONS = 600, 12
-
-
-@pytest.fixture
-async def pool(database: str) -> AsyncIterator[asyncpg.Pool]:
-    pool = await create_pool(database)
-    try:
-        yield pool
-    finally:
-        await pool.close()
 
 
 async def opened(pool: asyncpg.Pool, *, window: float) -> RunBudget:

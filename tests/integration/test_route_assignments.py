@@ -4,27 +4,15 @@ input order, kept on redelivery, the owner stored as the rotation gives it."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 
 import asyncpg
-import pytest
 
 from services.route import assignments
 from services.route.decide import assign
 from services.runtime.config import Segment
-from services.runtime.db import create_pool
 
 EAST = Segment(name="east", sequence="standard", owners=("ann", "bob", "cy"))
 WEST = Segment(name="west", sequence="standard", owners=("dee", "eve"))
-
-
-@pytest.fixture
-async def pool(database: str) -> AsyncIterator[asyncpg.Pool]:
-    pool = await create_pool(database)
-    try:
-        yield pool
-    finally:
-        await pool.close()
 
 
 async def stored(pool: asyncpg.Pool) -> dict[uuid.UUID, tuple[str, str, int, str]]:
