@@ -1,6 +1,7 @@
 """`leadflow bench scale`: one stage's throughput with 1, 2 and 4 instances on the same backlog.
 
-Each trial gets fresh topics holding the same leads (so every trial drains the same backlog),
+Each trial gets fresh topics holding the same backlog (the same leads under a tenant of its
+own, since route and contact keep state per lead),
 starts N `leadflow run <job>` processes (score, qualify, route, or contact in proof mode,
 each over its input events) with distinct instance ids, waits until they split the
 partitions, sends one manual tick whose cap covers the whole backlog, and measures that run:
@@ -83,9 +84,9 @@ _INPUTS: dict[JobName, tuple[type[LeadScored | LeadQualified | LeadRouted], Lead
 
 
 def input_backlog(job: JobName, n: int, tenant: str) -> list[Envelope]:
-    """``backlog``'s leads as ``job`` receives them (scored for qualify, qualified for route,
-    routed for contact). Route and contact keep state per lead, so each trial gets leads of
-    its own (its own ``tenant``)."""
+    """``backlog``'s leads as ``job`` receives them (new for score, scored for qualify,
+    qualified for route, routed for contact). Route and contact keep state per lead, so each
+    trial gets leads of its own (its own ``tenant``)."""
     if job not in _INPUTS:
         return backlog(n, tenant)
     cls, status, version = _INPUTS[job]
@@ -149,11 +150,9 @@ async def trial(settings: Settings, config: Path | None, job: JobName, events: S
 async def bench_scale(settings: Settings, say: Console, *, leads: int, counts: Sequence[int],
                       config: Path | None, job: JobName = JobName.SCORE) -> list[Trial]:
     """Run every trial in turn and print them side by side."""
-    shared = backlog(leads)
     workdir = Path(tempfile.mkdtemp(prefix="leadflow-bench-scale-"))
-    results = [await trial(settings, config, job,
-                           shared if job is JobName.SCORE else input_backlog(job, leads, f"bench-x{n}"),
-                           n, workdir, say)
+    results = [await trial(settings, config, job, input_backlog(job, leads, f"bench-x{n}"), n,
+                           workdir, say)
                for n in counts]
     base = next((t.rate for t in results if t.instances == 1), results[0].rate)
     table = Table(title=f"{job.value}: one run over the same {leads:,}-lead backlog")
