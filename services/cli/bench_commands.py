@@ -26,8 +26,11 @@ async def with_servers(config: Path | None, body: Callable[[Settings], Awaitable
                        say: Console, broker: str = LocalBroker.TANSU.value) -> None:
     """Run ``body`` against DATABASE_URL / KAFKA_BOOTSTRAP_SERVERS, or embedded servers (the
     local ``broker``: tansu or kafka)."""
+    from ..bench.workspace import postgres_settings
+
     workdir = Path(tempfile.mkdtemp(prefix="leadflow-bench-"))
-    stack = Stack(config=config, services=(), workdir=workdir, broker_kind=broker)
+    stack = Stack(config=config, services=(), workdir=workdir, broker_kind=broker,
+                  postgres_settings=postgres_settings())
     done = False
     try:
         await stack.start_servers(say=say.print)

@@ -38,6 +38,8 @@ class Stack:
     bootstrap: str | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
     broker_kind: str = "tansu"
+    #: postgresql.conf settings for the embedded Postgres (ignored with DATABASE_URL).
+    postgres_settings: dict[str, str] = field(default_factory=dict)
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     _pg: EmbeddedPostgres | None = None
     _broker: TansuBroker | ApacheKafka | None = None
@@ -64,7 +66,7 @@ class Stack:
         self.database_url = self.database_url or os.environ.get("DATABASE_URL") or None
         self.bootstrap = self.bootstrap or os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or None
         if self.database_url is None:
-            self._pg = EmbeddedPostgres()
+            self._pg = EmbeddedPostgres(server_settings=self.postgres_settings)
             await asyncio.to_thread(self._pg.start)
             await ensure_database(self._pg.uri("postgres"), "leadflow")
             self.database_url = self._pg.uri("leadflow")
