@@ -114,11 +114,26 @@ class _Window:
         return time.monotonic() - self.read_at > self.outbox.config.control_window.total_seconds()
 
     async def read(self) -> None:
+        """Read the control tables while the feed catches up with the control topic's end.
+
+        The mark is taken first, so an event the table read missed (applied during it) is in
+        ``feed.since(mark)``, which every send applies on top of the tables. One round trip to
+        the broker and one to Postgres per window, at the same time instead of one after the
+        other."""
         feed = self.outbox.feed
-        if feed is not None:
-            await feed.sync(self.outbox.config.control_sync_timeout.total_seconds())
+        if feed is None:
+            self.snapshot = await controls.snapshot(self.outbox.pool, self.leads)
+        else:
             self.mark = feed.mark()
-        self.snapshot = await controls.snapshot(self.outbox.pool, self.leads)
+            synced = asyncio.ensure_future(
+                feed.sync(self.outbox.config.control_sync_timeout.total_seconds()))
+            try:
+                self.snapshot = await controls.snapshot(self.outbox.pool, self.leads)
+            except BaseException:
+                synced.cancel()
+                await asyncio.gather(synced, return_exceptions=True)
+                raise
+            await synced
         self.read_at = time.monotonic()
         self.reads += 1
 
