@@ -143,10 +143,12 @@ class Projector:
             # silently reset to the start.
             enable_auto_commit=False, auto_offset_reset="none", client_id="leadflow-projector",
             max_poll_records=self.batch_size, fetch_max_wait_ms=200,
-            # Bounded fetch buffers and batches of 3,000 keep the peak RSS at ~145 MB over a
-            # backlog of any size (5,000 and 4 MB per partition peaked at 175 MB+), at the
-            # same rate (leadflow bench pipeline, docs/performance.md).
-            max_partition_fetch_bytes=1024 * 1024, fetch_max_bytes=16 * 1024 * 1024)
+            # The consumer buffers up to max_partition_fetch_bytes for each of the ~100
+            # partitions it reads: at 1 MB those buffers held 69 MiB of a 194 MiB peak RSS
+            # (tracemalloc, in the pipeline). At 256 KB the peak is 146 MiB, at the same rate
+            # (leadflow bench pipeline, docs/performance.md); batches of 3,000 decoded events,
+            # two in flight, hold ~40 MiB more.
+            max_partition_fetch_bytes=256 * 1024, fetch_max_bytes=16 * 1024 * 1024)
         try:
             await self.consumer.start()
         except KafkaError as exc:
