@@ -21,7 +21,7 @@ from rich.console import Console
 from events import LeadContacted, LeadCreated, LeadStatus
 from events.state_machine import event_type
 
-from ..projector.fold import FIRST_CONTACT
+from ..projector.fold import FIRST_CONTACT, entered
 from ..runtime.bus import ensure_topics
 from ..runtime.db import READ_SCHEMA, create_pool
 from ..runtime.errors import InfrastructureError
@@ -49,7 +49,7 @@ FROM (SELECT extract(epoch FROM done.recorded_at - created.recorded_at) AS secon
 # counters (a few rows). Counting the leads table instead scans every lead on each poll, a
 # cost that grows with the run and competes with the product for the same cores.
 _FINAL_SO_FAR = "SELECT coalesce(sum(count), 0)::bigint FROM pipeline_daily WHERE metric = ANY($1)"
-_FINAL_METRICS = [FIRST_CONTACT, f"entered:{LeadStatus.REJECTED.value}"]
+_FINAL_METRICS = [FIRST_CONTACT, entered(LeadStatus.REJECTED)]
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,7 @@ from events import (
     LeadContacted,
     LeadEvent,
     LeadRejected,
+    LeadStatus,
     RunStatus,
     TickEmitted,
     Topic,
@@ -37,6 +38,11 @@ from .rows import MetricsRow
 ALL_TENANTS = "*"
 #: pipeline_daily metric of leads sent their first step (entered:CONTACTED counts every step).
 FIRST_CONTACT = "contacted:first_step"
+
+
+def entered(status: LeadStatus) -> str:
+    """The pipeline_daily metric of leads entering ``status``."""
+    return f"entered:{status.value}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,7 +156,7 @@ def _fold_lead(item: Positioned, event: LeadEvent, versions: dict[UUID, int], kn
     changes.lead_events.append(item)
     lead = event.lead
     day = event.occurred_at.date()
-    changes.daily[(day, lead.tenant_id, lead.campaign_id, f"entered:{lead.status.value}")] += 1
+    changes.daily[(day, lead.tenant_id, lead.campaign_id, entered(lead.status))] += 1
     if isinstance(event, LeadRejected):
         for reason in event.reasons:
             changes.daily[(day, lead.tenant_id, lead.campaign_id, f"rejected:{reason}")] += 1

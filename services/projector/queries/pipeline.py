@@ -8,15 +8,15 @@ from typing import Any
 
 from events import LeadStatus
 
-from ..fold import FIRST_CONTACT
+from ..fold import FIRST_CONTACT, entered
 from .common import Conn
 
 #: Stage pairs whose daily flows give a conversion ratio (to / from, in percent).
 CONVERSIONS: tuple[tuple[str, str, str], ...] = (
-    ("scored", f"entered:{LeadStatus.NEW.value}", f"entered:{LeadStatus.SCORED.value}"),
-    ("qualified", f"entered:{LeadStatus.SCORED.value}", f"entered:{LeadStatus.QUALIFIED.value}"),
-    ("routed", f"entered:{LeadStatus.QUALIFIED.value}", f"entered:{LeadStatus.ROUTED.value}"),
-    ("contacted", f"entered:{LeadStatus.ROUTED.value}", FIRST_CONTACT),
+    ("scored", entered(LeadStatus.NEW), entered(LeadStatus.SCORED)),
+    ("qualified", entered(LeadStatus.SCORED), entered(LeadStatus.QUALIFIED)),
+    ("routed", entered(LeadStatus.QUALIFIED), entered(LeadStatus.ROUTED)),
+    ("contacted", entered(LeadStatus.ROUTED), FIRST_CONTACT),
 )
 
 
@@ -34,11 +34,11 @@ def conversions(metrics: dict[str, int]) -> dict[str, float | None]:
 
 def report_row(day: date, tenant: str, campaign: str, metrics: dict[str, int]) -> dict[str, Any]:
     """One day of one campaign: entered per status, rejections per reason, conversions."""
-    entered = {s.value: metrics.get(f"entered:{s.value}", 0) for s in LeadStatus}
+    per_status = {s.value: metrics.get(entered(s), 0) for s in LeadStatus}
     rejected = {m.partition(":")[2]: n for m, n in sorted(metrics.items())
                 if m.startswith("rejected:")}
     return {"day": day.isoformat(), "tenant_id": tenant, "campaign_id": campaign,
-            "entered": entered, "first_contacts": metrics.get(FIRST_CONTACT, 0),
+            "entered": per_status, "first_contacts": metrics.get(FIRST_CONTACT, 0),
             "rejected": rejected, "conversion_pct": conversions(metrics)}
 
 
