@@ -2,7 +2,8 @@
 
 Between runs the consumer keeps polling with every partition paused, so it stays in its group
 without consuming. A run resumes the partitions, takes at most the run's budget in batches
-(decode once, decide, publish the batch, await the acks, commit), and pauses them again.
+(decode once, decide, publish the batch, await the acks, commit; the next batch is decided
+while one is published), and pauses them again.
 A lead whose processing keeps failing goes to leads.dlq; the run goes on.
 """
 
@@ -16,6 +17,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar, Protocol
+from uuid import UUID
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
@@ -130,14 +132,36 @@ class _Rebalance(ConsumerRebalanceListener):
         self.drainer = drainer
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        # Let the batch in flight finish and commit before its partitions move elsewhere.
+        # Let the batches in flight finish and commit before their partitions move elsewhere.
         async with self.drainer.batch_lock:
-            pass
+            await self.drainer.settled()
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         if not self.drainer.running:
             self.drainer.consumer.pause(*assigned)
         self.drainer.seen_partitions.update(assigned)
+
+
+@dataclass(frozen=True, slots=True)
+class _Processed:
+    """A batch decided: the outcomes to report once published, and what to publish."""
+
+    batch: list[ConsumerRecord]
+    done: list[Outcome]
+    dead: list[DeadLettered]
+
+    @property
+    def outputs(self) -> list[Envelope]:
+        return [e for outcome in self.done for e in outcome.events]
+
+
+@dataclass(frozen=True, slots=True)
+class _Finishing:
+    """A processed batch being published, reported and committed in the background."""
+
+    batch: list[ConsumerRecord]
+    event_ids: frozenset[UUID]
+    task: asyncio.Task[None]
 
 
 @dataclass(slots=True)
@@ -179,6 +203,7 @@ class TopicDrainer:
         self._idle_task: asyncio.Task[None] | None = None
         self._consumer: AIOKafkaConsumer | None = None
         self._rotation = 0
+        self._finishing: _Finishing | None = None
 
     @property
     def consumer(self) -> AIOKafkaConsumer:
@@ -266,6 +291,10 @@ class TopicDrainer:
 
     async def _drain(self, ctx: RunContext, budget: RunBudget, deadline: float,
                      tally: _Tally) -> bool:
+        """Take batches until the budget, the backlog or the time is used up. A batch is
+        published, reported and committed in the background while the next one is decided, so
+        the broker's acknowledgement and the commit do not hold up the work; one batch at a
+        time is in flight, and batches are committed in order."""
         granted, empty_polls, claims = 0, 0, 0
         served: Counter[TopicPartition] = Counter()
         try:
@@ -288,13 +317,50 @@ class TopicDrainer:
                     # Records of partitions revoked since the poll are the new owner's to redo.
                     batch = self._still_assigned(batch)
                     try:
-                        await self._process_batch(batch, ctx, tally)
+                        processed = await self._process_batch(batch, ctx)
                     except BaseException:
                         self._rewind(batch)
+                        await self._settle(also_rewind=batch)
                         raise
+                    before = self._finishing
+                    await self._settle(also_rewind=batch)
+                    self._finishing = self._finish_later(
+                        processed, ctx, tally, before.event_ids if before else frozenset())
                 granted -= len(batch)
         finally:
-            await budget.release(granted)
+            try:
+                await self._settle()
+            finally:
+                await budget.release(granted)
+
+    async def settled(self) -> None:
+        """Return once the batch in flight, if any, is committed or has failed."""
+        if self._finishing is not None:
+            await asyncio.wait([self._finishing.task])  # its outcome is the drain's to handle
+
+    async def _settle(self, also_rewind: list[ConsumerRecord] | None = None) -> None:
+        """Wait for the batch in flight. If it failed, raise its error, with its records and
+        ``also_rewind`` (a later batch, decided but not published) sought back to be redone."""
+        finishing = self._finishing
+        if finishing is None:
+            return
+        try:
+            await finishing.task
+        except BaseException:
+            self._rewind([*finishing.batch, *(also_rewind or ())])
+            raise
+        finally:
+            if finishing.task.done():  # still visible to a rebalance until then
+                self._finishing = None
+
+    def _finish_later(self, processed: _Processed, ctx: RunContext, tally: _Tally,
+                      published_before: frozenset[UUID]) -> _Finishing:
+        # An output the batch before published already (the same lead in both batches, decided
+        # again before the first was reported) is in the log: it is not sent twice.
+        outputs = [e for e in processed.outputs if e.event_id not in published_before]
+        task = asyncio.create_task(self._finish(processed, outputs, ctx, tally),
+                                   name=f"{self.job}-finish-batch")
+        return _Finishing(processed.batch, frozenset(e.event_id for e in outputs), task)
 
     async def _claim(self, budget: RunBudget, claims_made: int) -> int:
         if claims_made == 0:
@@ -339,7 +405,8 @@ class TopicDrainer:
         return [r for r in batch if TopicPartition(r.topic, r.partition) in mine]
 
     def _rewind(self, batch: list[ConsumerRecord]) -> None:
-        """Seek back to a failed batch's start, so the next run redoes it (as a restart would)."""
+        """Seek back to a failed batch's start (per partition, its lowest offset), so the next
+        run redoes it as a restart would."""
         first: dict[TopicPartition, int] = {}
         for record in batch:
             tp = TopicPartition(record.topic, record.partition)
@@ -355,8 +422,7 @@ class TopicDrainer:
                 return False
         return True
 
-    async def _process_batch(self, batch: list[ConsumerRecord], ctx: RunContext,
-                             tally: _Tally) -> None:
+    async def _process_batch(self, batch: list[ConsumerRecord], ctx: RunContext) -> _Processed:
         items: list[Inbound] = []
         dead: list[DeadLettered] = []
         for record in batch:
@@ -373,13 +439,18 @@ class TopicDrainer:
             assert outcome.error is not None
             dead.append(dead_letter(outcome.inbound.record, self.job, outcome.error, attempts,
                                     outcome.inbound.event))
-        outputs: list[Envelope] = [e for outcome in done for e in outcome.events]
+        return _Processed(batch, done, dead)
+
+    async def _finish(self, processed: _Processed, outputs: Sequence[Envelope], ctx: RunContext,
+                      tally: _Tally) -> None:
+        """Publish the batch's outputs, report them to the stage, commit its offsets."""
+        dead = processed.dead
         await self.publisher.publish([*outputs, *dead])
-        await self.logic.published(done, ctx)
-        await self._commit(batch)
-        tally.processed += len(batch)
+        await self.logic.published(processed.done, ctx)
+        await self._commit(processed.batch)
+        tally.processed += len(processed.batch)
         tally.failed += len(dead)
-        tally.succeeded += len(batch) - len(dead)
+        tally.succeeded += len(processed.batch) - len(dead)
         if dead:
             log.warning("%d message(s) of run %s sent to the dead-letter topic", len(dead),
                         ctx.run_id, extra={"action": "dead_lettered"})
