@@ -96,12 +96,19 @@ def _jsonb_decode(data: bytes) -> Any:
     return json.loads(data[1:])
 
 
+def _json_encode(value: Any) -> bytes:
+    # json's binary format is its text, kept as given: a message's bytes are stored verbatim.
+    if isinstance(value, bytes):
+        return value
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
 async def _init_connection(conn: asyncpg.Connection) -> None:
     # Binary format, so that COPY (always binary in asyncpg) can write json columns too.
     await conn.set_type_codec("jsonb", encoder=_jsonb_encode, decoder=_jsonb_decode,
                               schema="pg_catalog", format="binary")
-    await conn.set_type_codec("json", encoder=lambda v: json.dumps(v).encode(),
-                              decoder=json.loads, schema="pg_catalog", format="binary")
+    await conn.set_type_codec("json", encoder=_json_encode, decoder=json.loads,
+                              schema="pg_catalog", format="binary")
 
 
 async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 4,

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from services.runtime.db import connect, quote_ident, service_ddl_files, sql_text
+from services.runtime.db import READ_SCHEMA, connect, quote_ident, service_ddl_files, sql_text
 from services.runtime.locks import advisory_key
 from services.runtime.migrations import (
     BASELINE,
@@ -141,3 +141,39 @@ def test_advisory_lock_keys_carry_the_deployment() -> None:
         assert advisory_key(name, "a.") != advisory_key(name, "b.")
         assert advisory_key(name, "a.") == advisory_key(name, "a.")
     assert advisory_key("replay", "a.", "score") != advisory_key("replay", "a.", "qualify")
+
+
+async def test_lead_events_of_an_older_schema_keep_their_payloads_verbatim_from_then_on(
+        empty_db: str) -> None:
+    """lead_events.payload was jsonb (parsed, reordered); it is json now: the message's own
+    bytes. A database made with jsonb is converted by migrate and keeps its rows."""
+    await migrate(empty_db)
+    async with connect(empty_db) as conn, conn.transaction():
+        await conn.execute(f"SET LOCAL search_path TO {READ_SCHEMA}")
+        await conn.execute("ALTER TABLE lead_events ALTER COLUMN payload TYPE jsonb")
+        await conn.execute(
+            """
+            INSERT INTO lead_events (event_id, lead_id, type, version, status, tenant_id,
+                                     campaign_id, occurred_at, recorded_at, topic, partition,
+                                     "offset", payload)
+            VALUES (gen_random_uuid(), gen_random_uuid(), 'lead.created', 1, 'NEW', 't', 'c',
+                    now(), now(), 'leads.new', 0, 0, '{"z": 1, "a": [2]}')
+            """)
+    await migrate(empty_db)
+    raw = b'{"type":"lead.created",  "z":1,"a":[2]}'
+    async with connect(empty_db) as conn, conn.transaction():
+        await conn.execute(f"SET LOCAL search_path TO {READ_SCHEMA}")
+        assert await conn.fetchval(
+            "SELECT data_type FROM information_schema.columns WHERE table_schema = $1 "
+            "AND table_name = 'lead_events' AND column_name = 'payload'", READ_SCHEMA) == "json"
+        assert await conn.fetchval("SELECT payload FROM lead_events") == {"z": 1, "a": [2]}
+        await conn.execute(
+            """
+            INSERT INTO lead_events (event_id, lead_id, type, version, status, tenant_id,
+                                     campaign_id, occurred_at, recorded_at, topic, partition,
+                                     "offset", payload)
+            VALUES (gen_random_uuid(), gen_random_uuid(), 'lead.created', 1, 'NEW', 't', 'c',
+                    now(), now(), 'leads.new', 0, 1, $1)
+            """, raw)
+        assert await conn.fetchval(
+            'SELECT payload::text FROM lead_events WHERE "offset" = 1') == raw.decode()
