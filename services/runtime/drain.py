@@ -291,10 +291,10 @@ class TopicDrainer:
 
     async def _drain(self, ctx: RunContext, budget: RunBudget, deadline: float,
                      tally: _Tally) -> bool:
-        """Take batches until the budget, the backlog or the time is used up. A batch is
-        published, reported and committed in the background while the next one is decided, so
-        the broker's acknowledgement and the commit do not hold up the work; one batch at a
-        time is in flight, and batches are committed in order."""
+        """Take batches until the budget, the backlog or the time is used up. Over a backlog
+        (full batches) a batch is published, reported and committed in the background while
+        the next one is decided, so the broker's acknowledgement and the commit do not hold up
+        the work; one batch at a time is in flight, and batches are committed in order."""
         granted, empty_polls, claims = 0, 0, 0
         served: Counter[TopicPartition] = Counter()
         try:
@@ -326,6 +326,11 @@ class TopicDrainer:
                     await self._settle(also_rewind=batch)
                     self._finishing = self._finish_later(
                         processed, ctx, tally, before.event_ids if before else frozenset())
+                    if len(batch) < self.stage.batch_size:
+                        # No backlog: waiting for the acks lets the next batch fill up. Polling
+                        # at once would take the few records come meanwhile, and many small
+                        # batches cost more CPU per lead than they save in waits.
+                        await self._settle()
                 granted -= len(batch)
         finally:
             try:
