@@ -2,8 +2,8 @@
 
 Between runs the consumer keeps polling with every partition paused, so it stays in its group
 without consuming. A run resumes the partitions, takes at most the run's budget in batches
-(decode once, decide, publish the batch, await the acks, commit; the next batch is decided
-while one is published), and pauses them again.
+(decode once, decide, publish the batch, await the acks, commit; over a backlog the next
+batch is decided while one is published), and pauses them again.
 A lead whose processing keeps failing goes to leads.dlq; the run goes on.
 """
 
@@ -297,6 +297,9 @@ class TopicDrainer:
         the work; one batch at a time is in flight, and batches are committed in order."""
         granted, empty_polls, claims = 0, 0, 0
         served: Counter[TopicPartition] = Counter()
+        # A batch a cancelled run left in flight was rewound then; only wait for it to end.
+        await self.settled()
+        self._finishing = None
         try:
             while True:
                 if time.monotonic() >= deadline or ctx.stopping:
@@ -322,7 +325,7 @@ class TopicDrainer:
                         self._rewind(batch)
                         await self._settle(also_rewind=batch)
                         raise
-                    before = self._finishing
+                    before: _Finishing | None = self._finishing
                     await self._settle(also_rewind=batch)
                     self._finishing = self._finish_later(
                         processed, ctx, tally, before.event_ids if before else frozenset())
