@@ -86,10 +86,7 @@ def service_ddl_files() -> list[str]:
 
 
 def _jsonb_encode(value: Any) -> bytes:
-    # bytes are JSON already (a message as it came off the log): no decode/encode round trip.
-    if isinstance(value, bytes):
-        return b"\x01" + value
-    return b"\x01" + json.dumps(value, separators=(",", ":")).encode()
+    return b"\x01" + _json_encode(value)  # jsonb's binary format: a version byte, then the text
 
 
 def _jsonb_decode(data: bytes) -> Any:
@@ -97,7 +94,8 @@ def _jsonb_decode(data: bytes) -> Any:
 
 
 def _json_encode(value: Any) -> bytes:
-    # json's binary format is its text, kept as given: a message's bytes are stored verbatim.
+    # json's binary format is its text. bytes are JSON already (a message as it came off the
+    # log): stored verbatim, no decode/encode round trip.
     if isinstance(value, bytes):
         return value
     return json.dumps(value, separators=(",", ":")).encode()

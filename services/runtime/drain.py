@@ -159,7 +159,7 @@ class _Processed:
 class _Finishing:
     """A processed batch being published, reported and committed in the background."""
 
-    batch: list[ConsumerRecord]
+    processed: _Processed
     event_ids: frozenset[UUID]
     task: asyncio.Task[None]
 
@@ -355,7 +355,7 @@ class TopicDrainer:
         try:
             await finishing.task
         except BaseException:
-            self._rewind([*finishing.batch, *(also_rewind or ())])
+            self._rewind([*finishing.processed.batch, *(also_rewind or ())])
             raise
         finally:
             if finishing.task.done():  # still visible to a rebalance until then
@@ -368,7 +368,7 @@ class TopicDrainer:
         outputs = [e for e in processed.outputs if e.event_id not in published_before]
         task = asyncio.create_task(self._finish(processed, outputs, ctx, tally),
                                    name=f"{self.job}-finish-batch")
-        return _Finishing(processed.batch, frozenset(e.event_id for e in outputs), task)
+        return _Finishing(processed, frozenset(e.event_id for e in outputs), task)
 
     async def _claim(self, budget: RunBudget, claims_made: int) -> int:
         if claims_made == 0:

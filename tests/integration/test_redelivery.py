@@ -25,13 +25,17 @@ from tests.harness import (
 )
 
 
+def with_batch_size(settings: Settings, size: int) -> Settings:
+    config = settings.pipeline
+    return settings.using(config.model_copy(update={
+        "stage": config.stage.model_copy(update={"batch_size": size})}))
+
+
 @pytest.mark.parametrize("job", [JobName.SCORE, JobName.CONTACT])
 async def test_rerun_after_a_crash_between_publish_and_commit_duplicates_nothing(
         settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, job: JobName) -> None:
     settings = pipeline_settings(settings, write_csv(tmp_path / "l.csv", source_rows(120)), cap=500)
-    config = settings.pipeline
-    settings = settings.using(config.model_copy(update={
-        "stage": config.stage.model_copy(update={"batch_size": 20})}))
+    settings = with_batch_size(settings, 20)
     real_commit = TopicDrainer._commit
     commits = {"seen": 0}
 
@@ -85,9 +89,7 @@ async def test_a_lead_routed_again_in_the_next_batch_is_contacted_and_reported_o
     e.g. by a producer's retry, may be decided again before its first send is reported. The
     second decision rebuilds the same LeadContacted, which must not reach the log twice."""
     settings = pipeline_settings(settings, write_csv(tmp_path / "l.csv", source_rows(60)), cap=500)
-    config = settings.pipeline
-    settings = settings.using(config.model_copy(update={
-        "stage": config.stage.model_copy(update={"batch_size": 10})}))
+    settings = with_batch_size(settings, 10)
     async with running(settings, *STAGES), Ticker(settings) as ticker:
         for stage in STAGES[:-1]:
             assert (await ticker.run(stage)).status == "completed"
