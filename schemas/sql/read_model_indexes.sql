@@ -2,7 +2,9 @@
 -- bulk-load its shadow schema first and index it once at the end, before the swap.
 CREATE INDEX IF NOT EXISTS leads_status ON leads (status);
 CREATE INDEX IF NOT EXISTS leads_campaign_status ON leads (campaign_id, status);
-CREATE INDEX IF NOT EXISTS leads_email ON leads (email);
+-- The leads list matches emails by ILIKE substring, which no btree serves; the index only
+-- cost every projector write of a lead an insertion. Dropped where an older schema made it.
+DROP INDEX IF EXISTS leads_email;
 CREATE INDEX IF NOT EXISTS lead_events_lead ON lead_events (lead_id, version);
 CREATE INDEX IF NOT EXISTS lead_events_recorded ON lead_events (recorded_at);
 CREATE INDEX IF NOT EXISTS job_runs_job_started ON job_runs (job, started_at DESC);

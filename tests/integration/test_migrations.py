@@ -177,3 +177,20 @@ async def test_lead_events_of_an_older_schema_keep_their_payloads_verbatim_from_
             """, raw)
         assert await conn.fetchval(
             'SELECT payload::text FROM lead_events WHERE "offset" = 1') == raw.decode()
+
+
+async def test_the_leads_email_index_no_query_can_use_is_dropped_from_an_older_schema(
+        empty_db: str) -> None:
+    """The leads list matches emails by ILIKE substring, which a btree cannot serve, and every
+    projector write of a lead paid an insertion into it."""
+    await migrate(empty_db)
+    async with connect(empty_db) as conn, conn.transaction():
+        await conn.execute(f"SET LOCAL search_path TO {READ_SCHEMA}")
+        await conn.execute("CREATE INDEX IF NOT EXISTS leads_email ON leads (email)")
+    await migrate(empty_db)
+    async with connect(empty_db) as conn:
+        indexes = {r["indexname"] for r in await conn.fetch(
+            "SELECT indexname FROM pg_indexes WHERE schemaname = $1 AND tablename = 'leads'",
+            READ_SCHEMA)}
+    assert "leads_email" not in indexes
+    assert {"leads_pkey", "leads_status", "leads_campaign_status"} <= indexes
