@@ -54,7 +54,14 @@ async def allocate(pool: asyncpg.Pool,
     """
     if not wanted:
         return {}
-    rows = await pool.fetch(_EXISTING, list({w[0] for w in wanted}))
+    # One connection for the three statements: each pool call costs a reset round trip.
+    async with pool.acquire() as conn:
+        return await _allocate(conn, wanted)
+
+
+async def _allocate(conn: asyncpg.Connection,
+                    wanted: Sequence[tuple[UUID, str, Segment]]) -> dict[UUID, Slot]:
+    rows = await conn.fetch(_EXISTING, list({w[0] for w in wanted}))
     slots = {r["lead_id"]: Slot(r["segment"], r["seq"], r["owner"]) for r in rows}
     todo: dict[tuple[str, str], list[UUID]] = defaultdict(list)
     segments: dict[str, Segment] = {}
@@ -67,7 +74,7 @@ async def allocate(pool: asyncpg.Pool,
     keys = sorted(k for k, leads in todo.items() if leads)
     if not keys:
         return slots
-    ends = await pool.fetch(_BUMP, [k[0] for k in keys], [k[1] for k in keys],
+    ends = await conn.fetch(_BUMP, [k[0] for k in keys], [k[1] for k in keys],
                             [len(todo[k]) for k in keys])
     new: list[tuple[UUID, str, str, int, str]] = []
     for row in ends:
@@ -79,7 +86,7 @@ async def allocate(pool: asyncpg.Pool,
             owner = assign(segments[key[1]], seq).owner
             slots[lead_id] = Slot(key[1], seq, owner)
             new.append((lead_id, key[0], key[1], seq, owner))
-    await pool.execute(_ASSIGN, *(list(column) for column in zip(*new, strict=True)))
+    await conn.execute(_ASSIGN, *(list(column) for column in zip(*new, strict=True)))
     return slots
 
 
