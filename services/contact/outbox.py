@@ -30,6 +30,7 @@ import asyncpg
 from events import Lead, LeadContacted, LeadEvent, transition
 
 from ..runtime.config import ContactConfig, SequenceConfig
+from ..runtime.db import CONNECTION_ERRORS
 from ..runtime.logging import redact
 from . import controls, ledger, progress, usage
 from .control_feed import ControlFeed
@@ -163,6 +164,18 @@ class _Flush:
     give_back: list[Sequence[Limit]] = field(default_factory=list)
 
 
+@dataclass(slots=True)
+class _Opened:
+    """A window with its controls read and its keys claimed: ready to send."""
+
+    window: _Window
+    read: int  # the window's read its states come from
+    states: dict[str, ControlState] = field(default_factory=dict)
+    mine: list[tuple[_Ready, ledger.Entry]] = field(default_factory=list)
+    attempts: list[Attempt] = field(default_factory=list)
+    flush: _Flush = field(default_factory=_Flush)
+
+
 class Outbox:
     """Sends the next step to leads, a control window at a time, safely; owns the sender's
     circuit breaker."""
@@ -202,9 +215,9 @@ class Outbox:
             else:
                 ready.append(prepared)
         size = self.config.control_window_sends
-        for start in range(0, len(ready), size):
-            for attempt in await self._window(ready[start:start + size], run_id, at, settle_own):
-                results[attempt.lead_id] = attempt
+        chunks = [ready[start:start + size] for start in range(0, len(ready), size)]
+        for attempt in await self._windows(chunks, run_id, at, settle_own):
+            results[attempt.lead_id] = attempt
         return [results[p.lead_id] if first[p.lead_id] == i else Attempt(p.lead_id, "done")
                 for i, p in enumerate(ps)]
 
@@ -245,54 +258,101 @@ class Outbox:
         await self._give_up(key, lead.lead_id, step, template_error)
         return Attempt(lead.lead_id, "failed", reason=template_error)
 
-    async def _window(self, ready: Sequence[_Ready], run_id: UUID, at: datetime,
-                      settle_own: bool) -> list[Attempt]:
-        """One control window: read the controls, reserve the limits and claim the keys of the
-        sends that may go, send them (each re-checked in memory first), record it all in bulk."""
+    async def _windows(self, chunks: Sequence[Sequence[_Ready]], run_id: UUID, at: datetime,
+                       settle_own: bool) -> list[Attempt]:
+        """The control windows of a batch, one after another. With a sender that can tell
+        after a crash whether a message left, the next window is opened (controls read, keys
+        claimed) while this one's sends are recorded: a crash then costs no email, and that
+        read still comes after this window's sends, so a control's reach stays one window."""
+        attempts: list[Attempt] = []
+        opening: asyncio.Future[_Opened] | None = None
+        try:
+            for i, chunk in enumerate(chunks):
+                if opening is None:
+                    opened = await self._open(chunk, run_id, at, settle_own)
+                else:
+                    opened, opening = await opening, None
+                sent = await self._send_window(opened, run_id, at)
+                if i + 1 < len(chunks) and self.sender.confirms_delivery:
+                    opening = asyncio.ensure_future(
+                        self._open(chunks[i + 1], run_id, at, settle_own))
+                attempts += await self._record(opened, sent, run_id, at)
+        except BaseException:
+            if opening is not None:
+                await self._abandon(opening)
+            raise
+        return attempts
+
+    async def _abandon(self, opening: asyncio.Future[_Opened]) -> None:
+        """Let go of a window opened ahead of a failure: its keys and units, never sent."""
+        await asyncio.wait([opening])
+        if opening.cancelled() or opening.exception() is not None:
+            return
+        opened = opening.result()
+        try:
+            await ledger.release_many(self.pool, [r.claim.key for r, _ in opened.mine], self.token)
+            await usage.give_back_many(self.pool, [r.limits for r, _ in opened.mine])
+        except (*CONNECTION_ERRORS, asyncpg.PostgresError):
+            # The failure being raised says more; a restart settles these claims by asking.
+            log.warning("could not release %d claims opened ahead", len(opened.mine),
+                        extra={"action": "claims_kept"})
+
+    async def _open(self, ready: Sequence[_Ready], run_id: UUID, at: datetime,
+                    settle_own: bool) -> _Opened:
+        """Read a window's controls, reserve the limits and claim the keys of the sends that
+        may go."""
         window = _Window(self, [r.lead for r in ready])
         await window.read()
-        attempts: list[Attempt] = []
-        flush = _Flush()
+        opened = _Opened(window, window.reads)
         go: list[_Ready] = []
-        states: dict[str, ControlState] = {}
         for r in ready:
-            states[r.claim.key] = state = window.snapshot.state_for(r.lead)
+            opened.states[r.claim.key] = state = window.snapshot.state_for(r.lead)
             block = blocked(r.lead, state)
             if block is None:
                 go.append(r)
             else:
-                attempts.append(self._blocked(r, block, flush, reserved=False))
-        read = window.reads
+                opened.attempts.append(self._blocked(r, block, opened.flush, reserved=False))
         fulls = await usage.reserve_many(self.pool, [r.limits for r in go])
         admitted: list[_Ready] = []
         for r, full in zip(go, fulls, strict=True):
             if full is None:
                 admitted.append(r)
             else:
-                flush.holds.append(progress.Hold(r.p.lead_id, full.reason, full.end))
-                attempts.append(Attempt(r.p.lead_id, "held", reason=full.reason))
+                opened.flush.holds.append(progress.Hold(r.p.lead_id, full.reason, full.end))
+                opened.attempts.append(Attempt(r.p.lead_id, "held", reason=full.reason))
         claimed = await ledger.claim_many(self.pool, [r.claim for r in admitted])
-        mine: list[tuple[_Ready, ledger.Entry]] = []
         for r in admitted:
             ok, entry = claimed[r.claim.key]
             if ok:
-                mine.append((r, entry))
+                opened.mine.append((r, entry))
             else:
-                flush.give_back.append(r.limits)
-                attempts.append(await self._existing(entry, r.p, run_id, at, r.sequence,
-                                                     settle_own=settle_own))
+                opened.flush.give_back.append(r.limits)
+                opened.attempts.append(await self._existing(entry, r.p, run_id, at, r.sequence,
+                                                            settle_own=settle_own))
+        return opened
+
+    async def _send_window(self, opened: _Opened, run_id: UUID,
+                           at: datetime) -> list[tuple[_Ready, ledger.Entry, str | None]]:
+        """Send the window's claimed steps, each re-checked in memory right before it goes."""
         gate = asyncio.Semaphore(self.config.send_concurrency)
-        outcomes = await asyncio.gather(*(self._send(r, window, (read, states[r.claim.key]), gate)
-                                          for r, _ in mine))
+        outcomes = await asyncio.gather(*(
+            self._send(r, opened.window, (opened.read, opened.states[r.claim.key]), gate)
+            for r, _ in opened.mine))
         sent: list[tuple[_Ready, ledger.Entry, str | None]] = []
-        for (r, entry), outcome in zip(mine, outcomes, strict=True):
+        for (r, entry), outcome in zip(opened.mine, outcomes, strict=True):
             if isinstance(outcome, Block):
-                attempts.append(self._blocked(r, outcome, flush, reserved=True))
+                opened.attempts.append(self._blocked(r, outcome, opened.flush, reserved=True))
             elif isinstance(outcome, SendError):
-                attempts.append(await self._failed_send(outcome, entry, r.p.lead_id, r.limits,
-                                                        run_id, at))
+                opened.attempts.append(await self._failed_send(outcome, entry, r.p.lead_id,
+                                                               r.limits, run_id, at))
             else:
                 sent.append((r, entry, outcome.provider_id))
+        return sent
+
+    async def _record(self, opened: _Opened, sent: list[tuple[_Ready, ledger.Entry, str | None]],
+                      run_id: UUID, at: datetime) -> list[Attempt]:
+        """Record the window's sends, releases and holds in bulk; its attempts."""
+        attempts = opened.attempts
         recorded = await ledger.mark_sent_many(self.pool, self.token,
                                                [(r.claim.key, provider) for r, _, provider in sent])
         for r, entry, _ in sent:
@@ -306,7 +366,7 @@ class Outbox:
                                     key=entry.key, step=entry.step, sender=self.sender.name,
                                     subject=r.message.subject, at=at, run_id=run_id)
             attempts.append(Attempt(r.p.lead_id, "sent", event=event))
-        await self._flush(flush, run_id)
+        await self._flush(opened.flush, run_id)
         return attempts
 
     async def _send(self, r: _Ready, window: _Window, read: tuple[int, ControlState],

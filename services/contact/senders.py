@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 from ..runtime.config import ContactConfig
 from .templates import Message
@@ -23,6 +23,9 @@ class SendError(Exception):
 
 class Sender(Protocol):
     name: str
+    #: ``delivered`` always answers (True or False), so a claim a crash interrupts costs no
+    #: email: it is settled by asking, never given up as an unknown outcome.
+    confirms_delivery: ClassVar[bool]
 
     async def send(self, message: Message, *, idempotency_key: str) -> str | None:
         """Deliver ``message``; return a provider message id if there is one."""
@@ -44,6 +47,7 @@ class ProofSender:
     """Sends nothing: proof mode, where the ledger row is the record of the send."""
 
     name = "proof"
+    confirms_delivery: ClassVar[bool] = True
 
     async def send(self, message: Message, *, idempotency_key: str) -> str | None:
         return f"proof:{idempotency_key}"

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 from email.message import EmailMessage
 from email.utils import formatdate
+from typing import ClassVar
 
 import aiosmtplib
 
@@ -49,6 +50,7 @@ class SmtpSender:
     """Delivers through an SMTP relay; credentials from the env variables the config names."""
 
     name = "smtp"
+    confirms_delivery: ClassVar[bool] = False  # SMTP cannot be asked afterwards
 
     def __init__(self, config: SmtpConfig, from_address: str,
                  env: dict[str, str] | None = None) -> None:

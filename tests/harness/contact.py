@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 import asyncpg
 
@@ -92,6 +92,7 @@ class RecordingSender:
     """A sender that records each message; ``before_send`` may act first or raise SendError."""
 
     name: str = "proof"
+    confirms_delivery: ClassVar[bool] = True
     sent: list[tuple[str, Message]] = field(default_factory=list)
     calls: int = 0
     before_send: Callable[[Message, int], Awaitable[None]] | None = None

@@ -4,7 +4,7 @@ to a send interrupted mid-flight: settled, never blindly repeated."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -17,7 +17,7 @@ from services.contact.smtp import SmtpSender
 from services.runtime.config import ContactConfig, SmtpConfig
 from services.runtime.settings import Settings
 from tests.harness import Inbox, Ticker, make_config, publish, smtp_sink
-from tests.harness.contact import contact_service, day, db, leads, ledger, routed
+from tests.harness.contact import RecordingSender, contact_service, day, db, leads, ledger, routed
 
 
 @pytest.fixture
@@ -97,6 +97,8 @@ class Interrupted(BaseException):
 class DyingSender:
     """Dies inside send(), like a crash between the claim and the record of the outcome."""
 
+    confirms_delivery: ClassVar[bool] = False
+
     def __init__(self, name: str) -> None:
         self.name = name
 
@@ -145,3 +147,48 @@ async def test_a_send_interrupted_mid_flight_is_settled_on_restart_never_repeate
         assert [e.step for e in to_report] == [1]
         assert state["step"] == 1 and again.kind == "sent"  # step 2 is next, step 1 not repeated
     assert entry.get("claimed", 0) == 0
+
+
+async def test_a_window_opened_ahead_of_a_failure_is_let_go_and_nothing_is_sent_twice(
+        settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a sender that can confirm deliveries, the next window's keys are claimed while
+    this one's sends are recorded. If that record fails, the next window was never sent: its
+    claims are released, and after the restart every step goes exactly once."""
+    config = settings.pipeline.contact.model_copy(update={"control_window_sends": 2})
+    events = [routed(f"w{i}@engines.test") for i in range(4)]
+    ids = [e.lead.lead_id for e in events]
+    real_mark_sent = ledger_table.mark_sent_many
+    calls = 0
+
+    async def fails_first(*args: Any, **kwargs: Any) -> set[str]:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise ConnectionResetError("the database went away")
+        return await real_mark_sent(*args, **kwargs)
+
+    sender = RecordingSender()
+    async with db(settings) as pool:
+        await progress_table.enroll(pool, events, day(0))
+        ps = await progress_table.fetch(pool, ids)
+        monkeypatch.setattr(ledger_table, "mark_sent_many", fails_first)
+        before = Outbox(config, pool, sender, None, "instance-1")
+        with pytest.raises(ConnectionResetError):
+            await before.attempt_many([ps[i] for i in ids], events[0].event_id, day(0))
+        rows = {r["email"]: r["status"] for r in await ledger(pool)}
+        assert rows == {"w0@engines.test": "claimed", "w1@engines.test": "claimed",
+                        "w2@engines.test": "pending", "w3@engines.test": "pending"}
+        assert sorted(m.to for _, m in sender.sent) == ["w0@engines.test", "w1@engines.test"]
+
+        after = Outbox(config, pool, sender, None, "instance-1")  # the restart
+        await after.reported(await after.reconcile(), None)
+        ps = await progress_table.fetch(pool, ids)
+        due = [ps[i] for i in ids if ps[i].step == 0]  # the confirmed sends moved on
+        assert [p.lead_id for p in due] == ids[2:]
+        attempts = await after.attempt_many(due, events[0].event_id, day(0))
+        await after.reported([a.event for a in attempts if a.event is not None], None)
+        state = await leads(pool)
+    assert sorted(key for key, _ in sender.sent) == sorted(
+        ledger_table.idempotency_key(e.lead.campaign_id, e.lead.lead_id, 1) for e in events)
+    assert {email: row["step"] for email, row in state.items()} == {
+        f"w{i}@engines.test": 1 for i in range(4)}
