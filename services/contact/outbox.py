@@ -271,7 +271,9 @@ class Outbox:
                 if opening is None:
                     opened = await self._open(chunk, run_id, at, settle_own)
                 else:
-                    opened, opening = await opening, None
+                    # Shielded: a run stopped meanwhile must not cut the claims short; the
+                    # handler below waits for them and gives them back.
+                    opened, opening = await asyncio.shield(opening), None
                 sent = await self._send_window(opened, run_id, at)
                 if i + 1 < len(chunks) and self.sender.confirms_delivery:
                     opening = asyncio.ensure_future(
