@@ -281,19 +281,20 @@ class Outbox:
                 attempts += await self._record(opened, sent, run_id, at)
         except BaseException:
             if opening is not None:
-                await self._abandon(opening)
+                await self._abandon(opening, run_id)
             raise
         return attempts
 
-    async def _abandon(self, opening: asyncio.Future[_Opened]) -> None:
+    async def _abandon(self, opening: asyncio.Future[_Opened], run_id: UUID) -> None:
         """Let go of a window opened ahead of a failure: its keys and units, never sent."""
         await asyncio.wait([opening])
         if opening.cancelled() or opening.exception() is not None:
             return
         opened = opening.result()
+        unsent = _Flush(release=[r.claim.key for r, _ in opened.mine],
+                        give_back=[*opened.flush.give_back, *(r.limits for r, _ in opened.mine)])
         try:
-            await ledger.release_many(self.pool, [r.claim.key for r, _ in opened.mine], self.token)
-            await usage.give_back_many(self.pool, [r.limits for r, _ in opened.mine])
+            await self._flush(unsent, run_id)
         except (*CONNECTION_ERRORS, asyncpg.PostgresError):
             # The failure being raised says more; a restart settles these claims by asking.
             log.warning("could not release %d claims opened ahead", len(opened.mine),
