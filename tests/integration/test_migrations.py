@@ -194,3 +194,25 @@ async def test_the_leads_email_index_no_query_can_use_is_dropped_from_an_older_s
             READ_SCHEMA)}
     assert "leads_email" not in indexes
     assert {"leads_pkey", "leads_status", "leads_campaign_status"} <= indexes
+
+
+async def test_lead_events_are_found_by_age_through_a_brin_index_not_a_btree(
+        empty_db: str) -> None:
+    """Only retention reads lead_events by recorded_at, and rows arrive in that order: a BRIN
+    summary serves its range delete, where the btree cost every projected event an insertion."""
+    await migrate(empty_db)
+    async with connect(empty_db) as conn, conn.transaction():
+        await conn.execute(f"SET LOCAL search_path TO {READ_SCHEMA}")
+        await conn.execute("DROP INDEX IF EXISTS lead_events_recorded_brin")
+        await conn.execute("CREATE INDEX lead_events_recorded ON lead_events (recorded_at)")
+    await migrate(empty_db)
+    async with connect(empty_db) as conn:
+        methods = {r["indexname"]: r["amname"] for r in await conn.fetch(
+            """
+            SELECT c.relname AS indexname, a.amname FROM pg_index i
+            JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am a ON a.oid = c.relam
+            JOIN pg_class t ON t.oid = i.indrelid JOIN pg_namespace n ON n.oid = t.relnamespace
+            WHERE n.nspname = $1 AND t.relname = 'lead_events'
+            """, READ_SCHEMA)}
+    assert methods == {"lead_events_pkey": "btree", "lead_events_lead": "btree",
+                       "lead_events_recorded_brin": "brin"}
