@@ -97,20 +97,35 @@ class Changes:
     prunes: list[tuple[TickEmitted, datetime]] = field(default_factory=list)
 
 
-def keys_of(batch: Iterable[Positioned]) -> tuple[set[UUID], set[UUID], set[UUID], set[str]]:
-    """(lead ids, event ids, run ids, jobs) a batch touches: what to load before folding it."""
-    leads, event_ids, runs, jobs = set(), set(), set(), set()
+def keys_of(batch: Iterable[Positioned]) -> tuple[set[UUID], set[UUID], set[str]]:
+    """(lead ids, run ids, jobs) a batch touches: what to load before folding it."""
+    leads, runs, jobs = set(), set(), set()
     for item in batch:
         event = item.event
         if isinstance(event, LeadEvent):
             leads.add(event.lead.lead_id)
-            event_ids.add(event.event_id)
-        elif isinstance(event, DeadLettered):
-            event_ids.add(event.event_id)
         elif isinstance(event, JobEvent):
             runs.add(event.run_id)
             jobs.add(event.job.value)
-    return leads, event_ids, runs, jobs
+    return leads, runs, jobs
+
+
+def event_ids_to_check(batch: Iterable[Positioned], lead_versions: dict[UUID, int]) -> set[UUID]:
+    """Ids of the batch's events that may be folded already (redelivered duplicates).
+
+    A lead's row and its events are written in one transaction and the row keeps the highest
+    version folded, so an event above the stored version cannot have been folded: only the
+    others (and every dead letter) need a lookup.
+    """
+    ids = set()
+    for item in batch:
+        event = item.event
+        if isinstance(event, LeadEvent):
+            if event.lead.version <= lead_versions.get(event.lead.lead_id, 0):
+                ids.add(event.event_id)
+        elif isinstance(event, DeadLettered):
+            ids.add(event.event_id)
+    return ids
 
 
 def fold(batch: Iterable[Positioned], loaded: Loaded, *,

@@ -15,7 +15,7 @@ import asyncpg
 from events import DeadLettered, LeadEvent
 from events.runs import PartRow, RunRow
 
-from .fold import Changes, Loaded, Positioned, keys_of
+from .fold import Changes, Loaded, Positioned, event_ids_to_check, keys_of
 from .rows import MetricsRow
 
 LEAD_COLUMNS = (
@@ -84,13 +84,13 @@ async def stored_offsets(conn: asyncpg.Connection) -> dict[tuple[str, int], int]
 
 async def load(conn: asyncpg.Connection, batch: Sequence[Positioned]) -> Loaded:
     """Read the current rows for every key the batch touches."""
-    leads, event_ids, runs, jobs = keys_of(batch)
+    leads, runs, jobs = keys_of(batch)
     loaded = Loaded()
     if leads:
         rows = await conn.fetch("SELECT lead_id, version FROM leads WHERE lead_id = ANY($1::uuid[])",
                                 list(leads))
         loaded.lead_versions = {r["lead_id"]: r["version"] for r in rows}
-    if event_ids:
+    if event_ids := event_ids_to_check(batch, loaded.lead_versions):
         rows = await conn.fetch(
             """
             SELECT event_id FROM lead_events WHERE event_id = ANY($1::uuid[])

@@ -28,7 +28,14 @@ from services.projector.service import Projector
 from services.runtime.bus import ensure_topics
 from services.runtime.db import READ_SCHEMA
 from services.runtime.settings import Settings
-from tests.factories import created_event, lead_factory, run_events, source_rows, write_csv
+from tests.factories import (
+    created_event,
+    happy_path,
+    lead_factory,
+    run_events,
+    source_rows,
+    write_csv,
+)
 from tests.harness import (
     STAGES,
     Ticker,
@@ -143,6 +150,23 @@ async def test_a_rebuild_equals_the_live_models_and_swaps_in_while_the_projector
         assert await db.fetchval("SELECT count(*) FROM job_metrics WHERE job = 'route'") == 2
         schemas = {r["nspname"] for r in await db.fetch("SELECT nspname FROM pg_namespace")}
         assert READ_SCHEMA in schemas and SHADOW_SCHEMA not in schemas
+
+
+async def test_a_duplicate_redelivered_in_a_later_batch_is_folded_once(
+        settings: Settings) -> None:
+    """Duplicates at, below and (for a lead the table already holds) beside the stored version
+    are found, each in a batch of its own after the original was committed."""
+    created, scored, qualified, *_ = happy_path()
+    await publish(settings, [created, scored])
+    await project(settings)
+    for batch in ([scored, qualified], [created], [qualified, scored, created]):
+        await publish(settings, batch)
+        await project(settings)
+    async with read_models(settings) as db:
+        assert await db.fetchval("SELECT count(*) FROM lead_events") == 3
+        assert await db.fetchval("SELECT version FROM leads") == 3
+        assert await db.fetchval("SELECT count FROM pipeline_daily WHERE metric = $1",
+                                 "entered:SCORED") == 1
 
 
 async def test_retention_prunes_old_runs_and_events_but_keeps_metrics_and_leads(
