@@ -95,6 +95,7 @@ def figures(results: Results, sizes: Sizes, machine: dict[str, Any]) -> dict[str
                      "latency_p50_s": round(large.p50_seconds, 3),
                      "latency_p99_s": round(large.p99_seconds, 3),
                      "projector_lag_events": large.projector_lag,
+                     "backlog": large.backlog,
                      "small": {"leads": results.small.leads, "final": results.small.final,
                                "leads_per_s": round(results.small.rate, 1)}},
         "baseline": {"leads": base.leads,
@@ -148,6 +149,13 @@ def print_tables(doc: dict[str, Any], say: Console) -> None:
               f"p99 {p['latency_p99_s']:.2f}s; projector lag at the end: "
               f"{p['projector_lag_events']} events; {p['final']:,} of {p['leads']:,} leads at a "
               f"final status {p['statuses']}")
+    if p["backlog"].get("samples"):
+        b = p["backlog"]
+        where = "; ".join(f"{name} mean {v['mean']:,} peak {v['peak']:,} largest "
+                          f"{v['largest_share']:.0%}" for name, v in b["backlog"].items())
+        idle = f"{b['idle_share']:.0%}" if b["idle_share"] is not None else "unknown"
+        say.print(f"where the backlog sat ({b['samples']} samples, unread messages): {where}; "
+                  f"machine idle {idle}")
     sizes = list(doc["rss_mb_by_size"])
     memory = Table("service", *(f"peak RSS MiB at {int(s):,}" for s in sizes),
                    "CPU µs per lead", title="per service process (pipeline run)")

@@ -14,6 +14,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 from rich.console import Console
@@ -28,6 +29,7 @@ from ..runtime.errors import InfrastructureError
 from ..runtime.settings import Settings
 from ..runtime.stack import Stack
 from . import procstat
+from .backlog import followed, summarize
 from .leads import progress_bar, publish_leads
 from .workspace import STAGE_JOBS, scratch_database, stack_for, wait_owned
 
@@ -66,6 +68,8 @@ class ProductRun:
     cpu_seconds: dict[str, float]  # spent during the run
     #: The same for the servers the command started itself (postgres, broker), children included.
     server_cpu_seconds: dict[str, float] = field(default_factory=dict)
+    #: Where the backlog sat while the run went (backlog.summarize).
+    backlog: dict[str, Any] = field(default_factory=dict)
 
     @property
     def rate(self) -> float:
@@ -94,7 +98,8 @@ async def product_run(settings: Settings, n: int, workdir: Path, say: Console,
             before = {name: procstat.read(p.pid) for name, p in stack.procs.items()}
             servers_before = {name: procstat.server_cpu_seconds(pid) for name, pid in servers.items()}
             started = time.monotonic()
-            statuses = await import_and_wait(scratch, pool, stack, n, say)
+            async with followed(scratch, pool) as samples:
+                statuses = await import_and_wait(scratch, pool, stack, n, say)
             seconds = time.monotonic() - started
             after = {name: procstat.read(p.pid) for name, p in stack.procs.items()}
             servers_cpu = {name: procstat.server_cpu_seconds(pid) - servers_before[name]
@@ -108,7 +113,7 @@ async def product_run(settings: Settings, n: int, workdir: Path, say: Console,
             stack.stop()
     result = ProductRun(n, seconds, statuses, latency["p50"] or 0.0, latency["p99"] or 0.0, lag,
                         after, {k: after[k].cpu_seconds - before[k].cpu_seconds for k in after},
-                        servers_cpu)
+                        servers_cpu, summarize(samples))
     say.print(f"pipeline: {n:,} leads to a final status in {seconds:.2f}s ({result.rate:,.0f} "
               f"leads/s), latency p50 {result.p50_seconds:.2f}s p99 {result.p99_seconds:.2f}s")
     return result

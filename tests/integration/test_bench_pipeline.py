@@ -57,6 +57,12 @@ def test_quick_bench_measures_every_figure_and_moves_every_lead(tmp_path: Path) 
     assert pipeline["final"] == pipeline["leads"]
     assert pipeline["statuses"]["CONTACTED"] + pipeline["statuses"]["REJECTED"] == pipeline["leads"]
     assert pipeline["small"]["final"] == pipeline["small"]["leads"]
+    # Where the backlog sat: every stage's unread input and the projector's lag, sampled.
+    backlog = pipeline["backlog"]
+    assert backlog["samples"] >= 1, backlog
+    assert set(backlog["backlog"]) == {*figures["stages"], "projector"}
+    assert 0 <= backlog["idle_share"] <= 1
+    assert "where the backlog sat" in done.stdout
     assert figures["machine"]["broker"] == "tansu"
     # The embedded servers' CPU is measured too (Postgres with its backends).
     assert set(figures["server_cpu_us_per_lead"]) == {"postgres", "broker"}
