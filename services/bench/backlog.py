@@ -1,5 +1,5 @@
 """Where the pipeline's backlog sits while `leadflow bench pipeline` runs: every stage's unread
-input, the projector's lag and the machine's idle CPU, sampled every few seconds.
+input, the projector's lag and the machine's idle CPU, sampled every second.
 
 A run that leaves cores idle is waiting on something; the stage holding the largest backlog
 most of the time is what the others wait behind.
