@@ -125,8 +125,8 @@ async def _unread(reader: Any, group: Any, tps: list[TopicPartition]) -> int:
 async def followed(settings: Settings, pool: asyncpg.Pool,
                    every: float = EVERY) -> AsyncIterator[list[Sample]]:
     """Sample the backlogs in the background while the block runs; the samples are in the
-    yielded list. A broker that cannot answer (an admin API it lacks) leaves it shorter, never
-    fails the run."""
+    yielded list. A sampler that fails (a broker that cannot answer) leaves it shorter and
+    logs why; it never fails the run."""
     follower = _Follower(settings, pool)
     task = asyncio.create_task(follower.run(every), name="bench-backlog")
     started = time.monotonic()
