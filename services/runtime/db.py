@@ -123,7 +123,7 @@ async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 4,
     With a ``search_path`` (the read models) statements are not cached: a rebuild swaps the
     schema under the same name, and a cached plan would keep reading the old tables.
     """
-    settings = {**PLANNING, "search_path": f"{search_path}, public"} if search_path else PLANNING
+    settings = {**PLANNING, "search_path": f"{search_path}, public"} if search_path else dict(PLANNING)
     cache = 0 if search_path else 100
     last: Exception | None = None
     for _ in range(attempts):
@@ -155,7 +155,7 @@ async def open_connection(dsn: str, *, statement_cache_size: int = 100) -> async
     """One connection with the JSON codecs; the caller closes it."""
     try:
         conn = await asyncpg.connect(dsn, statement_cache_size=statement_cache_size,
-                                     server_settings=PLANNING)
+                                     server_settings=dict(PLANNING))
     except (OSError, asyncpg.PostgresError) as exc:
         raise InfrastructureError(
             f"cannot reach Postgres at {redact_dsn(dsn)} ({exc}); start it or set DATABASE_URL"
