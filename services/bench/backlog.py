@@ -13,7 +13,6 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -24,6 +23,7 @@ from events import STAGE_INPUTS, stage_group
 from ..runtime import kafka_clients
 from ..runtime.partitions import topic_partitions
 from ..runtime.settings import Settings
+from .procstat import machine_cpu
 from .workspace import STAGE_JOBS
 
 log = logging.getLogger(__name__)
@@ -39,17 +39,6 @@ class Sample:
 
     backlogs: dict[str, int]
     idle: float | None  # share of the machine's CPU time idle since the previous sample
-
-
-def cpu_times(proc_stat: str) -> tuple[int, int]:
-    """(idle, total) jiffies from the text of /proc/stat (idle includes iowait)."""
-    values = [int(v) for v in proc_stat.splitlines()[0].split()[1:]]
-    return values[3] + values[4], sum(values)
-
-
-def machine_cpu() -> tuple[int, int]:
-    """(idle, total) jiffies of the whole machine so far."""
-    return cpu_times(Path("/proc/stat").read_text())
 
 
 def summarize(samples: Sequence[Sample]) -> dict[str, Any]:

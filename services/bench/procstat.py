@@ -1,4 +1,5 @@
-"""Peak memory and CPU time of a process, read from /proc (Linux), for the benchmarks' figures."""
+"""Peak memory and CPU time of a process, and the machine's idle time, read from /proc (Linux),
+for the benchmarks' figures."""
 
 from __future__ import annotations
 
@@ -60,6 +61,17 @@ def server_cpu_seconds(root: int) -> float:
     if root not in stats:
         raise ProcessLookupError(f"process {root} is gone")
     return tree_cpu_seconds(root, stats)
+
+
+def cpu_times(proc_stat: str) -> tuple[int, int]:
+    """(idle, total) jiffies from the text of /proc/stat (idle includes iowait)."""
+    values = [int(v) for v in proc_stat.splitlines()[0].split()[1:]]
+    return values[3] + values[4], sum(values)
+
+
+def machine_cpu() -> tuple[int, int]:
+    """(idle, total) jiffies of the whole machine so far."""
+    return cpu_times(Path("/proc/stat").read_text())
 
 
 def read(pid: int | str = "self") -> ProcStat:

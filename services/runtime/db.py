@@ -123,7 +123,9 @@ async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 4,
     With a ``search_path`` (the read models) statements are not cached: a rebuild swaps the
     schema under the same name, and a cached plan would keep reading the old tables.
     """
-    settings = {**PLANNING, "search_path": f"{search_path}, public"} if search_path else dict(PLANNING)
+    settings = dict(PLANNING)
+    if search_path:
+        settings["search_path"] = f"{search_path}, public"
     cache = 0 if search_path else 100
     last: Exception | None = None
     for _ in range(attempts):

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from services.bench.backlog import Sample, cpu_times, summarize
+from services.bench.backlog import Sample, summarize
+from services.bench.procstat import cpu_times
 
 
 def test_the_stage_holding_the_largest_backlog_most_often_is_named() -> None:
