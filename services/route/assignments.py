@@ -10,7 +10,7 @@ from uuid import UUID
 import asyncpg
 
 from ..runtime.config import Segment
-from .decide import assign
+from .decide import owner_at
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,15 +63,15 @@ async def _allocate(conn: asyncpg.Connection,
                     wanted: Sequence[tuple[UUID, str, Segment]]) -> dict[UUID, Slot]:
     rows = await conn.fetch(_EXISTING, list({w[0] for w in wanted}))
     slots = {r["lead_id"]: Slot(r["segment"], r["seq"], r["owner"]) for r in rows}
-    todo: dict[tuple[str, str], list[UUID]] = defaultdict(list)
+    # Dicts as ordered sets: a lead twice in one batch takes one position, found in O(1).
+    todo: dict[tuple[str, str], dict[UUID, None]] = defaultdict(dict)
     segments: dict[str, Segment] = {}
     for lead_id, tenant, segment in wanted:
         held = slots.get(lead_id)
-        queue = todo[(tenant, segment.name)]
         segments[segment.name] = segment
-        if (held is None or held.segment != segment.name) and lead_id not in queue:
-            queue.append(lead_id)
-    keys = sorted(k for k, leads in todo.items() if leads)
+        if held is None or held.segment != segment.name:
+            todo[(tenant, segment.name)][lead_id] = None
+    keys = sorted(todo)
     if not keys:
         return slots
     ends = await conn.fetch(_BUMP, [k[0] for k in keys], [k[1] for k in keys],
@@ -83,7 +83,7 @@ async def _allocate(conn: asyncpg.Connection,
         start = row["next_seq"] - len(leads)
         for offset, lead_id in enumerate(leads):
             seq = start + offset
-            owner = assign(segments[key[1]], seq).owner
+            owner = owner_at(segments[key[1]], seq)
             slots[lead_id] = Slot(key[1], seq, owner)
             new.append((lead_id, key[0], key[1], seq, owner))
     await conn.execute(_ASSIGN, *(list(column) for column in zip(*new, strict=True)))

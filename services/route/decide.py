@@ -26,7 +26,12 @@ def pick_segment(lead: Lead, segments: tuple[Segment, ...]) -> Segment:
     return next(s for s in segments if matches(lead, s))
 
 
-def assign(segment: Segment, seq: int) -> Assignment:
+def owner_at(segment: Segment, seq: int) -> str:
     """The ``seq``-th lead of a segment goes to owner ``seq mod len(owners)``: round-robin."""
+    return segment.owners[seq % len(segment.owners)]
+
+
+def assign(segment: Segment, seq: int) -> Assignment:
+    """The assignment of the ``seq``-th lead of a segment."""
     return Assignment(segment=segment.name, sequence_id=segment.sequence,
-                      owner=segment.owners[seq % len(segment.owners)])
+                      owner=owner_at(segment, seq))
