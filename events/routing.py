@@ -30,10 +30,18 @@ def routing_key(event: Envelope) -> bytes:
     return event.event_id.bytes
 
 
+_JSON = b"application/json"
+
+
+def wire_headers(event: Envelope) -> list[tuple[str, bytes]]:
+    """The Kafka headers of ``event``'s message as the record carries them (UTF-8 values)."""
+    return [(TYPE_HEADER, event.type.encode()), ("content-type", _JSON),
+            ("correlation_id", str(event.event_id).encode())]
+
+
 def headers(event: Envelope) -> dict[str, str]:
     """The Kafka headers of ``event``'s message (the same whichever client publishes it)."""
-    return {TYPE_HEADER: event.type, "content-type": "application/json",
-            "correlation_id": str(event.event_id)}
+    return {name: value.decode() for name, value in wire_headers(event)}
 
 
 def key_description(cls: type[Envelope]) -> str:

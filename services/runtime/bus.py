@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
+import struct
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
-from aiokafka.partitioner import murmur2
 from aiokafka.producer.message_accumulator import BatchBuilder
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 
 from events import Envelope, Topic, encode
-from events.routing import headers, routing_key
+from events.routing import headers, routing_key, wire_headers
 
 from . import kafka_clients
 from .config import TopicsConfig
@@ -67,6 +68,35 @@ def make_producer(bootstrap_servers: str, *, client_id: str) -> AIOKafkaProducer
                                   max_batch_size=BATCH_BYTES)
 
 
+_M = 0x5BD1E995
+_MASK = 0xFFFFFFFF
+
+
+@functools.cache
+def _words(count: int) -> struct.Struct:
+    return struct.Struct(f"<{count}I")
+
+
+def murmur2(data: bytes) -> int:
+    """Kafka's murmur2 of ``data`` (Java's ``Utils.murmur2``, unsigned). aiokafka's reads the
+    words byte by byte: 3% of a stage's CPU went there, one key per event published."""
+    length = len(data)
+    h = 0x9747B28C ^ length
+    for k in _words(length >> 2).unpack_from(data):
+        k = (k * _M) & _MASK
+        h = ((h * _M) & _MASK) ^ (((k ^ (k >> 24)) * _M) & _MASK)
+    if tail := length & 3:
+        whole = length & ~3
+        if tail == 3:
+            h ^= data[whole + 2] << 16
+        if tail >= 2:
+            h ^= data[whole + 1] << 8
+        h = ((h ^ data[whole]) * _M) & _MASK
+    h ^= h >> 13
+    h = (h * _M) & _MASK
+    return h ^ (h >> 15)
+
+
 def partition_of(key: bytes, partitions: Sequence[int]) -> int:
     """The partition of ``key``, as Kafka's default partitioner (Java's and aiokafka's) picks it."""
     return partitions[(murmur2(key) & 0x7FFFFFFF) % len(partitions)]
@@ -111,20 +141,23 @@ class Publisher:
         partitions: dict[str, list[int]] = {}
         open_batches: dict[tuple[str, int], BatchBuilder] = {}
         futures: list[asyncio.Future[Any]] = []
+        topics: dict[type[Envelope], str] = {}
         for event in events:
-            topic = self._topic(event)
+            if (topic := topics.get(type(event))) is None:
+                topic = topics[type(event)] = self._topic(event)
             if (known := partitions.get(topic)) is None:
                 known = partitions[topic] = sorted(await producer.partitions_for(topic))
             key = routing_key(event)
             target = (topic, partition_of(key, known))
-            record = {"key": key, "value": encode(event), "timestamp": None,
-                      "headers": [(k, v.encode()) for k, v in headers(event).items()]}
+            value, record_headers = encode(event), wire_headers(event)
             batch = open_batches.get(target)
-            if batch is None or batch.append(**record) is None:
+            if batch is None or batch.append(key=key, value=value, timestamp=None,
+                                              headers=record_headers) is None:
                 if batch is not None:  # full: send it, start the partition's next one
                     futures.append(await producer.send_batch(batch, topic, partition=target[1]))
                 batch = open_batches[target] = producer.create_batch()
-                batch.append(**record)  # a batch always takes its first record
+                # a batch always takes its first record
+                batch.append(key=key, value=value, timestamp=None, headers=record_headers)
         for (topic, partition), batch in open_batches.items():
             futures.append(await producer.send_batch(batch, topic, partition=partition))
         return futures

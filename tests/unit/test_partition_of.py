@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.partitioner import murmur2 as aiokafka_murmur2
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.runtime.bus import partition_of
+from services.runtime.bus import murmur2, partition_of
 
 
 @given(key=st.binary(min_size=1, max_size=40), n=st.integers(min_value=1, max_value=64))
 def test_partition_of_agrees_with_the_default_partitioner(key: bytes, n: int) -> None:
     partitions = list(range(n))
     assert partition_of(key, partitions) == DefaultPartitioner()(key, partitions, partitions)
+
+
+@given(key=st.binary(max_size=300))
+def test_murmur2_agrees_with_aiokafkas(key: bytes) -> None:
+    assert murmur2(key) == aiokafka_murmur2(key)
 
 
 #: Java's Utils.murmur2 of these keys (Kafka's UtilsTest): the producer must agree with it, or
