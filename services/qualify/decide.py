@@ -7,6 +7,9 @@ from events.emails import is_valid_email
 
 from ..runtime.config import QualifyConfig
 
+#: The verdict of every lead no rule objects to (frozen, so one instance serves them all).
+QUALIFIED = Qualification(qualified=True)
+
 
 def domain_suppressed(domain: str, suppressed: tuple[str, ...]) -> bool:
     """True if ``domain`` is a suppressed domain or one of its subdomains."""
@@ -29,4 +32,4 @@ def qualify_lead(lead: Lead, cfg: QualifyConfig) -> Qualification:
         reasons.append("suppressed_domain")
     if lead.do_not_contact:
         reasons.append("do_not_contact")
-    return Qualification(qualified=not reasons, reasons=tuple(reasons))
+    return Qualification(qualified=False, reasons=tuple(reasons)) if reasons else QUALIFIED
