@@ -141,6 +141,38 @@ def test_routing_takes_the_first_matching_segment_and_rotates_owners() -> None:
     assert not matches(lead_factory(country="DE"), scoped)
 
 
+_maybe_words = st.none() | st.lists(st.sampled_from(["saas", "SaaS", "fintech", "de", "FR", ""]),
+                                    max_size=3).map(tuple)
+_maybe_int = st.none() | st.integers(min_value=0, max_value=2000)
+
+
+@settings(max_examples=300)
+@given(industries=_maybe_words, countries=_maybe_words, low=_maybe_int, high=_maybe_int,
+       min_score=st.none() | st.integers(0, 100),
+       industry=st.none() | st.sampled_from(["saas", "SaaS", "fintech", ""]),
+       country=st.none() | st.sampled_from(["DE", "de", "FR", ""]), employees=_maybe_int,
+       score=st.none() | st.integers(0, 100))
+def test_a_segment_matches_a_lead_meeting_every_condition_it_sets(
+        industries: tuple[str, ...] | None, countries: tuple[str, ...] | None, low: int | None,
+        high: int | None, min_score: int | None, industry: str | None, country: str | None,
+        employees: int | None, score: int | None) -> None:
+    segment = Segment(name="s", sequence="q", owners=("o",), industries=industries,
+                      countries=countries, min_employees=low, max_employees=high,
+                      min_score=min_score)
+    card = None if score is None else ScoreCard(value=score, factors={}, model_version="m")
+    lead = lead_factory(industry=industry, country=country, employees=employees, score=card)
+    # Industries are compared with the configured names lower-cased; countries upper-cased on
+    # both sides; a lead without employees fails any employee bound; no score counts as 0.
+    expected = all((
+        industries is None or (industry or "") in {i.lower() for i in industries},
+        countries is None or (country or "").upper() in {c.upper() for c in countries},
+        low is None or (employees is not None and employees >= low),
+        high is None or (employees is not None and employees <= high),
+        min_score is None or (score or 0) >= min_score,
+    ))
+    assert matches(lead, segment) is expected
+
+
 def test_route_config_requires_a_catch_all_last() -> None:
     with pytest.raises(ValueError, match="catch-all"):
         RouteConfig(segments=(Segment(name="x", sequence="s", owners=("o",), min_employees=1),))
