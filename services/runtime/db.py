@@ -116,12 +116,21 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
 PLANNING = {"plan_cache_mode": "force_custom_plan"}
 
 
+async def _end_transaction_only(conn: asyncpg.Connection) -> None:
+    # asyncpg has rolled back an open transaction before calling this: nothing else to undo.
+    return None
+
+
 async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 4,
-                      search_path: str | None = None, attempts: int = 30) -> asyncpg.Pool:
+                      search_path: str | None = None, attempts: int = 30,
+                      session_state: bool = True) -> asyncpg.Pool:
     """A pool with JSON codecs; retries while the server is starting, then says what to check.
 
     With a ``search_path`` (the read models) statements are not cached: a rebuild swaps the
     schema under the same name, and a cached plan would keep reading the old tables.
+    ``session_state=False`` is for users that leave nothing in a session (advisory locks, SET,
+    LISTEN, cursors): a released connection then only has its transaction ended, without
+    asyncpg's reset statement, a round trip per release (contact releases several per window).
     """
     settings = dict(PLANNING)
     if search_path:
@@ -130,9 +139,10 @@ async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 4,
     last: Exception | None = None
     for _ in range(attempts):
         try:
-            return await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size,
-                                             init=_init_connection, server_settings=settings,
-                                             statement_cache_size=cache)
+            return await asyncpg.create_pool(
+                dsn, min_size=min_size, max_size=max_size, init=_init_connection,
+                server_settings=settings, statement_cache_size=cache,
+                reset=None if session_state else _end_transaction_only)
         except (OSError, asyncpg.CannotConnectNowError, asyncpg.TooManyConnectionsError) as exc:
             last = exc
             await asyncio.sleep(0.5)
