@@ -10,4 +10,4 @@ from .executor import HarvestExecutor
 def build(settings: Settings) -> JobService:
     return JobService(JobName.HARVEST, settings,
                       lambda s: HarvestExecutor(s.db, s.publisher, s.config.harvest.sources,
-                                                      s.prefix))
+                                                s.settings.database_url, s.prefix))

@@ -22,7 +22,7 @@ from events.ids import event_id
 from ..runtime.budget import RunBudget
 from ..runtime.bus import Publisher
 from ..runtime.config import HarvestSource
-from ..runtime.locks import advisory_key, try_lock, unlock
+from ..runtime.locks import AdvisoryLock, advisory_key
 from ..runtime.logging import redact
 from ..runtime.runs import RunContext, RunResult
 from . import seen
@@ -169,10 +169,11 @@ class HarvestExecutor:
     """Executor of harvest runs over the configured sources in the tick's scope."""
 
     def __init__(self, pool: asyncpg.Pool, publisher: Publisher,
-                 sources: Sequence[HarvestSource], prefix: str = "") -> None:
+                 sources: Sequence[HarvestSource], dsn: str, prefix: str = "") -> None:
         self.pool = pool
-        # One harvester at a time per deployment: two would read the same files.
-        self.lock_key = advisory_key("harvest", prefix)
+        # One harvester at a time per deployment: two would read the same files. The lock has
+        # a connection of its own, so the pool's connections carry no session state.
+        self.lock = AdvisoryLock(dsn, advisory_key("harvest", prefix))
         self.publisher = publisher
         self.sources = sources
 
@@ -194,33 +195,32 @@ class HarvestExecutor:
         created = bad = 0
         stopped = False
         problems: list[str] = []
-        async with pool.acquire() as conn:
-            if not await try_lock(conn, self.lock_key):
+        try:
+            if not await self.lock.try_acquire():
                 log.info("another instance is harvesting; this part does nothing",
                          extra={"action": "harvest_locked"})
                 return RunResult()
-            try:
-                for source in self.in_scope(ctx):
-                    if ctx.stopping:
-                        stopped = True
-                        break
-                    if problem := source_problem(source.path):
-                        problems.append(problem)
-                        continue
-                    try:
-                        report = await harvester.harvest(source, at=ctx.at, run_id=ctx.run_id,
-                                                         budget=budget, deadline=deadline,
-                                                         stop=ctx.stop)
-                    except OSError as exc:  # unreadable halfway: this source only
-                        problems.append(f"{source.path}: {exc.strerror or exc}")
-                        continue
-                    created += report.created
-                    bad += report.new_bad_rows
-                    stopped = stopped or report.stopped
-                    if report.exhausted_budget or time.monotonic() >= deadline or stopped:
-                        break
-            finally:
-                await unlock(conn, self.lock_key)
+            for source in self.in_scope(ctx):
+                if ctx.stopping:
+                    stopped = True
+                    break
+                if problem := source_problem(source.path):
+                    problems.append(problem)
+                    continue
+                try:
+                    report = await harvester.harvest(source, at=ctx.at, run_id=ctx.run_id,
+                                                     budget=budget, deadline=deadline,
+                                                     stop=ctx.stop)
+                except OSError as exc:  # unreadable halfway: this source only
+                    problems.append(f"{source.path}: {exc.strerror or exc}")
+                    continue
+                created += report.created
+                bad += report.new_bad_rows
+                stopped = stopped or report.stopped
+                if report.exhausted_budget or time.monotonic() >= deadline or stopped:
+                    break
+        finally:
+            await self.lock.release()
         counts = RunCounts(leads_processed=created + bad, leads_succeeded=created, leads_failed=bad)
         # The other sources went through; the run still fails, so nobody reads "0 processed"
         # as a quiet night.

@@ -128,9 +128,9 @@ class JobService:
         # First: a second process with this instance id must stop before it joins any group.
         self._identity = await instances.hold_identity(
             self.settings.database_url, self.prefix, self.job.value, self.instance_id)
-        # Harvest holds its advisory lock on a pool connection; the stages keep no session state.
+        # Session locks live on connections of their own (runtime.locks): none is in the pool.
         self.pool = await create_pool(self.settings.database_url, max_size=4,
-                                      session_state=self.job is JobName.HARVEST)
+                                      session_state=False)
         self._producer = make_producer(self.settings.kafka_bootstrap_servers,
                                        client_id=f"leadflow-{self.job.value}-out")
         await self._producer.start()

@@ -1,4 +1,4 @@
-"""What a pooled connection carries back to the pool, on the real Postgres: a stage's pool
+"""What a pooled connection carries back to the pool, on the real Postgres: a service's pool
 (no session state) only has its transaction ended; the default pool also drops session locks."""
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ async def test_a_stage_pool_ends_a_transaction_left_open(database: str) -> None:
 @pytest.mark.parametrize(("session_state", "held_after"), [(True, False), (False, True)])
 async def test_only_the_default_pool_drops_a_session_lock_on_release(
         database: str, session_state: bool, held_after: bool) -> None:
-    # Why harvest, which takes its advisory lock on a pool connection, keeps the default reset.
+    # Why a session lock goes on a connection of its own (runtime.locks.AdvisoryLock).
     pool = await create_pool(database, min_size=1, max_size=1, session_state=session_state)
     try:
         async with pool.acquire() as conn:
