@@ -99,8 +99,8 @@ class ContactExecutor:
     async def _recover(self) -> None:
         with translated("contact ledger"):
             events = await self.outbox.reconcile()
-            await self.service.publisher.publish(events)
-            await self.outbox.reported(events, None)
+            sent = await self.service.publisher.publish(events)
+            await self.outbox.reported(events, None, sent.values)
 
     async def execute(self, ctx: RunContext, budget: RunBudget, deadline: float) -> RunResult:
         assert self._drainer is not None and self._followups is not None

@@ -81,8 +81,8 @@ class FollowUps:
 
     async def _report(self, batch: Sequence[Attempt], ctx: RunContext) -> None:
         events = [a.event for a in batch if a.event is not None]
-        await self.publisher.publish(events)
-        await self.outbox.reported(events, ctx.run_id)
+        sent = await self.publisher.publish(events)
+        await self.outbox.reported(events, ctx.run_id, sent.values)
 
 
 def used(attempts: Sequence[Attempt]) -> int:

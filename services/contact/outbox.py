@@ -27,7 +27,7 @@ from uuid import UUID, uuid4
 
 import asyncpg
 
-from events import Lead, LeadContacted, LeadEvent, transition
+from events import Lead, LeadContacted, LeadEvent, encode, transition
 
 from ..runtime.config import ContactConfig, SequenceConfig
 from ..runtime.db import CONNECTION_ERRORS
@@ -463,15 +463,17 @@ class Outbox:
 
     # --- after the broker acknowledged ---------------------------------------------------
 
-    async def reported(self, events: Sequence[LeadContacted], run_id: UUID | None) -> None:
-        """The events are in the log: mark them published and move each lead on, atomically."""
+    async def reported(self, events: Sequence[LeadContacted], run_id: UUID | None,
+                       values: Sequence[bytes] | None = None) -> None:
+        """The events are in the log: mark them published and move each lead on, atomically.
+        ``values``: the events' bytes as published (each is encoded again without them)."""
         if not events:
             return
         moves = []
-        for event in events:
+        for event, value in zip(events, values or map(encode, events), strict=True):
             outreach = event.lead.outreach
             assert outreach is not None
-            moves.append(progress.Advance(event, event.step, outreach.next_action_at))
+            moves.append(progress.Advance(event, value, event.step, outreach.next_action_at))
         async with self.pool.acquire() as conn, conn.transaction():
             await ledger.mark_published(conn, [e.idempotency_key for e in events])
             await progress.advance(conn, moves, run_id)

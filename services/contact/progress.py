@@ -114,9 +114,11 @@ async def due(db: Db, *, at: datetime, run_id: UUID, tenant_id: str | None,
 
 @dataclass(frozen=True, slots=True)
 class Advance:
-    """A sent step, reported by ``event``: the lead's progress moves to it."""
+    """A sent step, reported by ``event`` (``value``: its bytes as published): the lead's
+    progress moves to it."""
 
     event: LeadEvent
+    value: bytes
     step: int
     next_action_at: datetime | None
 
@@ -141,7 +143,7 @@ async def advance(db: Db, moves: Sequence[Advance], run_id: UUID | None) -> None
              AS u(lead_id, step, ev, next, done)
         WHERE c.lead_id = u.lead_id AND c.step = u.step - 1
         """, [m.event.lead.lead_id for m in moves], [m.step for m in moves],
-        [encode(m.event).decode() for m in moves], [m.next_action_at for m in moves],
+        [m.value.decode() for m in moves], [m.next_action_at for m in moves],
         [m.completed for m in moves], run_id)
 
 

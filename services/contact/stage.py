@@ -14,6 +14,7 @@ import asyncpg
 
 from events import ALL_TENANTS, JobName, LeadContacted, LeadEvent, LeadRouted, TickEmitted
 
+from ..runtime.bus import Sent
 from ..runtime.db import translated
 from ..runtime.drain import Inbound, Outcome
 from ..runtime.runs import RunContext
@@ -74,7 +75,9 @@ class ContactLogic:
                 outcomes.append(Outcome(item, [attempt.event] if attempt and attempt.event else []))
         return outcomes
 
-    async def published(self, outcomes: Sequence[Outcome], ctx: RunContext) -> None:
-        events = [e for o in outcomes for e in o.events if isinstance(e, LeadContacted)]
+    async def published(self, sent: Sent, ctx: RunContext) -> None:
+        contacted = [(e, v) for e, v in zip(sent.events, sent.values, strict=True)
+                     if isinstance(e, LeadContacted)]
         with translated("contact ledger"):
-            await self.outbox.reported(events, ctx.run_id)
+            await self.outbox.reported([e for e, _ in contacted], ctx.run_id,
+                                       [v for _, v in contacted])

@@ -404,9 +404,9 @@ class Replayer:
                 decided.counts.replayed += 1
             else:
                 decided.counts.unchanged += 1
-        await publisher.publish(outputs)
+        sent = await publisher.publish(outputs)
         if good:
-            await logic.published(good, ctx)
+            await logic.published(sent, ctx)
 
     def _report(self, reader: RangeReader, counts: Counts) -> None:
         if self.progress is not None:

@@ -9,6 +9,7 @@ import asyncpg
 
 from events import JobName, LeadEvent, LeadQualified, LeadRouted, transition
 
+from ..runtime.bus import Sent
 from ..runtime.config import RouteConfig
 from ..runtime.db import translated
 from ..runtime.drain import Inbound, Outcome, decide_each
@@ -51,5 +52,5 @@ class RouteLogic:
             await assignments.record_owners(self.pool, changed)
         return outcomes
 
-    async def published(self, outcomes: Sequence[Outcome], ctx: RunContext) -> None:
+    async def published(self, sent: Sent, ctx: RunContext) -> None:
         return None

@@ -8,6 +8,7 @@ import functools
 import logging
 import struct
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -102,6 +103,15 @@ def partition_of(key: bytes, partitions: Sequence[int]) -> int:
     return partitions[(murmur2(key) & 0x7FFFFFFF) % len(partitions)]
 
 
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """Events the broker acknowledged, with the bytes each went out as (in the same order): a
+    caller that stores an event too reuses them instead of encoding it again."""
+
+    events: Sequence[Envelope]
+    values: Sequence[bytes]
+
+
 class Publisher:
     """Publishes events to their topics; a batch is sent together and awaited together."""
 
@@ -115,26 +125,29 @@ class Publisher:
         about 25 µs more per message, most of a stage's time per lead."""
         self._producer = producer
 
-    async def publish(self, events: Sequence[Envelope]) -> None:
+    async def publish(self, events: Sequence[Envelope]) -> Sent:
         """Send every event and return once the broker acknowledged all of them (acks=all)."""
+        values = [encode(event) for event in events]
         if not events:
-            return
+            return Sent(events, values)
         try:
             if self._producer is not None:
-                futures = await self._send_batches(self._producer, events)
+                futures = await self._send_batches(self._producer, events, values)
             else:
                 futures = [await self._broker.publish(
-                    encode(event), self._topic(event), key=routing_key(event),
-                    headers=headers(event), no_confirm=True) for event in events]
+                    value, self._topic(event), key=routing_key(event),
+                    headers=headers(event), no_confirm=True)
+                    for event, value in zip(events, values, strict=True)]
             await asyncio.gather(*futures)
         except KafkaError as exc:
             raise InfrastructureError(f"the broker did not acknowledge a publish: {exc}") from exc
+        return Sent(events, values)
 
     def _topic(self, event: Envelope) -> str:
         return type(event).topic.physical(self._prefix)  # type: ignore[attr-defined]
 
-    async def _send_batches(self, producer: AIOKafkaProducer,
-                            events: Sequence[Envelope]) -> list[asyncio.Future[Any]]:
+    async def _send_batches(self, producer: AIOKafkaProducer, events: Sequence[Envelope],
+                            values: Sequence[bytes]) -> list[asyncio.Future[Any]]:
         """Append each event to a record batch of its partition and send the batches: half the
         CPU of one ``producer.send`` per message. Partitions are chosen as ``send`` chooses
         them (murmur2 of the key), and batches of a partition go out in order."""
@@ -142,14 +155,14 @@ class Publisher:
         open_batches: dict[tuple[str, int], BatchBuilder] = {}
         futures: list[asyncio.Future[Any]] = []
         topics: dict[type[Envelope], str] = {}
-        for event in events:
+        for event, value in zip(events, values, strict=True):
             if (topic := topics.get(type(event))) is None:
                 topic = topics[type(event)] = self._topic(event)
             if (known := partitions.get(topic)) is None:
                 known = partitions[topic] = sorted(await producer.partitions_for(topic))
             key = routing_key(event)
             target = (topic, partition_of(key, known))
-            value, record_headers = encode(event), wire_headers(event)
+            record_headers = wire_headers(event)
             batch = open_batches.get(target)
             if batch is None or batch.append(key=key, value=value, timestamp=None,
                                               headers=record_headers) is None:

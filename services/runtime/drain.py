@@ -37,7 +37,7 @@ from events import (
 
 from . import kafka_clients
 from .budget import RunBudget, later_claim
-from .bus import Publisher
+from .bus import Publisher, Sent
 from .config import StageConfig
 from .dead_letters import dead_letter
 from .errors import InfrastructureError
@@ -80,8 +80,8 @@ class StageLogic(Protocol):
         """One Outcome per item. Per-lead errors go in Outcome.error; raising fails the batch."""
         ...
 
-    async def published(self, outcomes: Sequence[Outcome], ctx: RunContext) -> None:
-        """Called once the batch's outputs are acknowledged by the broker."""
+    async def published(self, sent: Sent, ctx: RunContext) -> None:
+        """Called once the batch's outputs (``sent``) are acknowledged by the broker."""
         ...
 
 
@@ -111,7 +111,7 @@ class PerLeadLogic(ABC):
     async def process(self, items: Sequence[Inbound], ctx: RunContext) -> list[Outcome]:
         return decide_each(items, lambda item: self.decide(item, ctx))
 
-    async def published(self, outcomes: Sequence[Outcome], ctx: RunContext) -> None:
+    async def published(self, sent: Sent, ctx: RunContext) -> None:
         return None
 
 
@@ -453,8 +453,7 @@ class TopicDrainer:
                       tally: _Tally) -> None:
         """Publish the batch's outputs, report them to the stage, commit its offsets."""
         dead = processed.dead
-        await self.publisher.publish([*outputs, *dead])
-        await self.logic.published(processed.done, ctx)
+        await self.logic.published(await self.publisher.publish([*outputs, *dead]), ctx)
         await self._commit(processed.batch)
         tally.processed += len(processed.batch)
         tally.failed += len(dead)
