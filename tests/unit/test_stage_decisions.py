@@ -185,3 +185,11 @@ def test_templates_fill_lead_fields_and_refuse_unknown_ones() -> None:
     assert (message.to, message.subject, message.body) == (lead.email, "Acme", "CTO")
     with pytest.raises(ValueError, match="unknown field"):
         render("{password}", lead)
+
+
+@pytest.mark.parametrize("template", ["Hi {}", "Hi {0}", "{company[40]}", "{company.name}",
+                                      "{first_name:%}"])
+def test_a_template_that_cannot_be_filled_is_a_clear_value_error(template: str) -> None:
+    # A ValueError fails that lead's step with the reason; anything else would fail the batch.
+    with pytest.raises(ValueError, match=r"cannot be filled|positional|format"):
+        render(template, lead_factory(company="Acme"))
