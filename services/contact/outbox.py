@@ -470,7 +470,9 @@ class Outbox:
         if not events:
             return
         moves = []
-        for event, value in zip(events, values or map(encode, events), strict=True):
+        if values is None:
+            values = [encode(e) for e in events]
+        for event, value in zip(events, values, strict=True):
             outreach = event.lead.outreach
             assert outreach is not None
             moves.append(progress.Advance(event, value, event.step, outreach.next_action_at))
