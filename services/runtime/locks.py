@@ -20,13 +20,8 @@ def advisory_key(name: str, prefix: str, *parts: str) -> int:
 
 async def try_lock(conn: asyncpg.Connection, key: int) -> bool:
     """Take the session lock ``key`` on ``conn`` if nobody holds it; never waits. It is held
-    until ``unlock`` or until the connection closes (the process dying included)."""
+    until the connection closes (the process dying included)."""
     return bool(await conn.fetchval("SELECT pg_try_advisory_lock($1)", key))
-
-
-async def unlock(conn: asyncpg.Connection, key: int) -> None:
-    """Give back a session lock taken with ``try_lock``."""
-    await conn.execute("SELECT pg_advisory_unlock($1)", key)
 
 
 async def lock_transaction(conn: asyncpg.Connection, key: int) -> None:
