@@ -20,11 +20,11 @@ import asyncpg
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
+from services.pipeline.settings import Settings
 from services.runtime.apache_kafka import ApacheKafka
 from services.runtime.db import connect, create_pool, quote_ident
 from services.runtime.embedded import EmbeddedPostgres, TansuBroker
 from services.runtime.migrations import migrate
-from services.runtime.settings import Settings
 from tests.harness import ARTIFACTS, dsn_for, kafka_or_skip, make_config
 
 #: The suite's own server: enough connections for every service pool of the biggest test, and

@@ -10,11 +10,11 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from events import Topic
 from events.runs import PartRow, RunRow
+from services.pipeline.settings import Settings
 from services.projector.fold import Changes, Loaded, Positioned, admit, fold
 from services.projector.rows import MetricsRow
 from services.projector.store import DEAD_LETTER_COLUMNS, LEAD_COLUMNS, dead_letter_row, lead_row
 from services.runtime.partitions import topic_partitions
-from services.runtime.settings import Settings
 
 
 async def read_log(settings: Settings) -> list[Positioned]:

@@ -20,9 +20,9 @@ from aiokafka import TopicPartition
 
 from events import STAGE_INPUTS, stage_group
 
+from ..pipeline.settings import Settings
 from ..runtime import kafka_clients
 from ..runtime.partitions import topic_partitions
-from ..runtime.settings import Settings
 from .procstat import machine_cpu
 from .workspace import STAGE_JOBS
 

@@ -26,11 +26,12 @@ from events import Lead, LeadStatus, utcnow
 from ..contact.ledger import idempotency_key
 from ..contact.policy import outreach_after
 from ..contact.templates import compose, message_id
+from ..pipeline.config import LeadflowConfig
+from ..pipeline.settings import Settings
 from ..qualify.decide import qualify_lead
+from ..route.config import Segment
 from ..route.decide import assign, pick_segment
-from ..runtime.config import LeadflowConfig, Segment
 from ..runtime.db import open_connection, quote_ident
-from ..runtime.settings import Settings
 from ..score.decide import score_lead
 from .leads import chunks, progress_bar
 from .workspace import STAGE_JOBS

@@ -25,14 +25,15 @@ from rich.table import Table
 from events import JobName, TickEmitted, Topic, decode
 
 from ..clock.service import Clock
+from ..pipeline.config import LeadflowConfig
+from ..pipeline.settings import Settings
 from ..runtime import kafka_clients
 from ..runtime.bus import ensure_topics
-from ..runtime.config import Catchup, JobConfig, LeadflowConfig, TopicsConfig
+from ..runtime.config import Catchup, JobConfig, TopicsConfig
 from ..runtime.db import connect, ensure_database, quote_ident
 from ..runtime.errors import InfrastructureError
 from ..runtime.migrations import migrate
 from ..runtime.partitions import topic_partitions
-from ..runtime.settings import Settings
 
 
 def dsn_for(dsn: str, database: str) -> str:

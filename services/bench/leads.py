@@ -11,8 +11,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from events import Lead, LeadCreated, LeadStatus, ids, utcnow
 
+from ..pipeline.settings import Settings
 from ..runtime.bus import Publisher, make_broker, make_producer
-from ..runtime.settings import Settings
 
 TENANT = "bench"
 CAMPAIGN = "bench-pipeline"

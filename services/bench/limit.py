@@ -20,12 +20,12 @@ from rich.console import Console
 
 from events import Topic
 
+from ..pipeline.settings import Settings
 from ..runtime import kafka_clients
 from ..runtime.bus import creation_errors, describe_topics, ensure_topics
 from ..runtime.config import TopicsConfig
 from ..runtime.embedded import die_with_parent
 from ..runtime.errors import InfrastructureError
-from ..runtime.settings import Settings
 from .leads import publish_backlog
 
 HOPS = 5

@@ -27,7 +27,7 @@ from rich.table import Table
 
 from events import utcnow
 
-from ..runtime.settings import Settings
+from ..pipeline.settings import Settings
 from .baseline import BaselineRun, baseline_run
 from .limit import Limits, limits
 from .product import ProductRun, product_run

@@ -22,12 +22,12 @@ from rich.console import Console
 from events import LeadContacted, LeadCreated, LeadStatus
 from events.state_machine import event_type
 
+from ..pipeline.settings import Settings
+from ..pipeline.stack import Stack
 from ..projector.fold import FIRST_CONTACT, entered
 from ..runtime.bus import ensure_topics
 from ..runtime.db import READ_SCHEMA, create_pool
 from ..runtime.errors import InfrastructureError
-from ..runtime.settings import Settings
-from ..runtime.stack import Stack
 from . import procstat
 from .backlog import followed, summarize
 from .leads import progress_bar, publish_leads

@@ -24,6 +24,7 @@ from events import (
     transition,
 )
 
+from ..pipeline.settings import Settings
 from ..projector.fold import Positioned
 from ..projector.rebuild import rebuild
 from ..projector.service import Projector
@@ -31,7 +32,6 @@ from ..projector.store import LEAD_EVENT_COLUMNS, lead_event_row
 from ..runtime.bus import Publisher, ensure_topics, make_broker
 from ..runtime.db import READ_SCHEMA, connect, quote_ident
 from ..runtime.process import tune_gc
-from ..runtime.settings import Settings
 
 AT = datetime(2026, 11, 1, 3, 0, tzinfo=UTC)
 CARD = ScoreCard(value=61, factors={"industry": 30, "employees": 12, "country": 16, "seniority": 3},

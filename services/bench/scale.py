@@ -36,11 +36,11 @@ from events import (
 )
 
 from ..clock.manual import manual_tick
+from ..pipeline.settings import Settings
+from ..pipeline.stack import Stack
 from ..projector.follow import RunFollower
 from ..runtime.bus import Publisher, ensure_topics, make_broker
 from ..runtime.errors import InfrastructureError
-from ..runtime.settings import Settings
-from ..runtime.stack import Stack
 from .workspace import wait_owned
 
 #: The jobs a trial can scale (each drains a backlog of its input events).

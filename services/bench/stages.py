@@ -14,10 +14,10 @@ from rich.console import Console
 from events import JobName
 
 from ..clock.manual import manual_tick
+from ..pipeline.settings import Settings
 from ..projector.follow import RunFollower
 from ..runtime.bus import ensure_topics, publish_once
 from ..runtime.errors import InfrastructureError
-from ..runtime.settings import Settings
 from . import procstat
 from .leads import publish_backlog
 from .workspace import STAGE_JOBS, scratch_database, stack_for, wait_owned

@@ -18,13 +18,13 @@ from typing import Any
 
 from events import STAGE_INPUTS, TOPIC_STAGES, JobName
 
+from ..pipeline.config import load_config
+from ..pipeline.settings import Settings
+from ..pipeline.stack import Stack
 from ..runtime import instances
-from ..runtime.config import load_config
 from ..runtime.db import connect, ensure_database, quote_ident
 from ..runtime.errors import InfrastructureError
 from ..runtime.migrations import migrate
-from ..runtime.settings import Settings
-from ..runtime.stack import Stack
 from .clock import dsn_for
 
 #: The stage jobs the benchmark runs, in pipeline order (harvest is replaced by the import).

@@ -13,9 +13,10 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from ..runtime.config import LeadflowConfig, TopicsConfig
-from ..runtime.settings import Settings, load_settings
-from ..runtime.stack import Stack
+from ..pipeline.config import LeadflowConfig
+from ..pipeline.settings import Settings, load_settings
+from ..pipeline.stack import Stack
+from ..runtime.config import TopicsConfig
 from .common import BrokerOption, ConfigOption, LocalBroker, console, run_async
 
 bench_app = typer.Typer(no_args_is_help=True,

@@ -20,10 +20,10 @@ from ..clock import store
 from ..clock.backfill import BackfillEntry, Reprocess, backfill_instants, parse_time, plan_backfill
 from ..clock.schedule import describe, job_schedule
 from ..clock.status import load_jobs_state, scheduler_status
+from ..pipeline.settings import Settings
 from ..projector.queries import run_models
 from ..runtime.db import connect
 from ..runtime.errors import InfrastructureError
-from ..runtime.settings import Settings
 from .bench_commands import bench_app, with_servers
 from .common import ConfigOption, console, run_async, settings_for, who
 

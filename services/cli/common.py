@@ -16,8 +16,8 @@ from rich.console import Console
 
 from events import LeadflowError
 
+from ..pipeline.settings import Settings, load_settings
 from ..runtime import kafka_clients
-from ..runtime.settings import Settings, load_settings
 
 console = Console(stderr=False)
 err = Console(stderr=True)

@@ -17,13 +17,13 @@ from rich.table import Table
 from events import PIPELINE
 
 from ..clock.manual import manual_tick
+from ..pipeline.settings import Settings, load_settings
+from ..pipeline.stack import STAGES, Stack
 from ..projector import queries
 from ..projector.follow import RunFollower
 from ..runtime.bus import Publisher, make_broker
 from ..runtime.db import READ_SCHEMA, create_pool
 from ..runtime.errors import InfrastructureError
-from ..runtime.settings import Settings, load_settings
-from ..runtime.stack import STAGES, Stack
 
 
 def demo_config() -> Path:

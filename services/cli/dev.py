@@ -14,9 +14,9 @@ from pathlib import Path
 from rich.console import Console
 from rich.panel import Panel
 
+from ..pipeline.settings import load_settings
+from ..pipeline.stack import Stack
 from ..runtime.embedded import free_port
-from ..runtime.settings import load_settings
-from ..runtime.stack import Stack
 from .demo import demo_config, pipeline_pass
 from .registry import SERVICE_NAMES
 

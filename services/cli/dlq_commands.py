@@ -15,7 +15,7 @@ from rich.table import Table
 
 from events import Topic, utcnow
 
-from ..runtime.settings import Settings
+from ..pipeline.settings import Settings
 from .common import ConfigOption, console, err, run_async, settings_for, who
 
 if TYPE_CHECKING:

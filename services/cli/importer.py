@@ -22,13 +22,13 @@ from events import (
 )
 from events.ids import job_event_id
 
+from ..harvest.config import HarvestSource
 from ..harvest.executor import Harvester
 from ..harvest.normalize import RowError
+from ..pipeline.settings import Settings
 from ..runtime.bus import Publisher, make_broker
-from ..runtime.config import HarvestSource
 from ..runtime.db import create_pool
 from ..runtime.logging import redact
-from ..runtime.settings import Settings
 
 
 def count_lines(path: Path) -> int:

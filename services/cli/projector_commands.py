@@ -8,8 +8,8 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
+from ..pipeline.settings import Settings
 from ..projector.rebuild import rebuild
-from ..runtime.settings import Settings
 from .common import ConfigOption, console, run_async, settings_for
 
 projector_app = typer.Typer(no_args_is_help=True,

@@ -12,11 +12,11 @@ from rich.table import Table
 
 from events import JobName, utcnow
 
+from ..pipeline.settings import Settings
 from ..replay.engine import ReplayReport
 from ..replay.rules import rules_for
 from ..replay.spec import ReplaySpec, parse_time
 from ..replay.store import Counts
-from ..runtime.settings import Settings
 from .common import ConfigOption, console, err, run_async, settings_for, who
 from .projector_commands import rebuild_with_progress
 

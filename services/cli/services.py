@@ -7,11 +7,11 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from ..pipeline.settings import Settings
 from ..runtime.errors import InfrastructureError
 from ..runtime.migrations import SchemaError, require_current
 from ..runtime.process import tune_gc
 from ..runtime.service import JobService
-from ..runtime.settings import Settings
 from .registry import SERVICE_NAMES, SERVICES, STAGE_NAMES, ServiceSpec
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ from rich.table import Table
 
 from events import STAGE_INPUTS, TOPIC_STAGES, LeadflowError
 
-from ..runtime.settings import Settings
+from ..pipeline.settings import Settings
 from .common import ConfigOption, console, run_async, settings_for
 
 

@@ -7,9 +7,9 @@ from rich.console import Console
 from events import JobName
 
 from ..clock.manual import manual_tick
+from ..pipeline.settings import Settings
 from ..projector.follow import RunFollower
 from ..runtime.bus import Publisher, make_broker
-from ..runtime.settings import Settings
 
 
 async def publish_manual_tick(settings: Settings, job: JobName, *, requested_by: str,

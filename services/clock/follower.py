@@ -25,7 +25,7 @@ from events import (
     Topic,
     decode,
 )
-from services.runtime.config import LeadflowConfig
+from services.pipeline.config import LeadflowConfig
 from services.runtime.errors import InfrastructureError
 
 from ..runtime import kafka_clients

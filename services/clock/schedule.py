@@ -17,7 +17,8 @@ from uuid import UUID
 
 from events import ALL_TENANTS, JobName, TickSource
 from events.ids import tick_id
-from services.runtime.config import Catchup, ClockConfig, JobConfig, LeadflowConfig
+from services.pipeline.config import LeadflowConfig
+from services.runtime.config import Catchup, ClockConfig, JobConfig
 from services.runtime.cron import EPOCH, every_interval, instants, micros
 from services.runtime.durations import format_duration
 

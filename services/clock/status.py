@@ -10,8 +10,9 @@ from typing import Any
 import asyncpg
 
 from events import Health, JobName
+from services.pipeline.config import LeadflowConfig
 from services.projector.queries import run_models
-from services.runtime.config import JobConfig, LeadflowConfig
+from services.runtime.config import JobConfig
 
 from . import store
 from .schedule import job_schedule, next_run

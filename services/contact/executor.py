@@ -15,6 +15,7 @@ from ..runtime.drain import TopicDrainer
 from ..runtime.runs import RunContext, RunResult
 from ..runtime.service import JobService
 from . import controls
+from .config import ContactConfig
 from .control_feed import ControlFeed
 from .followups import FollowUps, Tally
 from .outbox import Outbox
@@ -32,10 +33,10 @@ def run_counts(drained: RunCounts, followups: Tally) -> RunCounts:
 class ContactExecutor:
     """The contact job's Executor; also owns the control feed, which runs between ticks too."""
 
-    def __init__(self, service: JobService, sender: Sender) -> None:
+    def __init__(self, service: JobService, config: ContactConfig, sender: Sender) -> None:
         self.service = service
         self.sender = sender
-        self.config = service.config.contact
+        self.config = config
         self._feed: ControlFeed | None = None
         self._outbox: Outbox | None = None
         self._drainer: TopicDrainer | None = None

@@ -29,7 +29,7 @@ import asyncpg
 
 from events import Lead, LeadContacted, LeadEvent, encode, transition
 
-from ..runtime.config import ContactConfig, SequenceConfig
+from ..contact.config import ContactConfig, SequenceConfig
 from ..runtime.db import CONNECTION_ERRORS
 from ..runtime.logging import redact
 from . import controls, ledger, progress, usage

@@ -13,11 +13,12 @@ from faststream.kafka import KafkaBroker
 
 from events import Envelope
 
+from ..pipeline.config import LeadflowConfig
+from ..pipeline.settings import Settings
 from ..runtime.bus import Publisher, make_broker
-from ..runtime.config import DashboardConfig, LeadflowConfig
+from ..runtime.config import DashboardConfig
 from ..runtime.db import READ_SCHEMA, create_pool
 from ..runtime.errors import ConfigError, InfrastructureError
-from ..runtime.settings import Settings
 
 log = logging.getLogger(__name__)
 

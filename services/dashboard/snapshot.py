@@ -6,11 +6,11 @@ from datetime import datetime
 from typing import Any
 
 from ..clock.status import load_jobs_state, scheduler_status
+from ..pipeline.config import LeadflowConfig
 from ..projector.queries.common import Conn, snapshot
 from ..projector.queries.leads import funnel_stages, leads_per_day, status_counts
 from ..projector.queries.runs import job_metrics, latest_backlogs, recent_runs
 from ..projector.queries.status import dead_letter_count, projector_status
-from ..runtime.config import LeadflowConfig
 
 
 async def scheduler(conn: Conn, config: LeadflowConfig, now: datetime) -> dict[str, Any]:

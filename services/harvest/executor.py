@@ -19,9 +19,9 @@ import asyncpg
 from events import ALL_TENANTS, DeadLettered, JobName, Lead, LeadCreated, RunCounts, utcnow
 from events.ids import event_id
 
+from ..harvest.config import HarvestSource
 from ..runtime.budget import RunBudget
 from ..runtime.bus import Publisher
-from ..runtime.config import HarvestSource
 from ..runtime.locks import AdvisoryLock, advisory_key
 from ..runtime.logging import redact
 from ..runtime.runs import RunContext, RunResult

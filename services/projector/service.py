@@ -34,6 +34,7 @@ from events import (
 )
 from events.ids import job_event_id
 
+from ..pipeline.settings import Settings
 from ..runtime import kafka_clients
 from ..runtime.bus import Publisher, make_broker
 from ..runtime.db import (
@@ -50,7 +51,6 @@ from ..runtime.locks import advisory_key, try_lock
 from ..runtime.logging import redact
 from ..runtime.partitions import topic_partitions
 from ..runtime.runs import run_info
-from ..runtime.settings import Settings
 from . import store
 from .fold import Changes, Positioned, admit, fold
 

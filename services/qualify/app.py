@@ -4,8 +4,10 @@ from events import JobName
 
 from ..runtime.service import JobService, topic_stage
 from ..runtime.settings import Settings
+from .config import QualifyConfig
 from .stage import QualifyLogic
 
 
 def build(settings: Settings) -> JobService:
-    return topic_stage(JobName.QUALIFY, settings, lambda s: QualifyLogic(s.config.qualify))
+    config = settings.pipeline.section(JobName.QUALIFY, QualifyConfig)
+    return topic_stage(JobName.QUALIFY, settings, lambda s: QualifyLogic(config))

@@ -6,7 +6,7 @@ from typing import ClassVar
 
 from events import JobName, LeadEvent, LeadQualified, LeadRejected, LeadScored, transition
 
-from ..runtime.config import QualifyConfig
+from ..qualify.config import QualifyConfig
 from ..runtime.drain import Inbound, PerLeadLogic
 from ..runtime.runs import RunContext
 from .decide import qualify_lead

@@ -37,6 +37,7 @@ from events import (
     utcnow,
 )
 
+from ..pipeline.settings import Settings
 from ..qualify.stage import QualifyLogic
 from ..route.stage import RouteLogic
 from ..runtime import kafka_clients
@@ -46,7 +47,6 @@ from ..runtime.dead_letters import dead_letter
 from ..runtime.drain import Inbound, Outcome, StageLogic
 from ..runtime.errors import InfrastructureError
 from ..runtime.runs import RunContext
-from ..runtime.settings import Settings
 from ..score.stage import ScoreLogic
 from . import current, rules, store
 from .errors import ReplayError

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 
 from aiokafka import TopicPartition
 
+from ..pipeline.settings import Settings
 from ..projector.store import stored_offsets
 from ..runtime import kafka_clients
 from ..runtime.db import READ_SCHEMA, connect, quote_ident
 from ..runtime.partitions import topic_partitions
-from ..runtime.settings import Settings
 from .offsets import high_watermarks
 
 

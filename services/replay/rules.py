@@ -8,9 +8,9 @@ from enum import StrEnum
 
 from events import Assignment, JobName, Lead, LeadStatus
 
+from ..pipeline.config import LeadflowConfig
 from ..qualify.decide import qualify_lead
 from ..route.decide import pick_segment
-from ..runtime.config import LeadflowConfig
 from ..score.decide import score_lead
 from .errors import ReplayError
 

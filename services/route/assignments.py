@@ -9,7 +9,7 @@ from uuid import UUID
 
 import asyncpg
 
-from ..runtime.config import Segment
+from ..route.config import Segment
 from .decide import owner_at
 
 

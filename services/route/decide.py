@@ -7,7 +7,7 @@ from functools import cache
 
 from events import Assignment, Lead
 
-from ..runtime.config import Segment
+from ..route.config import Segment
 
 
 def matches(lead: Lead, segment: Segment) -> bool:

@@ -9,8 +9,8 @@ import asyncpg
 
 from events import JobName, LeadEvent, LeadQualified, LeadRouted, transition
 
+from ..route.config import RouteConfig
 from ..runtime.bus import Sent
-from ..runtime.config import RouteConfig
 from ..runtime.db import translated
 from ..runtime.drain import Inbound, Outcome, decide_each
 from ..runtime.runs import RunContext

@@ -1,4 +1,6 @@
-"""The one config file (TOML): schedules, ICP, rules, sequences, quotas. Validated at start.
+"""The config file's shared sections (TOML): schedules, topics, the clock, the dashboard,
+retention, alerts; and the loader. Each stage's own section lives in its package
+(``services/<stage>/config.py``) and ``services.pipeline.LeadflowConfig`` puts them together.
 
 Every section has defaults that reproduce the nightly cron schedule users run today, so an
 empty file is a valid config. ``load_config`` raises ConfigError naming each bad key.
@@ -10,7 +12,7 @@ import tomllib
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -141,200 +143,12 @@ def _default_jobs() -> dict[JobName, JobConfig]:
     return jobs
 
 
-# --- stages ------------------------------------------------------------------------------
-
-
-class HarvestSource(Section):
-    path: Path
-    format: Literal["csv", "jsonl", "auto"] = "auto"
-    tenant: str = Field(default="default", min_length=1)
-    campaign: str = Field(default="default", min_length=1)
-
-    def resolved_format(self) -> str:
-        if self.format != "auto":
-            return self.format
-        return "jsonl" if self.path.suffix.lower() in {".jsonl", ".ndjson"} else "csv"
-
-
-class HarvestConfig(Section):
-    sources: tuple[HarvestSource, ...] = ()
-
-
-class EmployeeBand(Section):
-    min: int = Field(ge=0)
-    max: int | None = None
-    points: int = Field(ge=0, le=100)
-
-
-class ScoreConfig(Section):
-    model_version: str = "icp-v1"
-    industry: dict[str, int] = Field(default_factory=lambda: {
-        "software": 30, "saas": 30, "fintech": 25, "financial services": 20,
-        "healthcare": 15, "manufacturing": 12, "retail": 10, "education": 5,
-    })
-    employees: tuple[EmployeeBand, ...] = (
-        EmployeeBand(min=1, max=10, points=5),
-        EmployeeBand(min=11, max=50, points=12),
-        EmployeeBand(min=51, max=200, points=20),
-        EmployeeBand(min=201, max=1000, points=25),
-        EmployeeBand(min=1001, max=None, points=22),
-    )
-    country: dict[str, int] = Field(default_factory=lambda: {
-        "US": 20, "CA": 16, "GB": 18, "DE": 16, "FR": 14, "NL": 15, "SE": 14, "AU": 12,
-    })
-    seniority: dict[str, int] = Field(default_factory=lambda: {
-        "c_level": 25, "vp": 22, "director": 18, "manager": 10, "individual": 3,
-    })
-    seniority_keywords: dict[str, tuple[str, ...]] = Field(default_factory=lambda: {
-        "c_level": ("chief", "ceo", "cto", "cfo", "coo", "cmo", "cro", "founder", "president",
-                    "owner"),
-        "vp": ("vp", "vice president", "head of", "svp", "evp"),
-        "director": ("director",),
-        "manager": ("manager", "lead", "principal"),
-    })
-
-    @model_validator(mode="after")
-    def _keywords_have_points(self) -> ScoreConfig:
-        unknown = set(self.seniority_keywords) - set(self.seniority)
-        if unknown:
-            raise ValueError(f"seniority_keywords names levels without points: {sorted(unknown)}; "
-                             "add them to [score.seniority]")
-        return self
-
-
-class QualifyConfig(Section):
-    min_score: int = Field(default=50, ge=0, le=100)
-    required_fields: tuple[str, ...] = ("email", "company")
-    suppressed_domains: tuple[str, ...] = ()
-
-    @field_validator("required_fields")
-    @classmethod
-    def _known_fields(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        from events.lead import Lead
-
-        unknown = [f for f in value if f not in Lead.model_fields]
-        if unknown:
-            raise ValueError(f"unknown lead fields {unknown}; choose from {sorted(Lead.model_fields)}")
-        return value
-
-    @field_validator("suppressed_domains")
-    @classmethod
-    def _lower(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        return tuple(d.strip().lower() for d in value)
-
-
-class Segment(Section):
-    """Leads matching every condition given go to ``sequence`` with one of ``owners``."""
-
-    name: str = Field(min_length=1)
-    sequence: str = Field(min_length=1)
-    owners: tuple[str, ...] = Field(min_length=1)
-    industries: tuple[str, ...] | None = None
-    countries: tuple[str, ...] | None = None
-    min_employees: int | None = None
-    max_employees: int | None = None
-    min_score: int | None = None
-
-    @property
-    def is_catch_all(self) -> bool:
-        return all(getattr(self, f) is None for f in
-                   ("industries", "countries", "min_employees", "max_employees", "min_score"))
-
-
-class RouteConfig(Section):
-    segments: tuple[Segment, ...] = (
-        Segment(name="enterprise", min_employees=1001, sequence="enterprise",
-                owners=("ava", "ben")),
-        Segment(name="mid-market", min_employees=51, sequence="standard",
-                owners=("cleo", "dan", "eve")),
-        Segment(name="smb", sequence="standard", owners=("finn",)),
-    )
-
-    @field_validator("segments")
-    @classmethod
-    def _last_catches_all(cls, value: tuple[Segment, ...]) -> tuple[Segment, ...]:
-        if not value or not value[-1].is_catch_all:
-            raise ValueError("the last segment must have no conditions so that every qualified "
-                             "lead is routed; add a catch-all segment at the end")
-        names = [s.name for s in value]
-        if len(set(names)) != len(names):
-            raise ValueError(f"segment names must be unique: {names}")
-        return value
-
-
-class SequenceStep(Section):
-    name: str
-    subject: str
-    body: str
-
-
-class SequenceConfig(Section):
-    steps: tuple[SequenceStep, ...] = Field(min_length=1, max_length=10)
-    cooldown: Duration = timedelta(hours=24)
-
-
-def _default_sequences() -> dict[str, SequenceConfig]:
-    def steps(tone: str) -> tuple[SequenceStep, ...]:
-        return (
-            SequenceStep(name="intro", subject="{company} and leadflow",
-                         body=f"Hi {{first_name}},\n\n{tone}\n"),
-            SequenceStep(name="followup1", subject="Re: {company} and leadflow",
-                         body="Hi {first_name}, following up on my last note.\n"),
-            SequenceStep(name="followup2", subject="Closing the loop, {first_name}",
-                         body="Hi {first_name}, one last note from me.\n"),
-        )
-
-    return {
-        "enterprise": SequenceConfig(steps=steps("Teams like {company} run outbound on a log.")),
-        "standard": SequenceConfig(steps=steps("A quick idea for {company}.")),
-    }
-
-
-class QuotaConfig(Section):
-    """Daily send quotas; a day is the tenant's local day (``timezones``, default UTC)."""
-
-    daily_per_campaign: int | None = Field(default=None, ge=0)
-    daily_per_tenant: int | None = Field(default=None, ge=0)
-    campaigns: dict[str, int] = Field(default_factory=dict)  # per-campaign overrides
-    tenants: dict[str, int] = Field(default_factory=dict)  # per-tenant overrides
-    timezones: dict[str, str] = Field(default_factory=dict)  # tenant -> IANA timezone
-
-    @field_validator("timezones")
-    @classmethod
-    def _valid_timezones(cls, value: dict[str, str]) -> dict[str, str]:
-        for tenant, name in value.items():
-            try:
-                ZoneInfo(name)
-            except (ZoneInfoNotFoundError, ValueError):
-                raise ValueError(f"tenant {tenant!r}: unknown timezone {name!r}; use an IANA "
-                                 "name such as 'UTC' or 'Europe/Berlin'") from None
-        return value
-
-
-class DomainRateConfig(Section):
-    """At most ``max_sends`` to one recipient domain per ``window`` (None: no limit)."""
-
-    max_sends: int | None = Field(default=None, ge=0)
-    window: Duration = timedelta(hours=1)
-
-
-class RetryConfig(Section):
-    """Transient send failures: next attempt after min(base * 2^attempt, cap)."""
-
-    base: Duration = timedelta(seconds=300)
-    cap: Duration = timedelta(hours=6)
-    max_retries: int = Field(default=3, ge=0)
-
-
-class BreakerConfig(Section):
-    """Open after ``failures`` consecutive send failures; probe once every ``probe_after``."""
-
-    failures: int = Field(default=5, ge=1)
-    probe_after: Duration = timedelta(seconds=60)
+# --- shared by the stages and the services -----------------------------------------------
 
 
 class SmtpConfig(Section):
-    """SMTP relay; credentials come from the environment variables named here."""
+    """An SMTP relay (contact's sends, alert emails); credentials come from the environment
+    variables named here."""
 
     host: str = "127.0.0.1"
     port: int = Field(default=587, ge=1, le=65535)
@@ -343,39 +157,6 @@ class SmtpConfig(Section):
     timeout: Duration = timedelta(seconds=30)
     username_env: str = "LEADFLOW_SMTP_USERNAME"
     password_env: str = "LEADFLOW_SMTP_PASSWORD"
-
-
-class ContactConfig(Section):
-    sender: Literal["proof", "smtp"] = "proof"
-    sequences: dict[str, SequenceConfig] = Field(default_factory=_default_sequences)
-    from_address: str = "outreach@leadflow.invalid"
-    max_steps: int = Field(default=3, ge=1, le=10)
-    #: List-Unsubscribe target; ``{lead_id}``, ``{email}``, ``{campaign_id}`` are filled in.
-    list_unsubscribe: str = "mailto:unsubscribe@leadflow.invalid?subject=unsubscribe-{lead_id}"
-    quotas: QuotaConfig = QuotaConfig()
-    domain_rate: DomainRateConfig = DomainRateConfig()
-    retry: RetryConfig = RetryConfig()
-    breaker: BreakerConfig = BreakerConfig()
-    smtp: SmtpConfig = SmtpConfig()
-    #: A send claimed longer ago than this by an instance that is gone is reconciled.
-    stale_claim_after: Duration = timedelta(minutes=15)
-    #: How long a send waits for the control topic to be applied before failing the run.
-    control_sync_timeout: Duration = timedelta(seconds=10)
-    #: The control window: the control topic is read to its end, and the control tables
-    #: read, once per this many sends and at least once per ``control_window``; a control
-    #: published after that read can reach only the sends of that window (docs/outreach.md).
-    control_window_sends: int = Field(default=50, ge=1, le=500)
-    control_window: Duration = timedelta(seconds=1)
-    #: Sends in flight at once (SMTP connections); the breaker and limits hold for each.
-    send_concurrency: int = Field(default=8, ge=1, le=100)
-
-    @model_validator(mode="after")
-    def _steps_within_max(self) -> ContactConfig:
-        long = sorted(name for name, s in self.sequences.items() if len(s.steps) > self.max_steps)
-        if long:
-            raise ValueError(f"sequences {long} have more than max_steps={self.max_steps} steps; "
-                             "shorten them or raise contact.max_steps")
-        return self
 
 
 class StageConfig(Section):
@@ -596,18 +377,18 @@ class AlertsConfig(Section):
         return self
 
 
-class LeadflowConfig(Section):
-    """The whole config file."""
+SectionT = TypeVar("SectionT", bound=Section)
+ConfigT = TypeVar("ConfigT", bound="PlatformConfig")
+
+
+class PlatformConfig(Section):
+    """The sections every service shares. The whole config file adds each stage's own section
+    (``services.pipeline.LeadflowConfig``); the runtime reaches those through ``section``."""
 
     topics: TopicsConfig = TopicsConfig()
     jobs: dict[JobName, JobConfig] = Field(default_factory=_default_jobs)
     clock: ClockConfig = ClockConfig()
     stage: StageConfig = StageConfig()
-    harvest: HarvestConfig = HarvestConfig()
-    score: ScoreConfig = ScoreConfig()
-    qualify: QualifyConfig = QualifyConfig()
-    route: RouteConfig = RouteConfig()
-    contact: ContactConfig = ContactConfig()
     dashboard: DashboardConfig = DashboardConfig()
     retention: RetentionConfig = RetentionConfig()
     alerts: AlertsConfig = AlertsConfig()
@@ -625,15 +406,7 @@ class LeadflowConfig(Section):
         return merged
 
     @model_validator(mode="after")
-    def _sequences_exist(self) -> LeadflowConfig:
-        missing = sorted({s.sequence for s in self.route.segments} - set(self.contact.sequences))
-        if missing:
-            raise ValueError(f"route.segments name sequences {missing} that [contact.sequences] "
-                             "does not define")
-        return self
-
-    @model_validator(mode="after")
-    def _success_rate_window_is_kept(self) -> LeadflowConfig:
+    def _success_rate_window_is_kept(self) -> Self:
         # The rule counts runs in job_runs, which retention prunes past max_age.
         window, kept = self.alerts.rules.success_rate.window, self.retention.max_age
         if window > kept:
@@ -645,15 +418,25 @@ class LeadflowConfig(Section):
     def job(self, job: JobName) -> JobConfig:
         return self.jobs.get(job) or _default_jobs()[job]
 
+    def section(self, key: str, model: type[SectionT]) -> SectionT:
+        """A stage's own section, ``[key]``, as its package's model; ConfigError if this config
+        has none (a runtime-only config where the whole file was expected)."""
+        value = getattr(self, key, None)
+        if not isinstance(value, model):
+            raise ConfigError(f"the config has no [{key}] section of {model.__name__}; load it "
+                              "with services.pipeline.load_config (or load_settings)")
+        return value
+
     @property
     def pipeline_jobs(self) -> tuple[JobName, ...]:
         return PIPELINE
 
 
-def load_config(path: Path | str | None) -> LeadflowConfig:
-    """Read and validate the config file (None: the built-in defaults)."""
+def load_config(path: Path | str | None, model: type[ConfigT]) -> ConfigT:
+    """Read and validate the config file as ``model`` (None: the built-in defaults). Relative
+    paths in it are taken from the file's folder (validation context ``base``)."""
     if path is None:
-        return LeadflowConfig()
+        return model()
     path = Path(path)
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -662,20 +445,10 @@ def load_config(path: Path | str | None) -> LeadflowConfig:
                           "LEADFLOW_CONFIG to an existing TOML file") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
-    _resolve_source_paths(raw, path.parent)
     try:
-        return LeadflowConfig.model_validate(raw)
+        return model.model_validate(raw, context={"base": path.parent})
     except ValidationError as exc:
         raise ConfigError(describe_validation_error(exc, str(path))) from exc
-
-
-def _resolve_source_paths(raw: dict[str, Any], base: Path) -> None:
-    # Source paths are relative to the config file, not to wherever the command runs.
-    for source in raw.get("harvest", {}).get("sources", []) or []:
-        if isinstance(source, dict) and isinstance(source.get("path"), str):
-            candidate = Path(source["path"])
-            if not candidate.is_absolute():
-                source["path"] = str((base / candidate).resolve())
 
 
 def describe_validation_error(exc: ValidationError, where: str) -> str:

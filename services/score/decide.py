@@ -7,7 +7,7 @@ from functools import lru_cache
 
 from events import Lead, ScoreCard
 
-from ..runtime.config import ScoreConfig
+from ..score.config import ScoreConfig
 
 FACTORS = ("industry", "employees", "country", "seniority")
 

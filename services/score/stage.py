@@ -6,9 +6,9 @@ from typing import ClassVar
 
 from events import JobName, LeadCreated, LeadEvent, LeadScored, transition
 
-from ..runtime.config import ScoreConfig
 from ..runtime.drain import Inbound, PerLeadLogic
 from ..runtime.runs import RunContext
+from ..score.config import ScoreConfig
 from .decide import score_lead
 
 

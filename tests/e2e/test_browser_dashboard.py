@@ -19,10 +19,10 @@ from playwright.async_api import Page, async_playwright
 from events import PIPELINE, Topic
 from services.dashboard.app import create_app
 from services.dashboard.server import Server
+from services.pipeline.settings import Settings
 from services.projector import queries
 from services.projector.service import Projector
 from services.runtime.bus import ensure_topics
-from services.runtime.settings import Settings
 from tests.harness import ARTIFACTS, Ticker, read_models, running
 from tests.harness.dashboard import (
     LEADS,

@@ -13,11 +13,11 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import UnknownTopicOrPartitionError
 
 from events import Topic
+from services.pipeline.settings import Settings
 from services.projector.service import Projector
 from services.runtime.bus import ensure_topics, publish_once
 from services.runtime.embedded import TansuBroker
 from services.runtime.errors import InfrastructureError
-from services.runtime.settings import Settings
 from tests.factories import created_event
 from tests.harness import project, read_models
 

@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 import events.envelope
 from events import JobName, Topic, encode
 from services.cli.main import app
+from services.pipeline.settings import Settings
 from services.runtime.bus import ensure_topics, make_broker
-from services.runtime.settings import Settings
 from tests.factories import created_event, lead_factory
 from tests.harness import Ticker, project, read_models, running
 

@@ -16,12 +16,12 @@ from aiosmtpd.controller import Controller
 
 from events import JobName, TickEmitted
 from services.clock.manual import manual_tick
+from services.pipeline.settings import Settings
+from services.pipeline.stack import Stack
 from services.runtime.bus import ensure_topics
 from services.runtime.config import JobConfig, StageConfig
 from services.runtime.embedded import free_port
 from services.runtime.service import JobService
-from services.runtime.settings import Settings
-from services.runtime.stack import Stack
 from tests.factories import source_rows, write_csv
 from tests.harness import (
     SlowInbox,

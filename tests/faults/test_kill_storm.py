@@ -51,12 +51,12 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from events import STAGE_INPUTS, JobName, LeadEvent, LeadStatus, Topic, stage_group
 from services.cli.clock_commands import set_paused
+from services.pipeline.config import load_config
+from services.pipeline.settings import Settings
+from services.pipeline.stack import Stack
 from services.runtime.bus import ensure_topics
-from services.runtime.config import load_config
 from services.runtime.partitions import topic_partitions
 from services.runtime.service import tick_group
-from services.runtime.settings import Settings
-from services.runtime.stack import Stack
 from tests.factories import source_rows, write_csv
 from tests.harness import ARTIFACTS, SlowInbox, predict, read_models, smtp_sink
 from tests.projections import assert_models_equal_fold, read_log, reference

@@ -12,10 +12,10 @@ from events import JobCompleted, JobName, JobStarted, RunCounts, utcnow
 from events.ids import job_event_id
 from services.clock.manual import manual_tick
 from services.clock.service import Clock
+from services.pipeline.settings import Settings
 from services.runtime.bus import ensure_topics, publish_once
 from services.runtime.db import connect
 from services.runtime.runs import run_info
-from services.runtime.settings import Settings
 from tests.harness import project, read_models
 
 

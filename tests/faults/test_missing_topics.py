@@ -16,9 +16,9 @@ from rich.console import Console
 from events import JobName, Topic
 from services.cli.services import build_job_service
 from services.cli.status_commands import show_status
+from services.pipeline.settings import Settings
 from services.runtime.bus import ensure_topics
 from services.runtime.embedded import TansuBroker
-from services.runtime.settings import Settings
 from tests.harness import Ticker, project, publish_leads, running
 
 

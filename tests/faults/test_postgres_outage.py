@@ -17,8 +17,8 @@ from events import JobName, LeadScored, Topic, decode
 from events.runs import RunRow
 from services.clock.manual import manual_tick
 from services.dashboard.app import create_app
+from services.pipeline.settings import Settings
 from services.projector.service import Projector
-from services.runtime.settings import Settings
 from tests.harness import TcpProxy, Ticker, eventually, publish, publish_leads, read_topic, running
 from tests.harness.contact import contact_service, db, routed
 

@@ -11,9 +11,9 @@ import pytest
 
 from events import LeadEvent, Topic, encode
 from events.routing import routing_key
+from services.pipeline.settings import Settings
 from services.projector.service import Projector
 from services.runtime.bus import ensure_topics, make_broker
-from services.runtime.settings import Settings
 from tests.factories import created_event, happy_path, lead_factory
 from tests.harness import TcpProxy, eventually, project, read_models
 from tests.projections import assert_models_equal_fold, read_log, reference

@@ -27,25 +27,20 @@ from events import Envelope, JobName, JobStarted, LeadStatus, TickEmitted, Topic
 from events.runs import RunRow
 from services.cli.services import build_job_service
 from services.clock.manual import manual_tick
+from services.harvest.config import HarvestConfig, HarvestSource
 from services.harvest.normalize import normalise_row
+from services.pipeline.config import LeadflowConfig
+from services.pipeline.settings import Settings
 from services.projector.follow import RunFollower
 from services.projector.service import Projector
 from services.qualify.decide import qualify_lead
 from services.route.decide import pick_segment
 from services.runtime.apache_kafka import missing_tools
 from services.runtime.bus import Publisher, ensure_topics, make_broker, publish_once
-from services.runtime.config import (
-    HarvestConfig,
-    HarvestSource,
-    JobConfig,
-    LeadflowConfig,
-    StageConfig,
-    TopicsConfig,
-)
+from services.runtime.config import JobConfig, StageConfig, TopicsConfig
 from services.runtime.db import READ_SCHEMA, connect, create_pool
 from services.runtime.embedded import free_port
 from services.runtime.service import JobService
-from services.runtime.settings import Settings
 from services.score.decide import score_lead
 from tests.factories import NOW, created_event, lead_factory
 

@@ -11,13 +11,13 @@ from datetime import UTC, datetime
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from events import JobName, TickEmitted, Topic, decode
+from services.pipeline.settings import Settings
 from services.runtime.budget import RunBudget
 from services.runtime.bus import ensure_topics
 from services.runtime.config import ClockConfig, JobConfig
 from services.runtime.partitions import topic_partitions
 from services.runtime.runs import RunContext, RunResult
 from services.runtime.service import JobService
-from services.runtime.settings import Settings
 from tests.harness import make_config
 
 

@@ -26,10 +26,10 @@ from events import (
 from services.contact.app import build
 from services.contact.senders import ProofSender, SendError
 from services.contact.templates import Message
+from services.pipeline.settings import Settings
 from services.runtime.bus import ensure_topics
 from services.runtime.db import create_pool
 from services.runtime.service import JobService
-from services.runtime.settings import Settings
 from tests.factories import NOW, lead_factory
 
 

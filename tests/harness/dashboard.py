@@ -15,9 +15,10 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from events import PIPELINE, Envelope, JobName, TickSource, Topic, decode
 from services.clock.manual import manual_tick
 from services.dashboard.app import create_app
-from services.runtime.config import DashboardConfig, HarvestConfig, HarvestSource, JobConfig
+from services.harvest.config import HarvestConfig, HarvestSource
+from services.pipeline.settings import Settings
+from services.runtime.config import DashboardConfig, JobConfig
 from services.runtime.partitions import topic_partitions
-from services.runtime.settings import Settings
 from tests.factories import source_rows, write_csv
 from tests.harness import Ticker, make_config
 

@@ -23,13 +23,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from events import JobName, utcnow
 from services.alerts.service import Notifier
-from services.runtime.config import (
-    AlertEmailConfig,
-    AlertsConfig,
-    SmtpConfig,
-    WebhookConfig,
-)
-from services.runtime.settings import Settings
+from services.pipeline.settings import Settings
+from services.runtime.config import AlertEmailConfig, AlertsConfig, SmtpConfig, WebhookConfig
 from tests.factories import run_events
 from tests.harness import Inbox, make_config, project, publish, read_models, smtp_sink
 from tests.harness.dashboard import client_for

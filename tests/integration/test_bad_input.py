@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from events import JobName, LeadStatus, Topic
+from services.harvest.config import HarvestConfig, HarvestSource
+from services.pipeline.settings import Settings
 from services.runtime.bus import Publisher, make_broker
-from services.runtime.config import HarvestConfig, HarvestSource
-from services.runtime.settings import Settings
 from tests.factories import created_event, lead_factory, source_rows, write_csv
 from tests.harness import Ticker, pipeline_settings, project, read_models, running
 

@@ -19,7 +19,7 @@ from events import JobName
 from services.bench import procstat
 from services.bench.workspace import bench_config, toml_text
 from services.cli.demo import demo_config
-from services.runtime.config import LeadflowConfig
+from services.pipeline.config import LeadflowConfig
 
 LEADFLOW = [sys.executable, "-m", "services.cli.main"]
 SERVICES = ("score", "qualify", "route", "contact", "projector", "clock")

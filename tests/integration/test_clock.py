@@ -22,10 +22,10 @@ from services.clock import store
 from services.clock.schedule import due_ticks
 from services.clock.service import Clock
 from services.clock.ticks import scheduled_tick
+from services.pipeline.settings import Settings
 from services.runtime.bus import ensure_topics
 from services.runtime.config import Catchup, JobConfig
 from services.runtime.db import connect
-from services.runtime.settings import Settings
 from tests.harness import eventually
 from tests.harness.clock import log_ticks, utc, with_jobs
 

@@ -13,8 +13,8 @@ from events import JobName, TickEmitted, TickSource
 from services.cli.clock_commands import run_backfill
 from services.clock.backfill import Reprocess
 from services.clock.errors import BackfillRefused
+from services.pipeline.settings import Settings
 from services.runtime.config import JobConfig
-from services.runtime.settings import Settings
 from tests.harness import Ticker, project
 from tests.harness.clock import ScriptedExecutor, log_ticks, serving, utc, with_jobs
 

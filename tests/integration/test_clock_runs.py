@@ -18,11 +18,11 @@ from services.cli.ticks import publish_manual_tick
 from services.clock import store
 from services.clock.service import Clock
 from services.clock.status import load_jobs_state, scheduler_status
+from services.pipeline.settings import Settings
 from services.runtime.bus import ensure_topics, publish_once
 from services.runtime.config import ClockConfig, JobConfig, Overlap, ScopedSchedule, StageConfig
 from services.runtime.db import connect
 from services.runtime.partitions import topic_partitions
-from services.runtime.settings import Settings
 from tests.factories import created_event
 from tests.harness import Ticker, eventually, make_config, project, read_models, running
 from tests.harness.clock import ScriptedExecutor, serving, with_jobs

@@ -16,9 +16,9 @@ from events import (
     KillSwitchChanged,
     SuppressionAdded,
 )
+from services.contact.config import ContactConfig
 from services.contact.templates import Message
-from services.runtime.config import ContactConfig
-from services.runtime.settings import Settings
+from services.pipeline.settings import Settings
 from tests.harness import Ticker, make_config, publish
 from tests.harness.contact import RecordingSender, contact_service, day, db, leads, make_control, routed
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from events import JobName
 from services.contact.senders import SendError
 from services.contact.templates import Message
-from services.runtime.settings import Settings
+from services.pipeline.settings import Settings
 from tests.harness import Ticker, publish
 from tests.harness.contact import RecordingSender, contact_service, day, routed
 

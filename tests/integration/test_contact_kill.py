@@ -25,7 +25,7 @@ import pytest
 
 from events import JobName
 from services.clock.manual import manual_tick
-from services.runtime.settings import Settings
+from services.pipeline.settings import Settings
 from tests.harness import SlowInbox, Ticker, publish, smtp_sink
 from tests.harness.contact import day, db, routed
 

@@ -7,14 +7,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from events import JobName
-from services.runtime.config import (
+from services.contact.config import (
     ContactConfig,
     DomainRateConfig,
     QuotaConfig,
     SequenceConfig,
     SequenceStep,
 )
-from services.runtime.settings import Settings
+from services.pipeline.settings import Settings
 from tests.harness import Ticker, make_config, publish
 from tests.harness.contact import RecordingSender, contact_service, db, leads, routed
 

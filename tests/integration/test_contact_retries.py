@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 from events import JobName
 from services.contact import queries
-from services.runtime.config import BreakerConfig, ContactConfig, RetryConfig
-from services.runtime.settings import Settings
+from services.contact.config import BreakerConfig, ContactConfig, RetryConfig
+from services.pipeline.settings import Settings
 from tests.harness import Ticker, make_config, publish
 from tests.harness.contact import RecordingSender, contact_service, db, failing, leads, routed
 

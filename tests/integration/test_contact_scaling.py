@@ -10,9 +10,9 @@ from collections import Counter
 
 from events import JobName, LeadContacted, Topic, decode
 from services.contact.templates import Message
+from services.pipeline.settings import Settings
 from services.runtime.config import TopicsConfig
 from services.runtime.service import JobService
-from services.runtime.settings import Settings
 from tests.harness import Ticker, make_config, publish, read_topic
 from tests.harness.contact import RecordingSender, contact_service, day, routed
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from events import JobName, LeadReplied, LeadUnsubscribed
-from services.runtime.settings import Settings
+from services.pipeline.settings import Settings
 from tests.harness import Ticker, project, publish, read_models
 from tests.harness.contact import (
     RecordingSender,

@@ -11,11 +11,12 @@ import pytest
 from events import JobName
 from services.contact import ledger as ledger_table
 from services.contact import progress as progress_table
+from services.contact.config import ContactConfig
 from services.contact.outbox import Outbox
 from services.contact.senders import ProofSender
 from services.contact.smtp import SmtpSender
-from services.runtime.config import ContactConfig, SmtpConfig
-from services.runtime.settings import Settings
+from services.pipeline.settings import Settings
+from services.runtime.config import SmtpConfig
 from tests.harness import Inbox, Ticker, make_config, publish, smtp_sink
 from tests.harness.contact import RecordingSender, contact_service, day, db, leads, ledger, routed
 

@@ -15,10 +15,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from events import PIPELINE
 from services.dashboard.app import create_app
 from services.dashboard.resources import Resources
+from services.pipeline.settings import Settings
 from services.runtime.config import DashboardConfig
 from services.runtime.db import connect, quote_ident
 from services.runtime.errors import ConfigError
-from services.runtime.settings import Settings
 from tests.harness import Ticker, dsn_for, make_config, project, read_models, running
 from tests.harness.dashboard import (
     BAD_ROWS,

@@ -15,9 +15,9 @@ from events import (
     TickEmitted,
     Topic,
 )
+from services.pipeline.settings import Settings
 from services.runtime.bus import ensure_topics
 from services.runtime.config import DashboardConfig
-from services.runtime.settings import Settings
 from tests.harness.dashboard import TOKEN, client_for, published
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

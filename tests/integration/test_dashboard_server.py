@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from services.runtime.settings import Settings
+from services.pipeline.settings import Settings
 
 ROOT = Path(__file__).parents[2]
 

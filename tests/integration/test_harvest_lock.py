@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from events import JobName
+from services.pipeline.settings import Settings
 from services.runtime.locks import AdvisoryLock, advisory_key
-from services.runtime.settings import Settings
 from tests.factories import source_rows, write_csv
 from tests.harness import Ticker, pipeline_settings, read_models, running
 

@@ -15,8 +15,8 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
 from events import JobName, Topic
-from services.runtime.config import HarvestConfig, HarvestSource
-from services.runtime.settings import Settings
+from services.harvest.config import HarvestConfig, HarvestSource
+from services.pipeline.settings import Settings
 from tests.factories import source_rows, write_csv
 from tests.harness import Ticker, make_config, running
 

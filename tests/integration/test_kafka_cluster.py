@@ -24,16 +24,12 @@ from aiokafka.errors import KafkaError
 
 from events import LEAD_TOPICS, JobName, LeadStatus
 from services.contact.senders import ProofSender
+from services.harvest.config import HarvestConfig, HarvestSource
 from services.harvest.normalize import normalise_row
+from services.pipeline.settings import Settings
 from services.qualify.decide import qualify_lead
 from services.runtime.apache_kafka import ApacheKafka
-from services.runtime.config import (
-    HarvestConfig,
-    HarvestSource,
-    JobConfig,
-    TopicsConfig,
-)
-from services.runtime.settings import Settings
+from services.runtime.config import JobConfig, TopicsConfig
 from services.score.decide import score_lead
 from tests.factories import NOW, source_rows, write_csv
 from tests.harness import ARTIFACTS, Ticker, kafka_or_skip, make_config, project, read_models, running

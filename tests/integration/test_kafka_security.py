@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from services.pipeline.settings import Settings
+from services.pipeline.stack import Stack
 from services.runtime.apache_kafka import ApacheKafka
 from services.runtime.embedded import free_port
-from services.runtime.settings import Settings
-from services.runtime.stack import Stack
 from tests.factories import source_rows, write_csv
 from tests.harness import kafka_or_skip, read_models
 

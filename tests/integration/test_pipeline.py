@@ -6,7 +6,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 from events import JobName
-from services.runtime.settings import Settings
+from services.pipeline.settings import Settings
 from tests.factories import source_rows, write_csv
 from tests.harness import (
     STAGES,

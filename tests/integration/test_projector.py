@@ -23,11 +23,11 @@ from events import (
     TickSource,
     transition,
 )
+from services.pipeline.settings import Settings
 from services.projector.rebuild import MODEL_TABLES, SHADOW_SCHEMA, rebuild, table_rows
 from services.projector.service import Projector
 from services.runtime.bus import ensure_topics
 from services.runtime.db import READ_SCHEMA
-from services.runtime.settings import Settings
 from tests.factories import (
     created_event,
     happy_path,

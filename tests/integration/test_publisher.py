@@ -9,8 +9,8 @@ from aiokafka.partitioner import DefaultPartitioner
 
 from events import Envelope, LeadEvent, LeadScored, Topic, decode
 from events.routing import routing_key
+from services.pipeline.settings import Settings
 from services.runtime.bus import Publisher, ensure_topics, make_broker, make_producer
-from services.runtime.settings import Settings
 from tests.factories import created_event, lead_factory, step
 
 LEADS = 400  # 800 events of ~1 KB: several 16 KB batches per partition

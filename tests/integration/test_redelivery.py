@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from events import JobName, Topic, decode
+from services.pipeline.settings import Settings
 from services.runtime.drain import TopicDrainer
 from services.runtime.errors import InfrastructureError
-from services.runtime.settings import Settings
 from tests.factories import source_rows, write_csv
 from tests.harness import (
     STAGES,

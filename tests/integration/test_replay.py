@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from events import JobName, Topic, decode, utcnow
 from services.cli.main import app
+from services.pipeline.settings import Settings
 from services.qualify.decide import qualify_lead
 from services.replay import store
 from services.replay.current import lead_from_row
@@ -23,10 +24,9 @@ from services.replay.errors import ReplayError
 from services.replay.offsets import assign, high_watermarks, offsets_for_time, search_offset
 from services.replay.spec import ReplaySpec
 from services.runtime.bus import Publisher, ensure_topics, make_broker
-from services.runtime.config import ScoreConfig
 from services.runtime.db import create_pool
 from services.runtime.partitions import topic_partitions
-from services.runtime.settings import Settings
+from services.score.config import ScoreConfig
 from services.score.decide import score_lead
 from tests.factories import created_event, lead_factory, source_rows, write_csv
 from tests.harness import (

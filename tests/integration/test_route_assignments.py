@@ -8,8 +8,8 @@ import uuid
 import asyncpg
 
 from services.route import assignments
+from services.route.config import Segment
 from services.route.decide import assign
-from services.runtime.config import Segment
 
 EAST = Segment(name="east", sequence="standard", owners=("ann", "bob", "cy"))
 WEST = Segment(name="west", sequence="standard", owners=("dee", "eve"))

@@ -17,11 +17,11 @@ from services.cli.main import app
 from services.cli.services import build_job_service
 from services.clock.manual import manual_tick
 from services.dashboard import snapshot
+from services.pipeline.settings import Settings
+from services.pipeline.stack import Stack
 from services.runtime.config import JobConfig, StageConfig, TopicsConfig
 from services.runtime.db import connect
 from services.runtime.instances import DuplicateInstance
-from services.runtime.settings import Settings
-from services.runtime.stack import Stack
 from tests.harness import (
     Ticker,
     committed,

@@ -9,7 +9,7 @@ from pathlib import Path
 from typer.testing import CliRunner, Result
 
 from services.cli.main import app
-from services.runtime.settings import Settings
+from services.pipeline.settings import Settings
 
 
 async def topics_create(settings: Settings, config: Path, extra: str) -> Result:

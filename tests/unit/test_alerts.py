@@ -16,13 +16,13 @@ from services.alerts.channels import configured_channels, safe_url, webhook_url
 from services.alerts.incidents import Decision, Incident, decide, destinations
 from services.alerts.messages import FIRE, RESOLVE, Notification, message_id, webhook_body
 from services.alerts.rules import SEVERITY, Condition, JobReading, Readings, evaluate
+from services.pipeline.config import LeadflowConfig
 from services.runtime.config import (
     AlertEmailConfig,
     AlertRules,
     AlertsConfig,
     FailuresInARowRule,
     JobFailedRule,
-    LeadflowConfig,
     ProjectorLagRule,
     RetentionConfig,
     SuccessRateRule,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from services.runtime.config import load_config
+from services.pipeline.config import load_config
 from services.runtime.errors import ConfigError
 
 BAD = [

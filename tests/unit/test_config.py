@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from events import JobName
-from services.runtime.config import Catchup, load_config
+from services.pipeline.config import load_config
+from services.runtime.config import Catchup
 from services.runtime.durations import format_duration, parse_duration
 from services.runtime.errors import ConfigError
 from services.runtime.logging import redact

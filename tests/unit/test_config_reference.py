@@ -8,7 +8,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from services.runtime.config import JobConfig, LeadflowConfig, load_config
+from services.pipeline.config import LeadflowConfig, load_config
+from services.runtime.config import JobConfig
 
 EXAMPLE = Path(__file__).parents[2] / "docs" / "leadflow.example.toml"
 

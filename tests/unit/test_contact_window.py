@@ -14,9 +14,9 @@ import pytest
 
 from events import CampaignPaused, ControlEvent, Lead
 from services.contact import outbox as outbox_module
+from services.contact.config import ContactConfig
 from services.contact.outbox import _Window
 from services.contact.policy import Block, ControlSnapshot
-from services.runtime.config import ContactConfig
 from tests.factories import lead_factory
 
 AT = datetime(2026, 12, 4, 9, 0, tzinfo=UTC)

@@ -15,10 +15,11 @@ from services.dashboard.metrics import render
 from services.dashboard.models import SuppressionRequest, TickRequest
 from services.dashboard.resources import resolve_token
 from services.dashboard.server import ListenEnv, dashboard_url, listen_config
+from services.pipeline.config import LeadflowConfig
+from services.pipeline.settings import Settings
 from services.projector.queries import DurationHistogram, MetricsSnapshot, RunCursor, funnel_stages
 from services.projector.rows import MetricsRow
-from services.runtime.config import DashboardConfig, LeadflowConfig
-from services.runtime.settings import Settings
+from services.runtime.config import DashboardConfig
 
 NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 

@@ -19,9 +19,10 @@ from typer.testing import CliRunner
 
 from services.cli.main import SERVICES, app
 from services.dashboard.server import ListenEnv
+from services.pipeline.config import load_config
+from services.pipeline.settings import Settings
 from services.runtime.apache_kafka import KAFKA_VERSION
-from services.runtime.config import SmtpConfig, WebhookConfig, load_config
-from services.runtime.settings import Settings
+from services.runtime.config import SmtpConfig, WebhookConfig
 
 ROOT = Path(__file__).parents[2]
 COMPOSE = ROOT / "compose.yaml"

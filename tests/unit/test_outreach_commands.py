@@ -10,10 +10,10 @@ import pytest
 
 from events import LeadReplied, SuppressionAdded, SuppressionRemoved, ids
 from services.contact import commands
+from services.contact.config import ContactConfig
 from services.contact.export import summary_markdown, to_csv
 from services.contact.smtp import mime_message
 from services.contact.templates import compose, message_id
-from services.runtime.config import ContactConfig
 from tests.factories import lead_factory
 
 

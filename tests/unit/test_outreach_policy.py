@@ -16,6 +16,7 @@ from events import (
     LeadUnsubscribed,
     SuppressionAdded,
 )
+from services.contact.config import ContactConfig, DomainRateConfig, QuotaConfig
 from services.contact.policy import (
     Block,
     Breaker,
@@ -37,7 +38,6 @@ from services.contact.policy import (
     retry_decision,
     tightened,
 )
-from services.runtime.config import ContactConfig, DomainRateConfig, QuotaConfig
 from tests.factories import lead_factory
 
 SEQ = ContactConfig().sequences["standard"]

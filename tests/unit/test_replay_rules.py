@@ -24,6 +24,7 @@ from events import (
 )
 from services.cli.main import app
 from services.clock.manual import manual_tick
+from services.pipeline.config import LeadflowConfig
 from services.replay.current import lead_from_row
 from services.replay.errors import ReplayError
 from services.replay.rules import (
@@ -37,9 +38,9 @@ from services.replay.rules import (
     verdict,
 )
 from services.replay.spec import ReplaySpec, parse_time
-from services.runtime.config import LeadflowConfig, ScoreConfig
 from services.runtime.drain import Inbound
 from services.runtime.runs import RunContext
+from services.score.config import ScoreConfig
 from services.score.stage import ScoreLogic
 from tests.factories import NOW, created_event, lead_factory
 

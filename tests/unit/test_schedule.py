@@ -21,7 +21,8 @@ from services.clock.schedule import (
     plan_ticks,
     schedules_for,
 )
-from services.runtime.config import Catchup, JobConfig, LeadflowConfig, ScopedSchedule
+from services.pipeline.config import LeadflowConfig
+from services.runtime.config import Catchup, JobConfig, ScopedSchedule
 from services.runtime.cron import shortest_gap
 
 

@@ -8,7 +8,8 @@ import pytest
 
 from events import JobName
 from services.clock.status import scheduled_time, scheduler_status
-from services.runtime.config import JobConfig, LeadflowConfig
+from services.pipeline.config import LeadflowConfig
+from services.runtime.config import JobConfig
 
 NOW = datetime(2024, 1, 15, 10, 30, tzinfo=UTC)
 FIELDS = {"enabled", "schedule", "timezone", "scheduled_time", "next_run", "hours_until_next_run",

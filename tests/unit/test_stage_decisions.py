@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from events import Assignment, LeadStatus, ScoreCard, ids
 from events.emails import email_problem
+from services.contact.config import SequenceStep
 from services.contact.templates import compose, render
 from services.harvest.normalize import (
     normalise_row,
@@ -18,9 +19,11 @@ from services.harvest.normalize import (
     parse_employees,
     read_lead,
 )
+from services.qualify.config import QualifyConfig
 from services.qualify.decide import domain_suppressed, qualify_lead
+from services.route.config import RouteConfig, Segment
 from services.route.decide import assign, matches, pick_segment
-from services.runtime.config import QualifyConfig, RouteConfig, ScoreConfig, Segment, SequenceStep
+from services.score.config import ScoreConfig
 from services.score.decide import employee_points, industry_points, score_lead, seniority
 from tests.factories import NOW, lead_factory
 

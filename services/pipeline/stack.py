@@ -16,12 +16,12 @@ from pathlib import Path
 
 from events import PIPELINE
 
-from .apache_kafka import KAFKA_VERSION, ApacheKafka
-from .bus import ensure_topics
-from .db import connect, ensure_database
-from .embedded import EmbeddedPostgres, TansuBroker, die_with_parent
-from .errors import InfrastructureError
-from .migrations import migrate
+from ..runtime.apache_kafka import KAFKA_VERSION, ApacheKafka
+from ..runtime.bus import ensure_topics
+from ..runtime.db import connect, ensure_database
+from ..runtime.embedded import EmbeddedPostgres, TansuBroker, die_with_parent
+from ..runtime.errors import InfrastructureError
+from ..runtime.migrations import migrate
 from .settings import load_settings
 
 STAGES = tuple(job.value for job in PIPELINE)
