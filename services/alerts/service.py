@@ -21,11 +21,11 @@ import asyncpg
 
 from events import LeadflowError, utcnow
 
-from ..pipeline.settings import Settings
 from ..runtime.db import CONNECTION_ERRORS, READ_SCHEMA, create_pool
 from ..runtime.durations import format_duration
 from ..runtime.errors import InfrastructureError
 from ..runtime.locks import AdvisoryLock, advisory_key
+from ..runtime.settings import Settings
 from . import store
 from .channels import Channels, DeliveryError, Email, Webhook, configured_channels
 from .incidents import Decision, decide, destinations

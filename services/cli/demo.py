@@ -14,11 +14,10 @@ import asyncpg
 from rich.console import Console
 from rich.table import Table
 
-from events import PIPELINE
-
 from ..clock.manual import manual_tick
+from ..pipeline.registry import STAGE_NAMES, STAGES
 from ..pipeline.settings import Settings, load_settings
-from ..pipeline.stack import STAGES, Stack
+from ..pipeline.stack import Stack
 from ..projector import queries
 from ..projector.follow import RunFollower
 from ..runtime.bus import Publisher, make_broker
@@ -59,7 +58,7 @@ async def pipeline_pass(stack: Stack, settings: Settings, console: Console,
     publisher = Publisher(broker, settings.prefix)
     run_ids = []
     try:
-        for job in PIPELINE:
+        for job in (stage.job for stage in STAGES):
             tick = manual_tick(job, requested_by=requested_by)
             await publisher.publish_one(tick)
             with console.status(f"{job.value}: running"):
@@ -83,7 +82,7 @@ async def run_demo(config: Path | None, console: Console, *, keep_logs: bool = F
                    broker: str = "tansu") -> None:
     config = config or demo_config()
     workdir = Path(tempfile.mkdtemp(prefix="leadflow-demo-"))
-    stack = Stack(config=config, services=(*STAGES, "projector"), workdir=workdir,
+    stack = Stack(config=config, services=(*STAGE_NAMES, "projector"), workdir=workdir,
                   broker_kind=broker)
     try:
         with console.status("starting Postgres, the broker and the services..."):

@@ -14,11 +14,11 @@ from pathlib import Path
 from rich.console import Console
 from rich.panel import Panel
 
+from ..pipeline.registry import SERVICE_NAMES
 from ..pipeline.settings import load_settings
 from ..pipeline.stack import Stack
 from ..runtime.embedded import free_port
 from .demo import demo_config, pipeline_pass
-from .registry import SERVICE_NAMES
 
 SERVICES = SERVICE_NAMES
 

@@ -9,6 +9,7 @@ import typer
 
 from events import JobName
 
+from ..pipeline.registry import SERVICE_NAMES
 from ..runtime.logging import setup_logging
 from .bench_commands import bench_app
 from .clock_commands import register as register_clock_commands
@@ -25,7 +26,6 @@ from .common import (
 from .contact_commands import contact_app
 from .dlq_commands import dlq_app
 from .projector_commands import projector_app
-from .registry import SERVICE_NAMES
 from .replay_commands import register as register_replay_commands
 from .status_commands import register as register_status_commands
 

@@ -7,12 +7,12 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from ..pipeline.registry import SERVICE_NAMES, SERVICES, STAGE_NAMES, ServiceSpec
 from ..pipeline.settings import Settings
 from ..runtime.errors import InfrastructureError
 from ..runtime.migrations import SchemaError, require_current
 from ..runtime.process import tune_gc
 from ..runtime.service import JobService
-from .registry import SERVICE_NAMES, SERVICES, STAGE_NAMES, ServiceSpec
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,9 @@ from aiokafka.errors import KafkaError
 from rich.console import Console
 from rich.table import Table
 
-from events import STAGE_INPUTS, TOPIC_STAGES, LeadflowError
+from events import STAGE_INPUTS, LeadflowError
 
+from ..pipeline.registry import TOPIC_STAGE_SPECS
 from ..pipeline.settings import Settings
 from .common import ConfigOption, console, run_async, settings_for
 
@@ -46,7 +47,7 @@ def stage_rows(settings: Settings, live: list[Any], latest: dict[str, dict[str, 
                target_seconds: float) -> list[StageStatus]:
     """One row per topic stage from the live instances and the latest runs."""
     rows = []
-    for job in TOPIC_STAGES:
+    for job in (stage.job for stage in TOPIC_STAGE_SPECS):
         mine = [i for i in live if i.job == job.value]
         owned = {p for i in mine for p in i.partitions}
         partitions = settings.pipeline.topics.partitions_for(STAGE_INPUTS[job][0])

@@ -25,7 +25,7 @@ from events import (
     Topic,
     decode,
 )
-from services.pipeline.config import LeadflowConfig
+from services.runtime.config import PlatformConfig
 from services.runtime.errors import InfrastructureError
 
 from ..runtime import kafka_clients
@@ -44,7 +44,7 @@ class LogFollower:
 
     POLL_MS = 200
 
-    def __init__(self, bootstrap_servers: str, prefix: str, config: LeadflowConfig,
+    def __init__(self, bootstrap_servers: str, prefix: str, config: PlatformConfig,
                  pool: asyncpg.Pool, on_change: Callable[[], None] = lambda: None) -> None:
         self.config = config
         self.pool = pool

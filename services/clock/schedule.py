@@ -17,8 +17,7 @@ from uuid import UUID
 
 from events import ALL_TENANTS, JobName, TickSource
 from events.ids import tick_id
-from services.pipeline.config import LeadflowConfig
-from services.runtime.config import Catchup, ClockConfig, JobConfig
+from services.runtime.config import Catchup, ClockConfig, JobConfig, PlatformConfig
 from services.runtime.cron import EPOCH, every_interval, instants, micros
 from services.runtime.durations import format_duration
 
@@ -216,7 +215,7 @@ def job_schedule(job: JobName, config: JobConfig, clock: ClockConfig) -> Schedul
     )
 
 
-def schedules_for(config: LeadflowConfig) -> list[Schedule]:
+def schedules_for(config: PlatformConfig) -> list[Schedule]:
     """Every schedule the clock runs: one per job, plus one per configured tenant/campaign scope.
 
     Disabled jobs and scopes keep ticking: their stages report job.skipped "disabled", so the

@@ -19,9 +19,9 @@ from datetime import datetime, timedelta
 import asyncpg
 
 from events import LeadflowError, TickEmitted, utcnow
-from services.pipeline.settings import Settings
 from services.runtime.bus import Publisher, make_broker
 from services.runtime.db import create_pool
+from services.runtime.settings import Settings
 
 from ..runtime.locks import AdvisoryLock
 from . import reaper, store

@@ -10,9 +10,8 @@ from typing import Any
 import asyncpg
 
 from events import Health, JobName
-from services.pipeline.config import LeadflowConfig
 from services.projector.queries import run_models
-from services.runtime.config import JobConfig
+from services.runtime.config import JobConfig, PlatformConfig
 
 from . import store
 from .schedule import job_schedule, next_run
@@ -34,7 +33,7 @@ def _iso(value: Any) -> str | None:
     return value
 
 
-def job_status(job: JobName, config: LeadflowConfig, now: datetime,
+def job_status(job: JobName, config: PlatformConfig, now: datetime,
                state: Mapping[str, Any]) -> dict[str, Any]:
     """One job's entry: its schedule, when it runs next, and how it has been doing."""
     jc = config.job(job)
@@ -60,7 +59,7 @@ def job_status(job: JobName, config: LeadflowConfig, now: datetime,
     }
 
 
-def scheduler_status(config: LeadflowConfig, *, now: datetime,
+def scheduler_status(config: PlatformConfig, *, now: datetime,
                      jobs_state: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     """{timestamp, overall_health, jobs{...}}: overall health is the worst of the enabled jobs."""
     now = now.astimezone(UTC)

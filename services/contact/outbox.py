@@ -29,10 +29,10 @@ import asyncpg
 
 from events import Lead, LeadContacted, LeadEvent, encode, transition
 
-from ..contact.config import ContactConfig, SequenceConfig
 from ..runtime.db import CONNECTION_ERRORS
 from ..runtime.logging import redact
 from . import controls, ledger, progress, usage
+from .config import ContactConfig, SequenceConfig
 from .control_feed import ControlFeed
 from .policy import (
     Block,

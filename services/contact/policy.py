@@ -25,7 +25,7 @@ from events import (
     SuppressionAdded,
 )
 
-from ..contact.config import ContactConfig, SequenceConfig
+from .config import ContactConfig, SequenceConfig
 
 EPOCH = datetime(1970, 1, 1, tzinfo=ZoneInfo("UTC"))
 

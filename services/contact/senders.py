@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Protocol
 
-from ..contact.config import ContactConfig
+from .config import ContactConfig
 from .templates import Message
 
 

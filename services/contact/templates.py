@@ -8,7 +8,7 @@ from uuid import UUID
 
 from events import Lead
 
-from ..contact.config import SequenceStep
+from .config import SequenceStep
 
 #: Lead fields a template may use, e.g. ``Hi {first_name}``.
 FIELDS = ("first_name", "last_name", "title", "company", "domain", "industry", "country", "email")

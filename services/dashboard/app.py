@@ -10,8 +10,9 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from ..pipeline.settings import Settings, load_settings
+from ..pipeline.settings import load_settings
 from ..runtime.errors import InfrastructureError
+from ..runtime.settings import Settings
 from . import api, controls, health, metrics, pages
 from .guard import ControlCharacterGuard
 from .resources import Resources

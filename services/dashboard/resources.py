@@ -13,12 +13,11 @@ from faststream.kafka import KafkaBroker
 
 from events import Envelope
 
-from ..pipeline.config import LeadflowConfig
-from ..pipeline.settings import Settings
 from ..runtime.bus import Publisher, make_broker
-from ..runtime.config import DashboardConfig
+from ..runtime.config import DashboardConfig, PlatformConfig
 from ..runtime.db import READ_SCHEMA, create_pool
 from ..runtime.errors import ConfigError, InfrastructureError
+from ..runtime.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +55,7 @@ class Resources:
         self._connecting: asyncio.Task[KafkaBroker] | None = None
 
     @property
-    def config(self) -> LeadflowConfig:
+    def config(self) -> PlatformConfig:
         return self.settings.pipeline
 
     @property

@@ -13,9 +13,9 @@ import uvicorn
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from ..pipeline.settings import Settings
 from ..runtime.config import DashboardConfig, describe_validation_error
 from ..runtime.errors import ConfigError, InfrastructureError
+from ..runtime.settings import Settings
 from .app import create_app
 
 log = logging.getLogger(__name__)

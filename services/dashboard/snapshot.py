@@ -6,19 +6,19 @@ from datetime import datetime
 from typing import Any
 
 from ..clock.status import load_jobs_state, scheduler_status
-from ..pipeline.config import LeadflowConfig
 from ..projector.queries.common import Conn, snapshot
 from ..projector.queries.leads import funnel_stages, leads_per_day, status_counts
 from ..projector.queries.runs import job_metrics, latest_backlogs, recent_runs
 from ..projector.queries.status import dead_letter_count, projector_status
+from ..runtime.config import PlatformConfig
 
 
-async def scheduler(conn: Conn, config: LeadflowConfig, now: datetime) -> dict[str, Any]:
+async def scheduler(conn: Conn, config: PlatformConfig, now: datetime) -> dict[str, Any]:
     """The seed's scheduler status: overall health and per job schedule, health, next run."""
     return scheduler_status(config, now=now, jobs_state=await load_jobs_state(conn))
 
 
-async def dashboard(conn: Conn, config: LeadflowConfig, now: datetime, *,
+async def dashboard(conn: Conn, config: PlatformConfig, now: datetime, *,
                     days: int = 14) -> dict[str, Any]:
     """timestamp, scheduler_status, job_metrics, recent_jobs (10), funnel per status and its
     stages, dead-letter count, projector progress, leads per day and each job's backlog, from

@@ -19,13 +19,13 @@ import asyncpg
 from events import ALL_TENANTS, DeadLettered, JobName, Lead, LeadCreated, RunCounts, utcnow
 from events.ids import event_id
 
-from ..harvest.config import HarvestSource
 from ..runtime.budget import RunBudget
 from ..runtime.bus import Publisher
 from ..runtime.locks import AdvisoryLock, advisory_key
 from ..runtime.logging import redact
 from ..runtime.runs import RunContext, RunResult
 from . import seen
+from .config import HarvestSource
 from .normalize import RowError, lead_created, read_lead
 from .sources import SourceRow, read_rows
 

@@ -14,17 +14,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from events import PIPELINE
-
 from ..runtime.apache_kafka import KAFKA_VERSION, ApacheKafka
 from ..runtime.bus import ensure_topics
 from ..runtime.db import connect, ensure_database
 from ..runtime.embedded import EmbeddedPostgres, TansuBroker, die_with_parent
 from ..runtime.errors import InfrastructureError
 from ..runtime.migrations import migrate
+from .registry import STAGE_NAMES
 from .settings import load_settings
-
-STAGES = tuple(job.value for job in PIPELINE)
 
 
 @dataclass
@@ -125,7 +122,7 @@ class Stack:
 
     async def wait_ready(self, timeout: float) -> None:
         """Wait until every stage instance registered itself; fail fast if a process died."""
-        jobs = [s for s in self.services if s in STAGES]
+        jobs = [s for s in self.services if s in STAGE_NAMES]
         give_up = time.monotonic() + timeout
         assert self.database_url is not None
         async with connect(self.database_url) as conn:

@@ -18,11 +18,11 @@ from dataclasses import dataclass
 
 from events import LEAD_TOPICS, Topic
 
-from ..pipeline.settings import Settings
 from ..runtime.bus import describe_topics
 from ..runtime.db import READ_SCHEMA, apply_read_models, connect, index_read_models, quote_ident
 from ..runtime.errors import InfrastructureError
 from ..runtime.process import tune_gc
+from ..runtime.settings import Settings
 from .service import Projector, Share
 
 log = logging.getLogger(__name__)

@@ -34,7 +34,6 @@ from events import (
 )
 from events.ids import job_event_id
 
-from ..pipeline.settings import Settings
 from ..runtime import kafka_clients
 from ..runtime.bus import Publisher, make_broker
 from ..runtime.db import (
@@ -51,6 +50,7 @@ from ..runtime.locks import advisory_key, try_lock
 from ..runtime.logging import redact
 from ..runtime.partitions import topic_partitions
 from ..runtime.runs import run_info
+from ..runtime.settings import Settings
 from . import store
 from .fold import Changes, Positioned, admit, fold
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from events import Lead, Qualification
 from events.emails import is_valid_email
 
-from ..qualify.config import QualifyConfig
+from .config import QualifyConfig
 
 #: The verdict of every lead no rule objects to (frozen, so one instance serves them all).
 QUALIFIED = Qualification(qualified=True)

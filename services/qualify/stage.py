@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+import asyncpg
+
 from events import JobName, LeadEvent, LeadQualified, LeadRejected, LeadScored, transition
 
-from ..qualify.config import QualifyConfig
+from ..runtime.config import PlatformConfig
 from ..runtime.drain import Inbound, PerLeadLogic
 from ..runtime.runs import RunContext
+from .config import QualifyConfig
 from .decide import qualify_lead
 
 
@@ -18,6 +21,11 @@ class QualifyLogic(PerLeadLogic):
 
     def __init__(self, config: QualifyConfig) -> None:
         self.config = config
+
+    @classmethod
+    def from_config(cls, config: PlatformConfig, pool: asyncpg.Pool) -> QualifyLogic:
+        """The logic under the whole config: what its runs and a replay of it decide with."""
+        return cls(config.section(cls.job, QualifyConfig))
 
     def decide(self, item: Inbound, ctx: RunContext) -> list[LeadQualified | LeadRejected]:
         event = item.event

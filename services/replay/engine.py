@@ -15,6 +15,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 from uuid import UUID
 
 import asyncpg
@@ -37,9 +38,9 @@ from events import (
     utcnow,
 )
 
+from ..pipeline import registry
+from ..pipeline.registry import STAGE_SPECS
 from ..pipeline.settings import Settings
-from ..qualify.stage import QualifyLogic
-from ..route.stage import RouteLogic
 from ..runtime import kafka_clients
 from ..runtime.bus import Publisher, describe_topics, make_broker
 from ..runtime.db import READ_SCHEMA, create_pool
@@ -47,7 +48,6 @@ from ..runtime.dead_letters import dead_letter
 from ..runtime.drain import Inbound, Outcome, StageLogic
 from ..runtime.errors import InfrastructureError
 from ..runtime.runs import RunContext
-from ..score.stage import ScoreLogic
 from . import current, rules, store
 from .errors import ReplayError
 from .offsets import high_watermarks, offsets_for_time
@@ -95,14 +95,19 @@ class _Decided:
     todo: list[tuple[Inbound, Lead]]  # input carrying the re-entry snapshot, current snapshot
 
 
+def logic_class(stage: JobName) -> Any:
+    """The live stage's StageLogic class (the registry's): a replay decides exactly as a run
+    would today. ReplayError for a stage that cannot be replayed."""
+    spec = rules.rules_for(stage)  # says why a stage cannot be replayed
+    replay = STAGE_SPECS[spec.stage].replay
+    assert replay is not None  # rules_for found its rules
+    return registry.load(replay.logic)
+
+
 def stage_logic(stage: JobName, settings: Settings, pool: asyncpg.Pool) -> StageLogic:
-    """The live stage's own logic: a replay decides exactly as a run would today."""
-    config = settings.pipeline
-    if stage is JobName.SCORE:
-        return ScoreLogic(config.score)
-    if stage is JobName.QUALIFY:
-        return QualifyLogic(config.qualify)
-    return RouteLogic(config.route, pool)
+    """The live stage's own logic under today's config."""
+    logic: StageLogic = logic_class(stage).from_config(settings.pipeline, pool)
+    return logic
 
 
 class Replayer:
@@ -451,5 +456,5 @@ class Replayer:
 
 def accepted_types(stage: JobName) -> tuple[type[LeadEvent], ...]:
     """Event types the stage takes from its input topic."""
-    return {JobName.SCORE: ScoreLogic.accepts, JobName.QUALIFY: QualifyLogic.accepts,
-            JobName.ROUTE: RouteLogic.accepts}[stage]
+    accepts: tuple[type[LeadEvent], ...] = logic_class(stage).accepts
+    return accepts

@@ -9,6 +9,7 @@ from enum import StrEnum
 from events import Assignment, JobName, Lead, LeadStatus
 
 from ..pipeline.config import LeadflowConfig
+from ..pipeline.registry import STAGES
 from ..qualify.decide import qualify_lead
 from ..route.decide import pick_segment
 from ..score.decide import score_lead
@@ -35,12 +36,9 @@ class StageRules:
     redecide: frozenset[LeadStatus]
 
 
-#: Routed and contacted leads are never re-decided: the contact stage has enrolled them in
-#: a sequence built from their routed snapshot, and their contact history stays as it is.
+#: The replayable stages (those the registry gives a ``replay``).
 RULES: dict[JobName, StageRules] = {
-    JobName.SCORE: StageRules(JobName.SCORE, frozenset({S.NEW, S.SCORED, S.QUALIFIED, S.REJECTED})),
-    JobName.QUALIFY: StageRules(JobName.QUALIFY, frozenset({S.SCORED, S.QUALIFIED, S.REJECTED})),
-    JobName.ROUTE: StageRules(JobName.ROUTE, frozenset({S.QUALIFIED})),
+    spec.job: StageRules(spec.job, spec.replay.redecide) for spec in STAGES if spec.replay
 }
 
 #: Which stage consumes the event that put a lead in a status (None: nothing does).

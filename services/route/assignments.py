@@ -9,7 +9,7 @@ from uuid import UUID
 
 import asyncpg
 
-from ..route.config import Segment
+from .config import Segment
 from .decide import owner_at
 
 

@@ -7,7 +7,7 @@ from functools import cache
 
 from events import Assignment, Lead
 
-from ..route.config import Segment
+from .config import Segment
 
 
 def matches(lead: Lead, segment: Segment) -> bool:

@@ -9,12 +9,13 @@ import asyncpg
 
 from events import JobName, LeadEvent, LeadQualified, LeadRouted, transition
 
-from ..route.config import RouteConfig
 from ..runtime.bus import Sent
+from ..runtime.config import PlatformConfig
 from ..runtime.db import translated
 from ..runtime.drain import Inbound, Outcome, decide_each
 from ..runtime.runs import RunContext
 from . import assignments
+from .config import RouteConfig
 from .decide import assign, pick_segment
 
 
@@ -25,6 +26,11 @@ class RouteLogic:
     def __init__(self, config: RouteConfig, pool: asyncpg.Pool) -> None:
         self.config = config
         self.pool = pool
+
+    @classmethod
+    def from_config(cls, config: PlatformConfig, pool: asyncpg.Pool) -> RouteLogic:
+        """The logic under the whole config: what its runs and a replay of it decide with."""
+        return cls(config.section(cls.job, RouteConfig), pool)
 
     async def process(self, items: Sequence[Inbound], ctx: RunContext) -> list[Outcome]:
         leads = [item.event.lead for item in items if isinstance(item.event, LeadEvent)]

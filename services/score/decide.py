@@ -7,7 +7,7 @@ from functools import lru_cache
 
 from events import Lead, ScoreCard
 
-from ..score.config import ScoreConfig
+from .config import ScoreConfig
 
 FACTORS = ("industry", "employees", "country", "seniority")
 

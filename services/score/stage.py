@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+import asyncpg
+
 from events import JobName, LeadCreated, LeadEvent, LeadScored, transition
 
+from ..runtime.config import PlatformConfig
 from ..runtime.drain import Inbound, PerLeadLogic
 from ..runtime.runs import RunContext
-from ..score.config import ScoreConfig
+from .config import ScoreConfig
 from .decide import score_lead
 
 
@@ -18,6 +21,11 @@ class ScoreLogic(PerLeadLogic):
 
     def __init__(self, config: ScoreConfig) -> None:
         self.config = config
+
+    @classmethod
+    def from_config(cls, config: PlatformConfig, pool: asyncpg.Pool) -> ScoreLogic:
+        """The logic under the whole config: what its runs and a replay of it decide with."""
+        return cls(config.section(cls.job, ScoreConfig))
 
     def decide(self, item: Inbound, ctx: RunContext) -> list[LeadScored]:
         event = item.event
