@@ -12,6 +12,7 @@ from rich.table import Table
 
 from events import JobName, utcnow
 
+from ..pipeline.registry import TOPIC_STAGE_SPECS
 from ..pipeline.settings import Settings
 from ..replay.engine import ReplayReport
 from ..replay.rules import rules_for
@@ -20,7 +21,8 @@ from ..replay.store import Counts
 from .common import ConfigOption, console, err, run_async, settings_for, who
 from .projector_commands import rebuild_with_progress
 
-TARGETS = ("score", "qualify", "route", "contact", "projector")
+#: The stages that drain a topic (replay says why one cannot be replayed) and the projector.
+TARGETS = (*(spec.name for spec in TOPIC_STAGE_SPECS), "projector")
 
 
 def summary(counts: Counts) -> str:

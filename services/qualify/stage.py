@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Self
 
 import asyncpg
 
-from events import JobName, LeadEvent, LeadQualified, LeadRejected, LeadScored, transition
+from events import JobName, Lead, LeadEvent, LeadQualified, LeadRejected, LeadScored, transition
 
 from ..runtime.config import PlatformConfig
 from ..runtime.drain import Inbound, PerLeadLogic
+from ..runtime.replayable import ReplayableLogic
 from ..runtime.runs import RunContext
 from .config import QualifyConfig
 from .decide import qualify_lead
 
 
-class QualifyLogic(PerLeadLogic):
+class QualifyLogic(PerLeadLogic, ReplayableLogic):
     job: ClassVar[JobName] = JobName.QUALIFY
     accepts: ClassVar[tuple[type[LeadEvent], ...]] = (LeadScored,)
 
@@ -23,9 +24,23 @@ class QualifyLogic(PerLeadLogic):
         self.config = config
 
     @classmethod
-    def from_config(cls, config: PlatformConfig, pool: asyncpg.Pool) -> QualifyLogic:
-        """The logic under the whole config: what its runs and a replay of it decide with."""
+    def from_config(cls, config: PlatformConfig, pool: asyncpg.Pool) -> Self:
         return cls(config.section(cls.job, QualifyConfig))
+
+    @staticmethod
+    def decision(lead: Lead) -> object:
+        return lead.qualification
+
+    @classmethod
+    def preview(cls, lead: Lead, config: PlatformConfig) -> Lead:
+        return lead.evolve(qualification=qualify_lead(lead, config.section(cls.job, QualifyConfig)))
+
+    @staticmethod
+    def describe(lead: Lead) -> str:
+        q = lead.qualification
+        if q is None:
+            return "not qualified yet"
+        return "qualified" if q.qualified else f"rejected: {', '.join(q.reasons)}"
 
     def decide(self, item: Inbound, ctx: RunContext) -> list[LeadQualified | LeadRejected]:
         event = item.event

@@ -15,7 +15,6 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 from uuid import UUID
 
 import asyncpg
@@ -38,8 +37,6 @@ from events import (
     utcnow,
 )
 
-from ..pipeline import registry
-from ..pipeline.registry import STAGE_SPECS
 from ..pipeline.settings import Settings
 from ..runtime import kafka_clients
 from ..runtime.bus import Publisher, describe_topics, make_broker
@@ -95,18 +92,9 @@ class _Decided:
     todo: list[tuple[Inbound, Lead]]  # input carrying the re-entry snapshot, current snapshot
 
 
-def logic_class(stage: JobName) -> Any:
-    """The live stage's StageLogic class (the registry's): a replay decides exactly as a run
-    would today. ReplayError for a stage that cannot be replayed."""
-    spec = rules.rules_for(stage)  # says why a stage cannot be replayed
-    replay = STAGE_SPECS[spec.stage].replay
-    assert replay is not None  # rules_for found its rules
-    return registry.load(replay.logic)
-
-
 def stage_logic(stage: JobName, settings: Settings, pool: asyncpg.Pool) -> StageLogic:
     """The live stage's own logic under today's config."""
-    logic: StageLogic = logic_class(stage).from_config(settings.pipeline, pool)
+    logic: StageLogic = rules.logic_class(stage).from_config(settings.pipeline, pool)
     return logic
 
 
@@ -122,6 +110,7 @@ class Replayer:
         self.spec = spec
         self.stage = spec.stage
         self.rules = rules.rules_for(spec.stage)
+        self.accepts = accepted_types(spec.stage)
         self.prefix = settings.prefix
         self.topic = STAGE_INPUTS[spec.stage][0].physical(self.prefix)
         self.progress = progress
@@ -290,7 +279,7 @@ class Replayer:
             except EventDecodeError:
                 counts.skipped += 1  # the live stage dead-lettered it already
                 continue
-            if (not isinstance(event, accepted_types(self.stage)) or not isinstance(event, LeadEvent)
+            if (not isinstance(event, self.accepts) or not isinstance(event, LeadEvent)
                     or (tenant is not None and event.tenant_id != tenant)
                     or event.lead.lead_id in inputs):
                 counts.skipped += 1
@@ -456,5 +445,5 @@ class Replayer:
 
 def accepted_types(stage: JobName) -> tuple[type[LeadEvent], ...]:
     """Event types the stage takes from its input topic."""
-    accepts: tuple[type[LeadEvent], ...] = logic_class(stage).accepts
+    accepts: tuple[type[LeadEvent], ...] = rules.logic_class(stage).accepts
     return accepts

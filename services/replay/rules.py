@@ -6,13 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from events import Assignment, JobName, Lead, LeadStatus
+from events import JobName, Lead, LeadStatus
 
-from ..pipeline.config import LeadflowConfig
-from ..pipeline.registry import STAGES
-from ..qualify.decide import qualify_lead
-from ..route.decide import pick_segment
-from ..score.decide import score_lead
+from ..pipeline.registry import STAGE_SPECS, STAGES, load
+from ..runtime.config import PlatformConfig
+from ..runtime.replayable import ReplayableLogic
 from .errors import ReplayError
 
 S = LeadStatus
@@ -83,54 +81,43 @@ def verdict(rules: StageRules, current: Lead | None, *, waiting: bool, decided: 
     return Verdict.REPLAY
 
 
+def logic_class(stage: JobName) -> type[ReplayableLogic]:
+    """The stage's logic class, the registry's (the one its runs use); ReplayError for a stage
+    that cannot be replayed."""
+    replay = STAGE_SPECS[rules_for(stage).stage].replay
+    assert replay is not None  # rules_for found its rules
+    logic = load(replay.logic)
+    if not (isinstance(logic, type) and issubclass(logic, ReplayableLogic)):
+        raise TypeError(f"{replay.logic} is not a ReplayableLogic; the registry must name the "
+                        f"logic class of {stage.value}")
+    return logic
+
+
 def reentry(stage: JobName, current: Lead) -> Lead:
-    """The snapshot a replay moves from. Re-scoring clears the qualification that the old score
-    led to: the lead re-enters qualification and gets a fresh verdict."""
-    if stage is JobName.SCORE and current.qualification is not None:
-        return current.evolve(qualification=None)
-    return current
-
-
-def decision(stage: JobName, lead: Lead) -> object:
-    """The part of a snapshot that ``stage`` decides."""
-    if stage is JobName.SCORE:
-        return lead.score
-    if stage is JobName.QUALIFY:
-        return lead.qualification
-    return (lead.route.segment, lead.route.sequence_id) if lead.route else None
+    """The snapshot a replay moves from (re-scoring clears the old verdict)."""
+    return logic_class(stage).reentry(current)
 
 
 def changed(stage: JobName, before: Lead, after: Lead) -> bool:
     """Whether today's logic decides differently; an unchanged lead is not published again."""
-    return decision(stage, before) != decision(stage, after)
+    decision = logic_class(stage).decision
+    return decision(before) != decision(after)
 
 
-def preview(stage: JobName, lead: Lead, config: LeadflowConfig) -> Lead:
+def preview(stage: JobName, lead: Lead, config: PlatformConfig) -> Lead:
     """Today's decision for ``lead`` without any I/O (the dry run's; route shows the segment)."""
-    if stage is JobName.SCORE:
-        return lead.evolve(score=score_lead(lead, config.score))
-    if stage is JobName.QUALIFY:
-        return lead.evolve(qualification=qualify_lead(lead, config.qualify))
-    segment = pick_segment(lead, config.route.segments)
-    return lead.evolve(route=Assignment(segment=segment.name, sequence_id=segment.sequence,
-                                        owner="(round-robin)"))
+    return logic_class(stage).preview(lead, config)
 
 
 def describe(stage: JobName, lead: Lead) -> str:
     """The decision in a few words, for dry-run samples."""
-    if stage is JobName.SCORE:
-        return f"{lead.score.value} ({lead.score.model_version})" if lead.score else "unscored"
-    if stage is JobName.QUALIFY:
-        q = lead.qualification
-        if q is None:
-            return "not qualified yet"
-        return "qualified" if q.qualified else f"rejected: {', '.join(q.reasons)}"
-    return f"{lead.route.segment} / {lead.route.sequence_id}" if lead.route else "not routed"
+    return logic_class(stage).describe(lead)
 
 
-def outlook(stage: JobName, lead: Lead, config: LeadflowConfig) -> str | None:
-    """What the next stage would make of a re-scored lead (score only): its new verdict."""
+def outlook(stage: JobName, lead: Lead, config: PlatformConfig) -> str | None:
+    """What qualification would make of a re-scored lead (score's dry run only): its verdict."""
     if stage is not JobName.SCORE:
         return None
-    verdict_ = qualify_lead(lead, config.qualify)
+    verdict_ = logic_class(JobName.QUALIFY).preview(lead, config).qualification
+    assert verdict_ is not None
     return "QUALIFIED" if verdict_.qualified else f"REJECTED ({', '.join(verdict_.reasons)})"

@@ -3,23 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import ClassVar
+from typing import ClassVar, Self
 
 import asyncpg
 
-from events import JobName, LeadEvent, LeadQualified, LeadRouted, transition
+from events import Assignment, JobName, Lead, LeadEvent, LeadQualified, LeadRouted, transition
 
 from ..runtime.bus import Sent
 from ..runtime.config import PlatformConfig
 from ..runtime.db import translated
 from ..runtime.drain import Inbound, Outcome, decide_each
+from ..runtime.replayable import ReplayableLogic
 from ..runtime.runs import RunContext
 from . import assignments
 from .config import RouteConfig
 from .decide import assign, pick_segment
 
 
-class RouteLogic:
+class RouteLogic(ReplayableLogic):
     job: ClassVar[JobName] = JobName.ROUTE
     accepts: ClassVar[tuple[type[LeadEvent], ...]] = (LeadQualified,)
 
@@ -28,9 +29,23 @@ class RouteLogic:
         self.pool = pool
 
     @classmethod
-    def from_config(cls, config: PlatformConfig, pool: asyncpg.Pool) -> RouteLogic:
-        """The logic under the whole config: what its runs and a replay of it decide with."""
+    def from_config(cls, config: PlatformConfig, pool: asyncpg.Pool) -> Self:
         return cls(config.section(cls.job, RouteConfig), pool)
+
+    @staticmethod
+    def decision(lead: Lead) -> object:
+        return (lead.route.segment, lead.route.sequence_id) if lead.route else None
+
+    @classmethod
+    def preview(cls, lead: Lead, config: PlatformConfig) -> Lead:
+        # The owner comes from the round-robin table, which a preview does not touch.
+        segment = pick_segment(lead, config.section(cls.job, RouteConfig).segments)
+        return lead.evolve(route=Assignment(segment=segment.name, sequence_id=segment.sequence,
+                                            owner="(round-robin)"))
+
+    @staticmethod
+    def describe(lead: Lead) -> str:
+        return f"{lead.route.segment} / {lead.route.sequence_id}" if lead.route else "not routed"
 
     async def process(self, items: Sequence[Inbound], ctx: RunContext) -> list[Outcome]:
         leads = [item.event.lead for item in items if isinstance(item.event, LeadEvent)]

@@ -1,6 +1,6 @@
 """The config file's shared sections (TOML): schedules, topics, the clock, the dashboard,
 retention, alerts; and the loader. Each stage's own section lives in its package
-(``services/<stage>/config.py``) and ``services.pipeline.LeadflowConfig`` puts them together.
+(``services/<stage>/config.py``) and ``services.pipeline.config.LeadflowConfig`` puts them together.
 
 Every section has defaults that reproduce the nightly cron schedule users run today, so an
 empty file is a valid config. ``load_config`` raises ConfigError naming each bad key.
@@ -383,7 +383,7 @@ ConfigT = TypeVar("ConfigT", bound="PlatformConfig")
 
 class PlatformConfig(Section):
     """The sections every service shares. The whole config file adds each stage's own section
-    (``services.pipeline.LeadflowConfig``); the runtime reaches those through ``section``."""
+    (``services.pipeline.config.LeadflowConfig``); the runtime reaches those through ``section``."""
 
     topics: TopicsConfig = TopicsConfig()
     jobs: dict[JobName, JobConfig] = Field(default_factory=_default_jobs)

@@ -1,7 +1,7 @@
 """Process settings from the environment (where to find the broker, the database, the config).
 
 The runtime sees the config file as its shared sections (PlatformConfig); the product's
-settings, ``services.pipeline.Settings``, load the whole file with each stage's section."""
+settings, ``services.pipeline.settings.Settings``, load the whole file with each stage's section."""
 
 from __future__ import annotations
 

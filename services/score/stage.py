@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Self
 
 import asyncpg
 
-from events import JobName, LeadCreated, LeadEvent, LeadScored, transition
+from events import JobName, Lead, LeadCreated, LeadEvent, LeadScored, transition
 
 from ..runtime.config import PlatformConfig
 from ..runtime.drain import Inbound, PerLeadLogic
+from ..runtime.replayable import ReplayableLogic
 from ..runtime.runs import RunContext
 from .config import ScoreConfig
 from .decide import score_lead
 
 
-class ScoreLogic(PerLeadLogic):
+class ScoreLogic(PerLeadLogic, ReplayableLogic):
     job: ClassVar[JobName] = JobName.SCORE
     accepts: ClassVar[tuple[type[LeadEvent], ...]] = (LeadCreated,)
 
@@ -23,9 +24,26 @@ class ScoreLogic(PerLeadLogic):
         self.config = config
 
     @classmethod
-    def from_config(cls, config: PlatformConfig, pool: asyncpg.Pool) -> ScoreLogic:
-        """The logic under the whole config: what its runs and a replay of it decide with."""
+    def from_config(cls, config: PlatformConfig, pool: asyncpg.Pool) -> Self:
         return cls(config.section(cls.job, ScoreConfig))
+
+    @staticmethod
+    def decision(lead: Lead) -> object:
+        return lead.score
+
+    @classmethod
+    def preview(cls, lead: Lead, config: PlatformConfig) -> Lead:
+        return lead.evolve(score=score_lead(lead, config.section(cls.job, ScoreConfig)))
+
+    @staticmethod
+    def describe(lead: Lead) -> str:
+        return f"{lead.score.value} ({lead.score.model_version})" if lead.score else "unscored"
+
+    @staticmethod
+    def reentry(lead: Lead) -> Lead:
+        # Re-scoring clears the qualification the old score led to: the lead re-enters
+        # qualification and gets a fresh verdict.
+        return lead.evolve(qualification=None) if lead.qualification is not None else lead
 
     def decide(self, item: Inbound, ctx: RunContext) -> list[LeadScored]:
         event = item.event

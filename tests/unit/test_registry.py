@@ -21,6 +21,7 @@ from services.pipeline.registry import (
 )
 from services.runtime.config import PlatformConfig, Section
 from services.runtime.errors import ConfigError
+from services.runtime.replayable import ReplayableLogic
 from services.score.config import ScoreConfig
 
 
@@ -65,8 +66,8 @@ def test_a_replayable_stage_names_the_logic_its_runs_use() -> None:
         if spec.replay is None:
             continue
         logic = load(spec.replay.logic)
-        assert logic.job is spec.job
-        assert logic.accepts and inspect.ismethod(logic.from_config), spec
+        assert issubclass(logic, ReplayableLogic) and not inspect.isabstract(logic), spec
+        assert logic.job is spec.job and logic.accepts, spec
         assert spec.replay.redecide, spec
 
 
