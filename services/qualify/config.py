@@ -1,13 +1,16 @@
-"""Qualify's config section, ``[qualify]``: the minimum score and the required fields."""
+"""Qualify's config section, ``[qualify]``: the minimum score and the required fields, and any
+tenant's own."""
 
 from __future__ import annotations
 
 from pydantic import Field, field_validator
 
-from ..runtime.config import Section
+from ..runtime.config import TenantRules
 
 
-class QualifyConfig(Section):
+class QualifyConfig(TenantRules):
+    """The rules a lead must pass; ``[qualify.tenants.<id>]`` replaces fields for one tenant."""
+
     min_score: int = Field(default=50, ge=0, le=100)
     required_fields: tuple[str, ...] = ("email", "company")
     suppressed_domains: tuple[str, ...] = ()

@@ -17,7 +17,9 @@ def domain_suppressed(domain: str, suppressed: tuple[str, ...]) -> bool:
 
 
 def qualify_lead(lead: Lead, cfg: QualifyConfig) -> Qualification:
-    """QUALIFIED when no rule objects; otherwise REJECTED with every reason as a code."""
+    """QUALIFIED when no rule of the lead's tenant objects; otherwise REJECTED with every reason
+    as a code."""
+    cfg = cfg.for_tenant(lead.tenant_id)
     reasons: list[str] = []
     score = lead.score.value if lead.score else 0
     if score < cfg.min_score:

@@ -9,6 +9,7 @@ empty file is a valid config. ``load_config`` raises ConfigError naming each bad
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Mapping
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -20,10 +21,12 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationError,
     field_validator,
     model_validator,
 )
+from pydantic_core import ErrorDetails, InitErrorDetails
 
 from events.names import PIPELINE, JobName, Topic
 
@@ -34,6 +37,52 @@ from .errors import ConfigError
 
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _detail(err: ErrorDetails) -> InitErrorDetails:
+    detail = InitErrorDetails(type=err["type"], loc=err["loc"], input=err["input"])
+    if "ctx" in err:
+        detail["ctx"] = err["ctx"]
+    return detail
+
+
+def _under(tenant: str, title: str, errors: list[InitErrorDetails]) -> ValidationError:
+    # Errors found in a tenant's rules, placed at its key: the message names the key in the file.
+    return ValidationError.from_exception_data(title, [
+        {**err, "loc": ("tenants", tenant, *err["loc"])} for err in errors])
+
+
+class TenantRules(Section):
+    """A section a tenant may override: ``[<section>.tenants.<id>]`` names fields that replace
+    the section's for that tenant's leads (a table replaces the whole table); the fields it
+    does not name stay the section's. Each tenant's rules are validated at start."""
+
+    tenants: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    _resolved: dict[str, Self] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _resolve_tenants(self) -> Self:
+        base = self.model_dump(exclude={"tenants"})
+        for tenant, fields in self.tenants.items():
+            if "tenants" in fields:
+                raise _under(tenant, type(self).__name__, [InitErrorDetails(
+                    type="extra_forbidden", loc=("tenants",), input=fields["tenants"])])
+            try:
+                self._resolved[tenant] = type(self).model_validate({**base, **fields})
+            except ValidationError as exc:
+                raise _under(tenant, type(self).__name__,
+                             [_detail(err) for err in exc.errors()]) from None
+        return self
+
+    def for_tenant(self, tenant_id: str) -> Self:
+        """The rules for ``tenant_id``'s leads: its override over this section, or the section."""
+        return self._resolved.get(tenant_id, self)
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        # A copy with changes resolves its tenants again, against the changed fields.
+        if not update:
+            return super().model_copy(deep=deep)
+        return type(self).model_validate({**self.model_dump(), **update})
 
 
 def _duration(value: Any) -> Any:

@@ -1,10 +1,10 @@
-"""Score's config section, ``[score]``: the ICP points of each factor."""
+"""Score's config section, ``[score]``: the ICP points of each factor, and any tenant's own."""
 
 from __future__ import annotations
 
 from pydantic import Field, model_validator
 
-from ..runtime.config import Section
+from ..runtime.config import Section, TenantRules
 
 
 class EmployeeBand(Section):
@@ -13,7 +13,9 @@ class EmployeeBand(Section):
     points: int = Field(ge=0, le=100)
 
 
-class ScoreConfig(Section):
+class ScoreConfig(TenantRules):
+    """ICP points per factor; ``[score.tenants.<id>]`` replaces fields for one tenant."""
+
     model_version: str = "icp-v1"
     industry: dict[str, int] = Field(default_factory=lambda: {
         "software": 30, "saas": 30, "fintech": 25, "financial services": 20,

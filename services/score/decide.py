@@ -61,7 +61,9 @@ def employee_points(employees: int | None, cfg: ScoreConfig) -> int:
 
 
 def score_lead(lead: Lead, cfg: ScoreConfig) -> ScoreCard:
-    """Score one lead; the factors say how many points each part contributed."""
+    """Score one lead by its tenant's rules; the factors say how many points each part
+    contributed."""
+    cfg = cfg.for_tenant(lead.tenant_id)
     level = seniority(lead.title, cfg.seniority_keywords)
     factors = {
         "industry": industry_points(lead.industry, cfg.industry),

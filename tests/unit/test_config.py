@@ -9,6 +9,7 @@ import pytest
 
 from events import JobName
 from services.pipeline.config import load_config
+from services.qualify.config import QualifyConfig
 from services.runtime.config import Catchup
 from services.runtime.durations import format_duration, parse_duration
 from services.runtime.errors import ConfigError
@@ -45,6 +46,14 @@ def test_a_partial_jobs_section_keeps_the_other_defaults(tmp_path: Path) -> None
     ('[score]\nmodel = "x"\n', "score.model", "unknown key"),
     ('[[route.segments]]\nname = "a"\nsequence = "nope"\nowners = ["o"]\n', "<root>", "nope"),
     ('[jobs.score]\ncatchup_window = "soon"\n', "jobs.score.catchup_window", "not a duration"),
+    ('[qualify.tenants.acme]\nmin_score = 120\n', "qualify.tenants.acme.min_score",
+     "less than or equal to 100"),
+    ('[score.tenants.acme]\nindustri = { saas = 5 }\n', "score.tenants.acme.industri",
+     "unknown key"),
+    ('[score.tenants.acme]\nseniority_keywords = { wizard = ["mage"] }\n',
+     "score.tenants.acme", "seniority_keywords names levels without points"),
+    ('[score.tenants.acme.tenants.beta]\nmodel_version = "x"\n', "score.tenants.acme.tenants",
+     "unknown key"),
 ])
 def test_invalid_config_names_the_key_and_the_fix(tmp_path: Path, text: str, key: str,
                                                   hint: str) -> None:
@@ -111,3 +120,27 @@ def test_topic_specs_name_every_difference_with_its_fix() -> None:
     assert "replication factor 1, the config says 3" in problems[1]
     assert "min.insync.replicas=1, the config says 2" in problems[2]
     assert "--add-config min.insync.replicas=2" in problems[2]
+
+
+def test_a_tenant_override_replaces_the_fields_it_names_for_that_tenant_only(
+        tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('[score]\nmodel_version = "icp-v3"\n'
+                    '[score.tenants.globex]\nmodel_version = "globex-v1"\n'
+                    'industry = { retail = 60 }\n'
+                    '[qualify]\nmin_score = 40\n'
+                    '[qualify.tenants.globex]\nmin_score = 70\n')
+    config = load_config(path)
+    globex, other = config.score.for_tenant("globex"), config.score.for_tenant("acme")
+    assert (globex.model_version, globex.industry) == ("globex-v1", {"retail": 60})
+    assert globex.country == config.score.country  # a field it does not name stays the base's
+    assert other is config.score and other.model_version == "icp-v3"
+    assert config.qualify.for_tenant("globex").min_score == 70
+    assert config.qualify.for_tenant("initech").min_score == 40
+
+
+def test_a_copy_with_changes_resolves_the_tenants_against_the_new_base() -> None:
+    config = QualifyConfig(tenants={"globex": {"min_score": 70}})
+    copy = config.model_copy(update={"required_fields": ("email",)})
+    assert copy.for_tenant("globex").required_fields == ("email",)
+    assert copy.for_tenant("globex").min_score == 70

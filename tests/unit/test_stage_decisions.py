@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from events import Assignment, LeadStatus, ScoreCard, ids
+from events import Assignment, Lead, LeadStatus, ScoreCard, ids
 from events.emails import email_problem
 from services.contact.config import SequenceStep
 from services.contact.templates import compose, render
@@ -196,3 +196,19 @@ def test_a_template_that_cannot_be_filled_is_a_clear_value_error(template: str) 
     # A ValueError fails that lead's step with the reason; anything else would fail the batch.
     with pytest.raises(ValueError, match=r"cannot be filled|positional|format"):
         render(template, lead_factory(company="Acme"))
+
+
+def test_score_and_qualify_decide_each_lead_by_its_tenants_rules() -> None:
+    score = ScoreConfig(tenants={"globex": {"industry": {"retail": 60}, "model_version": "g1"}})
+    qualify = QualifyConfig(min_score=50, tenants={"globex": {"min_score": 90}})
+    def lead(tenant: str, **fields: object) -> Lead:
+        return lead_factory(tenant_id=tenant, industry="retail", title="Engineer", employees=20,
+                            country="US", **fields)
+
+    for tenant, value, version in (("acme", 10 + 12 + 20 + 3, "icp-v1"),
+                                   ("globex", 60 + 12 + 20 + 3, "g1")):
+        card = score_lead(lead(tenant), score)
+        assert (card.value, card.model_version) == (value, version), tenant
+    card = ScoreCard(value=70, factors={}, model_version="t")
+    assert qualify_lead(lead("acme", score=card), qualify).qualified
+    assert qualify_lead(lead("globex", score=card), qualify).reasons == ("score_below_minimum",)
