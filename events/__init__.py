@@ -1,6 +1,6 @@
 """The leadflow event contract: names, envelope, events, state machine, codec. No I/O."""
 
-from .clock import ALL_TENANTS, TickEmitted
+from .clock import ALL_TENANTS, SCOPE_UNSUPPORTED, TickEmitted
 from .codec import BY_TYPE, EVENT_TYPES, decode, encode
 from .control import (
     CampaignPaused,
@@ -57,6 +57,7 @@ __all__ = [
     "EVENT_TYPES",
     "LEAD_TOPICS",
     "PIPELINE",
+    "SCOPE_UNSUPPORTED",
     "STAGE_INPUTS",
     "TOPIC_STAGES",
     "Assignment",

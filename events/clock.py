@@ -13,6 +13,8 @@ from .names import JobName, TickSource, Topic
 
 #: Tenant scope of a tick that applies to every tenant.
 ALL_TENANTS = "*"
+#: Why a stage that drains a shared topic skips a run scoped to a tenant or a campaign.
+SCOPE_UNSUPPORTED = "scope_unsupported"
 
 
 class TickEmitted(Envelope):
@@ -40,6 +42,11 @@ class TickEmitted(Envelope):
     @property
     def tick_id(self) -> UUID:
         return self.event_id
+
+    @property
+    def scoped(self) -> bool:
+        """Whether the run is for one tenant or campaign rather than all of them."""
+        return self.tenant_id != ALL_TENANTS or self.campaign_id is not None
 
     @property
     def scope(self) -> str:

@@ -73,8 +73,12 @@ def tick(job: Annotated[JobName, typer.Argument(help="The job to run now.")],
          timeout: Annotated[float, typer.Option(help="Seconds to wait with --wait.")] = 600,
          config: ConfigOption = None) -> None:
     """Publish a manual tick: run a job now."""
+    from ..pipeline.registry import scope_problem
     from .ticks import publish_manual_tick
 
+    if problem := scope_problem(job, tenant, campaign):
+        err.print(f"[bold red]error:[/] {problem} (leave out --tenant and --campaign)")
+        raise typer.Exit(2)
     settings = settings_for(config)
     failed = run_async(lambda: publish_manual_tick(
         settings, job, requested_by=who(), max_leads=max_leads, tenant=tenant, campaign=campaign,

@@ -14,6 +14,7 @@ from ..route.config import RouteConfig
 from ..runtime import config as runtime_config
 from ..runtime.config import PlatformConfig
 from ..score.config import ScoreConfig
+from .registry import scope_problem
 
 
 class LeadflowConfig(PlatformConfig):
@@ -24,6 +25,16 @@ class LeadflowConfig(PlatformConfig):
     qualify: QualifyConfig = QualifyConfig()
     route: RouteConfig = RouteConfig()
     contact: ContactConfig = ContactConfig()
+
+    @model_validator(mode="after")
+    def _scopes_are_honoured(self) -> Self:
+        for job, config in self.jobs.items():
+            for scope in config.scopes:
+                problem = scope.enabled and scope_problem(job, scope.tenant, scope.campaign)
+                if problem:
+                    raise ValueError(f"jobs.{job.value}.scopes: {problem}; remove the scope or "
+                                     "set enabled = false")
+        return self
 
     @model_validator(mode="after")
     def _sequences_exist(self) -> Self:

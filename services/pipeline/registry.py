@@ -12,7 +12,7 @@ import importlib
 from dataclasses import dataclass
 from typing import Any
 
-from events import STAGE_INPUTS, JobName, LeadStatus
+from events import ALL_TENANTS, STAGE_INPUTS, JobName, LeadStatus
 
 S = LeadStatus
 
@@ -30,11 +30,14 @@ class Replayable:
 @dataclass(frozen=True, slots=True)
 class StageSpec:
     """One stage: ``app`` is its module, whose ``build(settings)`` makes its JobService;
-    ``replay`` is None for a stage that cannot be replayed."""
+    ``replay`` is None for a stage that cannot be replayed; ``scoped``: whether its runs honour
+    a tick for one tenant or campaign (a stage that drains a shared topic as it comes cannot:
+    docs/architecture.md, "Tenants")."""
 
     job: JobName
     app: str
     replay: Replayable | None = None
+    scoped: bool = False
 
     @property
     def name(self) -> str:
@@ -56,16 +59,26 @@ def load(ref: str) -> Any:
 #: enrolled them in a sequence built from their routed snapshot, and their contact history
 #: stays as it is.
 STAGES: tuple[StageSpec, ...] = (
-    StageSpec(JobName.HARVEST, "services.harvest.app"),
+    StageSpec(JobName.HARVEST, "services.harvest.app", scoped=True),
     StageSpec(JobName.SCORE, "services.score.app", Replayable(
         "services.score.stage:ScoreLogic", frozenset({S.NEW, S.SCORED, S.QUALIFIED, S.REJECTED}))),
     StageSpec(JobName.QUALIFY, "services.qualify.app", Replayable(
         "services.qualify.stage:QualifyLogic", frozenset({S.SCORED, S.QUALIFIED, S.REJECTED}))),
     StageSpec(JobName.ROUTE, "services.route.app", Replayable(
         "services.route.stage:RouteLogic", frozenset({S.QUALIFIED}))),
-    StageSpec(JobName.CONTACT, "services.contact.app"),
+    StageSpec(JobName.CONTACT, "services.contact.app", scoped=True),
 )
 STAGE_SPECS: dict[JobName, StageSpec] = {spec.job: spec for spec in STAGES}
+
+
+def scope_problem(job: JobName, tenant: str | None, campaign: str | None) -> str | None:
+    """Why ``job`` cannot run for this tenant / campaign (None: it can, or nothing is scoped)."""
+    spec = STAGE_SPECS.get(job)
+    if spec is None or spec.scoped or (tenant in (None, ALL_TENANTS) and campaign is None):
+        return None
+    return (f"{job.value} cannot run for one tenant or campaign yet: its input topic holds "
+            "every tenant's leads in arrival order, and taking one tenant's apart would block or "
+            "lose the others' (docs/architecture.md, \"Tenants\"); run it for all tenants")
 
 
 @dataclass(frozen=True, slots=True)

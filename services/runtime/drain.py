@@ -23,6 +23,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from events import (
+    SCOPE_UNSUPPORTED,
     DeadLettered,
     Envelope,
     EventDecodeError,
@@ -30,6 +31,7 @@ from events import (
     JobName,
     LeadEvent,
     RunCounts,
+    TickEmitted,
     Topic,
     decode,
     stage_group,
@@ -204,6 +206,12 @@ class TopicDrainer:
         self._consumer: AIOKafkaConsumer | None = None
         self._rotation = 0
         self._finishing: _Finishing | None = None
+
+    async def skip_reason(self, tick: TickEmitted) -> str | None:
+        """A run scoped to a tenant or campaign is refused: a partition holds every tenant's
+        leads in arrival order, and taking one tenant's apart would block the partition or lose
+        the others' (docs/architecture.md, "Tenants")."""
+        return SCOPE_UNSUPPORTED if tick.scoped else None
 
     @property
     def consumer(self) -> AIOKafkaConsumer:

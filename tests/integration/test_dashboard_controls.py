@@ -78,6 +78,8 @@ BAD_INPUT: list[tuple[str, dict[str, Any] | None, str]] = [
      "body.max_leads: Input should be greater than or equal to 1"),
     ("/api/ticks", {"job": "score", "max_leads": "many"}, "body.max_leads: Input should be a valid integer"),
     ("/api/ticks", {"job": "score", "surprise": 1}, "body.surprise: Extra inputs are not permitted"),
+    ("/api/ticks", {"job": "route", "tenant_id": "acme"},
+     "route cannot run for one tenant or campaign yet"),
     ("/api/ticks", None, "body: a JSON body is required"),
     ("/api/kill-switch", {}, "body.engaged: Field required"),
     ("/api/kill-switch", {"engaged": "perhaps"}, "body.engaged: Input should be a valid boolean"),

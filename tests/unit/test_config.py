@@ -54,6 +54,8 @@ def test_a_partial_jobs_section_keeps_the_other_defaults(tmp_path: Path) -> None
      "score.tenants.acme", "seniority_keywords names levels without points"),
     ('[score.tenants.acme.tenants.beta]\nmodel_version = "x"\n', "score.tenants.acme.tenants",
      "unknown key"),
+    ('[[jobs.score.scopes]]\ntenant = "acme"\n', "jobs.score.scopes",
+     "cannot run for one tenant or campaign yet"),
 ])
 def test_invalid_config_names_the_key_and_the_fix(tmp_path: Path, text: str, key: str,
                                                   hint: str) -> None:
@@ -144,3 +146,12 @@ def test_a_copy_with_changes_resolves_the_tenants_against_the_new_base() -> None
     copy = config.model_copy(update={"required_fields": ("email",)})
     assert copy.for_tenant("globex").required_fields == ("email",)
     assert copy.for_tenant("globex").min_score == 70
+
+
+def test_a_scope_is_refused_only_where_runs_cannot_honour_it(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('[[jobs.score.scopes]]\ntenant = "off"\nenabled = false\n'
+                    '[[jobs.harvest.scopes]]\ntenant = "acme"\nschedule = "0 1 * * *"\n'
+                    '[[jobs.contact.scopes]]\ntenant = "acme"\ncampaign = "q4"\n')
+    config = load_config(path)  # a disabled scope skips runs, which any stage can
+    assert [s.tenant for s in config.job(JobName.CONTACT).scopes] == ["acme"]

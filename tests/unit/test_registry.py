@@ -8,8 +8,10 @@ import importlib
 import inspect
 
 import pytest
+from typer.testing import CliRunner
 
 from events import PIPELINE, JobName
+from services.cli.main import app
 from services.pipeline.config import LeadflowConfig
 from services.pipeline.registry import (
     SERVICE_NAMES,
@@ -18,6 +20,7 @@ from services.pipeline.registry import (
     STAGE_SPECS,
     STAGES,
     load,
+    scope_problem,
 )
 from services.runtime.config import PlatformConfig, Section
 from services.runtime.errors import ConfigError
@@ -74,3 +77,15 @@ def test_a_replayable_stage_names_the_logic_its_runs_use() -> None:
 def test_a_config_without_the_stage_sections_says_how_to_load_the_whole_file() -> None:
     with pytest.raises(ConfigError, match=r"no \[score\] section of ScoreConfig.*load_config"):
         PlatformConfig().section("score", ScoreConfig)
+
+
+def test_the_cli_refuses_a_scoped_tick_a_stage_cannot_honour_before_publishing_it() -> None:
+    # No broker is running here: the refusal comes before anything is published.
+    result = CliRunner().invoke(app, ["tick", "qualify", "--tenant", "acme", "--max-leads", "3"])
+    said = " ".join(result.output.split())
+    assert result.exit_code == 2, said
+    assert said.startswith("error: qualify cannot run for one tenant or campaign yet")
+    assert "leave out --tenant and --campaign" in said
+    assert scope_problem(JobName.CONTACT, "acme", "q4") is None
+    assert scope_problem(JobName.HARVEST, "acme", None) is None
+    assert scope_problem(JobName.SCORE, "*", None) is None
