@@ -19,9 +19,9 @@ S = LeadStatus
 
 @dataclass(frozen=True, slots=True)
 class Replayable:
-    """How a stage is replayed: ``logic`` is its StageLogic class (``module:Class``, with
-    ``accepts`` and ``from_config(config, pool)``), the one its runs decide with;
-    ``redecide``: the statuses a replay re-decides a lead from."""
+    """How a stage is replayed: ``logic`` is its logic class (``module:Class``, a
+    ``runtime.replayable.ReplayableLogic``), the one its runs decide with; ``redecide``: the
+    statuses a replay re-decides a lead from."""
 
     logic: str
     redecide: frozenset[LeadStatus]

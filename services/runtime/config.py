@@ -63,15 +63,17 @@ class TenantRules(Section):
     @model_validator(mode="after")
     def _resolve_tenants(self) -> Self:
         base = self.model_dump(exclude={"tenants"})
+        resolved: dict[str, Self] = {}
         for tenant, fields in self.tenants.items():
             if "tenants" in fields:
                 raise _under(tenant, type(self).__name__, [InitErrorDetails(
                     type="extra_forbidden", loc=("tenants",), input=fields["tenants"])])
             try:
-                self._resolved[tenant] = type(self).model_validate({**base, **fields})
+                resolved[tenant] = type(self).model_validate({**base, **fields})
             except ValidationError as exc:
                 raise _under(tenant, type(self).__name__,
                              [_detail(err) for err in exc.errors()]) from None
+        self._resolved = resolved
         return self
 
     def for_tenant(self, tenant_id: str) -> Self:
