@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import importlib
 import logging
 from collections.abc import Callable
 from typing import Any
 
-from ..pipeline.registry import SERVICE_NAMES, SERVICES, STAGE_NAMES, ServiceSpec
+from ..pipeline.registry import SERVICE_NAMES, SERVICES, STAGE_NAMES, ServiceSpec, load
 from ..pipeline.settings import Settings
 from ..runtime.errors import InfrastructureError
 from ..runtime.migrations import SchemaError, require_current
@@ -18,8 +17,7 @@ log = logging.getLogger(__name__)
 
 
 def _entry(spec: ServiceSpec) -> Callable[[Settings], Any]:
-    module, _, function = spec.entry.partition(":")
-    entry: Callable[[Settings], Any] = getattr(importlib.import_module(module), function)
+    entry: Callable[[Settings], Any] = load(spec.entry)
     return entry
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import cache
 
 from events import JobName, Lead, LeadStatus
 
@@ -81,9 +82,10 @@ def verdict(rules: StageRules, current: Lead | None, *, waiting: bool, decided: 
     return Verdict.REPLAY
 
 
+@cache
 def logic_class(stage: JobName) -> type[ReplayableLogic]:
-    """The stage's logic class, the registry's (the one its runs use); ReplayError for a stage
-    that cannot be replayed."""
+    """The stage's logic class, the registry's (the one its runs use), resolved once per stage;
+    ReplayError for a stage that cannot be replayed."""
     replay = STAGE_SPECS[rules_for(stage).stage].replay
     assert replay is not None  # rules_for found its rules
     logic = load(replay.logic)
