@@ -1,6 +1,6 @@
 """The leadflow event contract: names, envelope, events, state machine, codec. No I/O."""
 
-from .clock import ALL_TENANTS, SCOPE_UNSUPPORTED, TickEmitted
+from .clock import ALL_TENANTS, SCOPE_UNSUPPORTED, TENANT_NOT_SERVED, TickEmitted
 from .codec import BY_TYPE, EVENT_TYPES, decode, encode
 from .control import (
     CampaignPaused,
@@ -59,6 +59,7 @@ __all__ = [
     "PIPELINE",
     "SCOPE_UNSUPPORTED",
     "STAGE_INPUTS",
+    "TENANT_NOT_SERVED",
     "TOPIC_STAGES",
     "Assignment",
     "CampaignPaused",

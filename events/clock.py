@@ -13,8 +13,12 @@ from .names import JobName, TickSource, Topic
 
 #: Tenant scope of a tick that applies to every tenant.
 ALL_TENANTS = "*"
-#: Why a stage that drains a shared topic skips a run scoped to a tenant or a campaign.
+#: Why a stage that drains a shared topic skips a run scoped to a campaign, or to a tenant
+#: without lead topics of its own.
 SCOPE_UNSUPPORTED = "scope_unsupported"
+#: Why an instance skips its part of a run for a tenant it does not serve
+#: (LEADFLOW_TENANTS_INCLUDE / _EXCLUDE).
+TENANT_NOT_SERVED = "tenant_not_served"
 
 
 class TickEmitted(Envelope):

@@ -13,6 +13,7 @@ from events import Lead, LeadCreated, LeadStatus, ids, utcnow
 
 from ..pipeline.settings import Settings
 from ..runtime.bus import Publisher, make_broker, make_producer
+from ..runtime.config import TopicsConfig
 
 TENANT = "bench"
 CAMPAIGN = "bench-pipeline"
@@ -54,7 +55,8 @@ async def publish_leads(bootstrap: str, prefix: str, n: int,
     try:
         # Sent through the plain producer, as the services publish; the FastStream broker is
         # never started because an attached producer carries every message.
-        publisher = Publisher(make_broker(bootstrap, client_id="bench-import"), prefix)
+        publisher = Publisher(make_broker(bootstrap, client_id="bench-import"),
+                              TopicsConfig(prefix=prefix))
         publisher.attach(producer)
         for chunk in chunks(n):
             await publisher.publish(chunk)

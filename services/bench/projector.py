@@ -64,7 +64,7 @@ class Rates:
 async def publish_events(settings: Settings, n: int, console: Console) -> None:
     broker = make_broker(settings.kafka_bootstrap_servers, client_id="leadflow-bench")
     await broker.start()
-    publisher = Publisher(broker, settings.prefix)
+    publisher = Publisher(broker, settings.pipeline.topics)
     try:
         with Progress(TextColumn("publishing"), BarColumn(), MofNCompleteColumn(),
                       TimeElapsedColumn(), console=console) as progress:

@@ -115,7 +115,7 @@ async def trial(settings: Settings, config: Path | None, job: JobName, events: S
     broker = make_broker(settings.kafka_bootstrap_servers, client_id="bench-scale")
     await broker.start()
     try:
-        publisher = Publisher(broker, prefix)
+        publisher = Publisher(broker, topics)
         for start in range(0, len(events), 5000):
             await publisher.publish(events[start:start + 5000])
         stack = Stack(config=config, services=(), workdir=workdir / f"x{n}",

@@ -86,7 +86,7 @@ async def run_backfill(settings: Settings, job: JobName, start_text: str, end_te
     broker = make_broker(settings.kafka_bootstrap_servers, client_id="leadflow-backfill")
     await broker.start()
     try:
-        publisher = Publisher(broker, settings.prefix)
+        publisher = Publisher(broker, settings.pipeline.topics)
         with Progress(TextColumn("[bold]emitting[/]"), BarColumn(), MofNCompleteColumn(),
                       TimeElapsedColumn(), console=console) as progress:
             task = progress.add_task("backfill", total=len(ticks))

@@ -55,7 +55,7 @@ async def pipeline_pass(stack: Stack, settings: Settings, console: Console,
     follower = RunFollower(settings.kafka_bootstrap_servers, settings.prefix)
     await broker.start()
     await follower.start()
-    publisher = Publisher(broker, settings.prefix)
+    publisher = Publisher(broker, settings.pipeline.topics)
     run_ids = []
     try:
         for job in (stage.job for stage in STAGES):

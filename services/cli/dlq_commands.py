@@ -187,7 +187,7 @@ def replay(letter_ids: Annotated[list[str] | None, typer.Argument(
             ids += matched
         where = _filter(settings, topic=topic, reason=reason, stage=stage, since=since,
                         until=until, limit=limit, ids=ids)
-        logical = {t.physical(settings.prefix): t for t in Topic}
+        logical = {name: t for t in Topic for name in settings.pipeline.topics.names(t)}
         verdicts = [judge(letter, logical, again=again) for letter in await store.letters(pool, where)]
         if dry_run:
             return verdicts, 0

@@ -43,7 +43,7 @@ async def import_source(settings: Settings, path: Path, *, tenant: str, campaign
     pool = await create_pool(settings.database_url)
     broker = make_broker(settings.kafka_bootstrap_servers, client_id="leadflow-import")
     await broker.start()
-    publisher = Publisher(broker, settings.prefix)
+    publisher = Publisher(broker, settings.pipeline.topics)
     run_id, started = uuid.uuid4(), utcnow()
     info = RunInfo(scheduled_for=started, source=TickSource.MANUAL, requested_by=requested_by)
     common = JobPartFields(occurred_at=started, tenant_id=tenant, correlation_id=run_id,

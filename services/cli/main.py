@@ -76,10 +76,10 @@ def tick(job: Annotated[JobName, typer.Argument(help="The job to run now.")],
     from ..pipeline.registry import scope_problem
     from .ticks import publish_manual_tick
 
-    if problem := scope_problem(job, tenant, campaign):
+    settings = settings_for(config)
+    if problem := scope_problem(job, tenant, campaign, settings.pipeline.topics.tenants):
         err.print(f"[bold red]error:[/] {problem} (leave out --tenant and --campaign)")
         raise typer.Exit(2)
-    settings = settings_for(config)
     failed = run_async(lambda: publish_manual_tick(
         settings, job, requested_by=who(), max_leads=max_leads, tenant=tenant, campaign=campaign,
         wait=wait, timeout=timeout, console=console))
@@ -149,16 +149,15 @@ def topics_create(config: ConfigOption = None) -> None:
 @topics_app.command("describe")
 def topics_describe(config: ConfigOption = None) -> None:
     """Show each topic's partition count (0: missing)."""
-    from events import Topic
-
     from ..runtime.bus import describe_topics
+    from ..runtime.topic_specs import wanted_specs
 
     settings = settings_for(config)
-    names = [t.physical(settings.prefix) for t in Topic]
+    specs = wanted_specs(settings.pipeline.topics)
+    names = [spec.name for spec in specs]
     counts = run_async(lambda: describe_topics(settings.kafka_bootstrap_servers, names))
-    for topic in Topic:
-        name = topic.physical(settings.prefix)
-        want = settings.pipeline.topics.partitions_for(topic)
+    for spec in specs:
+        name, want = spec.name, spec.partitions
         have = counts.get(name, 0)
         note = "" if have == want else ("  [red]missing[/]" if not have else f"  (config: {want})")
         console.print(f"{name:<32} {have} partitions{note}")

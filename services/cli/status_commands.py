@@ -50,7 +50,8 @@ def stage_rows(settings: Settings, live: list[Any], latest: dict[str, dict[str, 
     for job in (stage.job for stage in TOPIC_STAGE_SPECS):
         mine = [i for i in live if i.job == job.value]
         owned = {p for i in mine for p in i.partitions}
-        partitions = settings.pipeline.topics.partitions_for(STAGE_INPUTS[job][0])
+        partitions = settings.pipeline.topics.partitions_of(STAGE_INPUTS[job][0],
+                                                            settings.served_tenants)
         run = latest.get(job.value, {})
         cap = settings.pipeline.job(job).max_leads_per_run
         rate = run.get("rate_per_part")

@@ -24,7 +24,7 @@ async def publish_manual_tick(settings: Settings, job: JobName, *, requested_by:
     try:
         if follower is not None:
             await follower.start()
-        await Publisher(broker, settings.prefix).publish_one(tick)
+        await Publisher(broker, settings.pipeline.topics).publish_one(tick)
         console.print(f"tick {tick.tick_id} published for {job.value}"
                       + (f" (max {max_leads} leads)" if max_leads else ""))
         if follower is None:

@@ -50,7 +50,7 @@ class Clock:
         self.now = now
         self.identity = f"clock:{settings.instance_id}"
         self.broker = make_broker(settings.kafka_bootstrap_servers, client_id="leadflow-clock")
-        self.publisher = Publisher(self.broker, settings.prefix)
+        self.publisher = Publisher(self.broker, settings.pipeline.topics)
         self.lock = AdvisoryLock(settings.database_url, lock_key(settings.prefix))
         self.cursors: dict[store.Key, datetime] = {}
         self._pool: asyncpg.Pool | None = None

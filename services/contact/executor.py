@@ -7,7 +7,7 @@ import asyncio
 
 import asyncpg
 
-from events import STAGE_INPUTS, JobName, RunCounts, TickEmitted
+from events import STAGE_INPUTS, TENANT_NOT_SERVED, JobName, RunCounts, TickEmitted
 
 from ..runtime.budget import RunBudget
 from ..runtime.db import translated
@@ -65,8 +65,9 @@ class ContactExecutor:
         self._outbox = Outbox(self.config, self.pool, self.sender, self._feed, s.instance_id)
         self._drainer = TopicDrainer(
             ContactLogic(self._outbox, self.pool), topics=STAGE_INPUTS[JobName.CONTACT],
-            bootstrap_servers=s.settings.kafka_bootstrap_servers, prefix=s.prefix,
-            publisher=s.publisher, stage=s.config.stage, instance_id=s.instance_id)
+            bootstrap_servers=s.settings.kafka_bootstrap_servers, topic_config=s.config.topics,
+            tenants=s.settings.served_tenants, publisher=s.publisher, stage=s.config.stage,
+            instance_id=s.instance_id)
         self._followups = FollowUps(self._outbox, self.pool, s.publisher, s.config.stage.batch_size,
                                     owned=self._drainer.assigned_partitions)
         # Join leads.routed's group in the background: after a crash both of the service's
@@ -93,7 +94,10 @@ class ContactExecutor:
         return self._drainer.assigned_partitions() if self._drainer is not None else ()
 
     async def skip_reason(self, tick: TickEmitted) -> str | None:
-        """A run is skipped while the kill switch is engaged or its campaign is paused."""
+        """A run is skipped while the kill switch is engaged or its campaign is paused, and
+        for a tenant with topics of its own that this instance does not serve."""
+        if self._drainer is not None and not self._drainer.run_topics(tick):
+            return TENANT_NOT_SERVED
         await self.feed.sync(self.config.control_sync_timeout.total_seconds())
         return await controls.tick_block(self.pool, tick.tenant_id, tick.campaign_id)
 

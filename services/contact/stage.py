@@ -59,7 +59,7 @@ class ContactLogic:
         with translated("contact state"):
             routed = [i.event for i in valid if isinstance(i.event, LeadEvent)]
             fresh = await progress.enroll(self.pool, routed, ctx.at,
-                                          [i.record.partition for i in valid],
+                                          [i.partition for i in valid],
                                           [i.record.value for i in valid])
             # Leads enrolled just now are as written; only the others are read back.
             known = {e.lead.lead_id: progress.enrolled(e, ctx.at)

@@ -11,6 +11,7 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Path, Request, status
+from fastapi.exceptions import RequestValidationError
 
 from events import (
     CampaignPaused,
@@ -23,6 +24,7 @@ from events import (
 )
 
 from ..clock.manual import manual_tick
+from ..pipeline.registry import scope_problem
 from ..runtime.logging import redact
 from .auth import require_token, resources
 from .models import (
@@ -73,6 +75,9 @@ def _control(cls: type[ControlEvent], **fields: Any) -> ControlEvent:
 @router.post("/ticks", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted)
 async def tick(request: Request, body: TickRequest) -> Accepted:
     """Run a job now: publishes a manual tick; the run appears in the job's runs."""
+    topics = resources(request).settings.pipeline.topics
+    if problem := scope_problem(body.job, body.tenant_id, body.campaign_id, topics.tenants):
+        raise RequestValidationError([{"loc": ("body",), "msg": problem, "type": "value_error"}])
     event = manual_tick(body.job, requested_by=requester(request, body), max_leads=body.max_leads,
                         tenant_id=body.tenant_id, campaign_id=body.campaign_id)
     return await publish(request, event)

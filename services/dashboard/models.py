@@ -12,8 +12,6 @@ from events import ALL_TENANTS, JobName
 from events.emails import email_problem, normalise_email
 from events.text import control_character
 
-from ..pipeline.registry import scope_problem
-
 # --- requests ----------------------------------------------------------------------------
 
 
@@ -43,12 +41,6 @@ class TickRequest(ControlBody):
                                   description="Only this tenant (default: all).")
     campaign_id: str | None = Field(default=None, min_length=1, max_length=200,
                                     description="Only this campaign (default: all).")
-
-    @model_validator(mode="after")
-    def _scope_is_honoured(self) -> TickRequest:
-        if problem := scope_problem(self.job, self.tenant_id, self.campaign_id):
-            raise ValueError(problem)
-        return self
 
 
 class CampaignRequest(ControlBody):

@@ -116,7 +116,7 @@ class Resources:
         """Publish one event and wait for the broker's acknowledgement."""
         broker = await self.broker()
         try:
-            await asyncio.wait_for(Publisher(broker, self.settings.prefix).publish_one(event),
+            await asyncio.wait_for(Publisher(broker, self.settings.pipeline.topics).publish_one(event),
                                    PUBLISH_TIMEOUT)
         except (TimeoutError, KafkaError) as exc:
             raise InfrastructureError(

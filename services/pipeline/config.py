@@ -30,7 +30,8 @@ class LeadflowConfig(PlatformConfig):
     def _scopes_are_honoured(self) -> Self:
         for job, config in self.jobs.items():
             for scope in config.scopes:
-                problem = scope.enabled and scope_problem(job, scope.tenant, scope.campaign)
+                problem = scope.enabled and scope_problem(job, scope.tenant, scope.campaign,
+                                                          self.topics.tenants)
                 if problem:
                     raise ValueError(f"jobs.{job.value}.scopes: {problem}; remove the scope or "
                                      "set enabled = false")

@@ -9,6 +9,7 @@ used, so the CLI starts fast."""
 from __future__ import annotations
 
 import importlib
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,14 +72,21 @@ STAGES: tuple[StageSpec, ...] = (
 STAGE_SPECS: dict[JobName, StageSpec] = {spec.job: spec for spec in STAGES}
 
 
-def scope_problem(job: JobName, tenant: str | None, campaign: str | None) -> str | None:
-    """Why ``job`` cannot run for this tenant / campaign (None: it can, or nothing is scoped)."""
+def scope_problem(job: JobName, tenant: str | None, campaign: str | None,
+                  isolated: Collection[str] = ()) -> str | None:
+    """Why ``job`` cannot run for this tenant / campaign (None: it can, or nothing is scoped).
+    ``isolated``: the tenants with lead topics of their own, whose leads a stage can take
+    apart from the others'."""
     spec = STAGE_SPECS.get(job)
     if spec is None or spec.scoped or (tenant in (None, ALL_TENANTS) and campaign is None):
         return None
-    return (f"{job.value} cannot run for one tenant or campaign yet: its input topic holds "
-            "every tenant's leads in arrival order, and taking one tenant's apart would block or "
-            "lose the others' (docs/architecture.md, \"Tenants\"); run it for all tenants")
+    if campaign is None and tenant in isolated:
+        return None
+    return (f"{job.value} cannot run for one campaign, or for a tenant without lead topics of "
+            f"its own: its input topic holds every such tenant's leads in arrival order, and "
+            f"taking some apart would block or lose the others' (docs/architecture.md, "
+            f"\"Tenants\"); list the tenant under [topics.tenants.<id>] to run it alone, or run "
+            f"{job.value} for all tenants")
 
 
 @dataclass(frozen=True, slots=True)

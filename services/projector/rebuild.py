@@ -88,16 +88,19 @@ async def plan_shares(settings: Settings, workers: int) -> list[Share | None]:
     """Split the rebuild between ``workers`` processes when the lead topics allow it."""
     if workers <= 1:
         return [None]
-    names = [t.physical(settings.prefix) for t in (*LEAD_TOPICS, Topic.LEADS_DLQ)]
+    topics = settings.pipeline.topics
+    groups = [[topics.name(t, tenant) for t in LEAD_TOPICS]  # the shared topics, each tenant's
+              for tenant in (None, *sorted(topics.tenants))]
+    names = [*(name for group in groups for name in group), *topics.names(Topic.LEADS_DLQ)]
     counts = await describe_topics(settings.kafka_bootstrap_servers, names)
-    lead_counts = {counts[t.physical(settings.prefix)] for t in LEAD_TOPICS}
-    if len(lead_counts) != 1:
-        # A lead's events sit in the same partition number of every lead topic only when the
-        # counts agree; otherwise one worker must see them all.
+    group_counts = [{counts[name] for name in group} for group in groups]
+    if any(len(found) != 1 for found in group_counts):
+        # A lead's events sit in the same partition number of every lead topic of its tenant
+        # only when their counts agree; otherwise one worker must see them all.
         log.warning("lead topics have different partition counts %s; rebuilding with one worker",
                     counts, extra={"action": "rebuild_single_worker"})
         return [None]
-    count = min(workers, lead_counts.pop())
+    count = min(workers, *(min(found) for found in group_counts))
     return [Share(k, count, frozenset(names)) for k in range(count)]
 
 

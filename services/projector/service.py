@@ -72,8 +72,9 @@ class Fetched:
 class Share:
     """One of ``count`` rebuild workers: it folds its share of the lead-keyed partitions.
 
-    Every lead topic is keyed by lead id and has the same partition count, so partition p of
-    each holds the same leads: workers split leads without sharing any row. Ticks, job and
+    Every lead topic is keyed by lead id, and a tenant's lead topics (or the shared ones) have
+    the same partition count, so partition p of each holds the same leads: workers split leads
+    without sharing any row. Ticks, job and
     control events (order matters across them) all go to worker 0.
     """
 
@@ -105,15 +106,17 @@ class Projector:
         self.schema = schema
         self.share = share
         self.batch_size = batch_size
-        self.topic_names = [t.physical(settings.prefix) for t in topics]
-        self._logical = {t.physical(settings.prefix): t for t in Topic}
+        names = settings.pipeline.topics
+        # Every tenant's lead topics: the read models cover all tenants, whatever a stage serves.
+        self.topic_names = [name for t in topics for name in names.names(t)]
+        self._logical = {name: names.logical(name) for name in self.topic_names}
         self.publish_dead_letters = publish_dead_letters
         self.events_applied = 0
         self.lag: int | None = None
         self._conn: asyncpg.Connection | None = None
         self._consumer: AIOKafkaConsumer | None = None
         self._broker = make_broker(settings.kafka_bootstrap_servers, client_id="leadflow-projector")
-        self._publisher = Publisher(self._broker, settings.prefix)
+        self._publisher = Publisher(self._broker, settings.pipeline.topics)
         self._stop = asyncio.Event()
         self._status_at = 0.0
         self._generation = 0

@@ -112,7 +112,12 @@ class Replayer:
         self.rules = rules.rules_for(spec.stage)
         self.accepts = accepted_types(spec.stage)
         self.prefix = settings.prefix
-        self.topic = STAGE_INPUTS[spec.stage][0].physical(self.prefix)
+        self.topic_config = settings.pipeline.topics
+        # A tenant with topics of its own is replayed from those alone; any other replay reads
+        # every tenant's (and keeps the tenant asked for, if any).
+        only = ({spec.tenant} if spec.tenant is not None
+                and self.topic_config.isolated(spec.tenant) else None)
+        self.topics = self.topic_config.names(STAGE_INPUTS[spec.stage][0], only)
         self.progress = progress
         self.announce = announce
         self._groups: dict[JobName, AIOKafkaConsumer] = {}
@@ -175,9 +180,12 @@ class Replayer:
 
     # --- planning -------------------------------------------------------------------------
 
+    def _lead_topics(self) -> list[str]:
+        return [name for t in LEAD_TOPICS for name in self.topic_config.names(t)]
+
     async def _partitions(self, topic: str) -> list[TopicPartition]:
         if not self._counts:  # one metadata read for every lead topic (a consumer's own
-            names = [t.physical(self.prefix) for t in LEAD_TOPICS]  # only tracks its assignment)
+            names = self._lead_topics()  # only tracks its assignment)
             self._counts = await describe_topics(self.settings.kafka_bootstrap_servers, names)
         found = self._counts.get(topic, 0)
         if not found:
@@ -190,7 +198,7 @@ class Replayer:
         end of the log now."""
         if self.spec.from_at is None:
             raise ReplayError(f"there is no replay {self.spec.replay_id}; give --from to start one")
-        tps = await self._partitions(self.topic)
+        tps = [tp for topic in self.topics for tp in await self._partitions(topic)]
         highs = await high_watermarks(self.consumer, tps)
         starts = await offsets_for_time(self.consumer, tps, self.spec.from_at, highs)
         ends = (await offsets_for_time(self.consumer, tps, self.spec.to_at, highs)
@@ -199,7 +207,7 @@ class Replayer:
                 for tp in tps]
 
     async def _lead_log_end(self) -> dict[TopicPartition, int]:
-        tps = [tp for t in LEAD_TOPICS for tp in await self._partitions(t.physical(self.prefix))]
+        tps = [tp for topic in self._lead_topics() for tp in await self._partitions(topic)]
         return await high_watermarks(self.consumer, tps)
 
     async def _await_projector(self) -> None:
@@ -263,8 +271,8 @@ class Replayer:
             consumer = await self._start_consumer(stage_group(stage, self.prefix),
                                                   f"leadflow-replay-{stage.value}-offsets")
             self._groups[stage] = consumer
-            topic = STAGE_INPUTS[stage][0].physical(self.prefix)
-            tps = await self._partitions(topic)
+            tps = [tp for topic in self.topic_config.names(STAGE_INPUTS[stage][0])
+                   for tp in await self._partitions(topic)]
             consumer.assign(tps)
             consumer.pause(*tps)
         return self._groups[stage]
@@ -335,7 +343,7 @@ class Replayer:
             broker = make_broker(self.settings.kafka_bootstrap_servers, client_id="leadflow-replay")
             await broker.start()
             try:
-                publisher = Publisher(broker, self.prefix)
+                publisher = Publisher(broker, self.settings.pipeline.topics)
                 reader.start()
                 self._report(reader, totals)
                 while not reader.done:

@@ -115,9 +115,9 @@ class Sent:
 class Publisher:
     """Publishes events to their topics; a batch is sent together and awaited together."""
 
-    def __init__(self, broker: KafkaBroker, prefix: str) -> None:
+    def __init__(self, broker: KafkaBroker, topics: TopicsConfig) -> None:
         self._broker = broker
-        self._prefix = prefix
+        self._topics = topics
         self._producer: AIOKafkaProducer | None = None
 
     def attach(self, producer: AIOKafkaProducer) -> None:
@@ -144,7 +144,8 @@ class Publisher:
         return Sent(events, values)
 
     def _topic(self, event: Envelope) -> str:
-        return type(event).topic.physical(self._prefix)  # type: ignore[attr-defined]
+        # A lead event goes to its tenant's own topic when the tenant has one.
+        return self._topics.name(type(event).topic, event.tenant_id)  # type: ignore[attr-defined]
 
     async def _send_batches(self, producer: AIOKafkaProducer, events: Sequence[Envelope],
                             values: Sequence[bytes]) -> list[asyncio.Future[Any]]:
@@ -154,10 +155,10 @@ class Publisher:
         partitions: dict[str, list[int]] = {}
         open_batches: dict[tuple[str, int], BatchBuilder] = {}
         futures: list[asyncio.Future[Any]] = []
-        topics: dict[type[Envelope], str] = {}
+        topics: dict[tuple[type[Envelope], str], str] = {}
         for event, value in zip(events, values, strict=True):
-            if (topic := topics.get(type(event))) is None:
-                topic = topics[type(event)] = self._topic(event)
+            if (topic := topics.get((type(event), event.tenant_id))) is None:
+                topic = topics[(type(event), event.tenant_id)] = self._topic(event)
             if (known := partitions.get(topic)) is None:
                 known = partitions[topic] = sorted(await producer.partitions_for(topic))
             key = routing_key(event)
@@ -187,7 +188,7 @@ async def publish_once(bootstrap_servers: str, topics: TopicsConfig, events: Seq
     broker = make_broker(bootstrap_servers, client_id=client_id)
     await broker.start()
     try:
-        await Publisher(broker, topics.prefix).publish(list(events))
+        await Publisher(broker, topics).publish(list(events))
     finally:
         await broker.stop()
 
@@ -199,11 +200,12 @@ async def ensure_topics(bootstrap_servers: str, topics: TopicsConfig,
     await kafka_clients.start(admin)
     try:
         which = tuple(which)
-        wanted = {t.physical(topics.prefix): topics.partitions_for(t) for t in which}
+        specs = wanted_specs(topics, which)
+        wanted = {spec.name: spec.partitions for spec in specs}
         existing = set(await admin.list_topics())
         missing = [NewTopic(spec.name, num_partitions=spec.partitions,
                             replication_factor=spec.replication_factor, topic_configs=spec.configs)
-                   for spec in wanted_specs(topics, which) if spec.name not in existing]
+                   for spec in specs if spec.name not in existing]
         if missing:
             with contextlib.suppress(TopicAlreadyExistsError):  # another process was first
                 refused = creation_errors(await admin.create_topics(missing))

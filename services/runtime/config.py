@@ -8,8 +8,9 @@ empty file is a valid config. ``load_config`` raises ConfigError naming each bad
 
 from __future__ import annotations
 
+import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -28,7 +29,7 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails, InitErrorDetails
 
-from events.names import PIPELINE, JobName, Topic
+from events.names import LEAD_TOPICS, PIPELINE, JobName, Topic
 
 from .cron import every_interval, is_cron, schedule_problem
 from .durations import parse_duration
@@ -221,7 +222,25 @@ class StageConfig(Section):
     shutdown_grace: Duration = timedelta(seconds=10)
 
 
+#: The name that stands for the shared lead topics in a tenant filter: the tenant ``default``
+#: and every tenant without topics of its own use them.
+SHARED_TENANT = "default"
+#: A tenant id becomes part of its topics' names: Kafka allows letters, digits, '.', '_' and
+#: '-'; '.' is kept out so a topic name parses back to its tenant.
+_TENANT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+class TenantTopics(Section):
+    """A tenant whose leads go through lead topics of its own (``[topics.tenants.<id>]``)."""
+
+    partitions: int = Field(default=3, ge=1, le=1000)
+
+
 class TopicsConfig(Section):
+    """Topic names, partitions, replication and retention. ``tenants`` lists the tenants with
+    lead topics of their own, ``<prefix>t.<tenant>.leads.new`` and so on; every other tenant's
+    leads share the lead topics (docs/architecture.md, "Tenants")."""
+
     prefix: str = ""
     partitions: int = Field(default=12, ge=1, le=1000)
     # Copies of each partition, and how many must have a write before acks=all answers. The
@@ -244,8 +263,69 @@ class TopicsConfig(Section):
     retention: Duration | None = None
     retention_overrides: dict[Topic, Duration] = Field(default_factory=dict)
 
-    def partitions_for(self, topic: Topic) -> int:
+    tenants: dict[str, TenantTopics] = Field(default_factory=dict)
+
+    @field_validator("tenants")
+    @classmethod
+    def _topic_safe_ids(cls, value: dict[str, TenantTopics]) -> dict[str, TenantTopics]:
+        for tenant in value:
+            if tenant == SHARED_TENANT:
+                raise ValueError(f"{SHARED_TENANT!r} names the shared lead topics; give the "
+                                 "tenant another id or leave it on the shared topics")
+            if not _TENANT_ID.match(tenant):
+                raise ValueError(f"tenant id {tenant!r} cannot be part of a topic name: use "
+                                 "letters, digits, '_' and '-' (at most 64)")
+        return value
+
+    def partitions_for(self, topic: Topic, tenant: str | None = None) -> int:
+        """Partitions of ``topic`` (of ``tenant``'s own, when it has lead topics of its own)."""
+        if self.isolated(tenant) and topic in LEAD_TOPICS:
+            return self.tenants[tenant].partitions  # type: ignore[index]
         return self.overrides.get(topic, self.partitions)
+
+    def isolated(self, tenant: str | None) -> bool:
+        """Whether ``tenant``'s leads go through lead topics of its own."""
+        return tenant is not None and tenant in self.tenants
+
+    def name(self, topic: Topic, tenant: str | None = None) -> str:
+        """The broker-side name of ``topic`` for ``tenant``'s events (None: the shared topic)."""
+        if self.isolated(tenant) and topic in LEAD_TOPICS:
+            return f"{self.prefix}t.{tenant}.{topic.value}"
+        return topic.physical(self.prefix)
+
+    def names(self, topic: Topic, tenants: Collection[str] | None = None) -> list[str]:
+        """Every physical topic of ``topic``, the shared one first: for the tenants in
+        ``tenants`` only (``SHARED_TENANT`` stands for the shared topic; None: all of them)."""
+        if topic not in LEAD_TOPICS:
+            return [topic.physical(self.prefix)]
+        names = [topic.physical(self.prefix)] if tenants is None or SHARED_TENANT in tenants else []
+        return names + [self.name(topic, t) for t in sorted(self.tenants)
+                        if tenants is None or t in tenants]
+
+    def partitions_of(self, topic: Topic, tenants: Collection[str] | None = None) -> int:
+        """Partitions of every physical topic of ``topic`` (``names``) together."""
+        return sum(self.partitions_for(topic, self.tenant_of(name))
+                   for name in self.names(topic, tenants))
+
+    def tenant_of(self, name: str) -> str | None:
+        """The tenant whose own topic ``name`` is (None: a shared topic)."""
+        rest = name[len(self.prefix):] if name.startswith(self.prefix) else ""
+        if not rest.startswith("t."):
+            return None
+        tenant = rest[2:].split(".", 1)[0]
+        return tenant if tenant in self.tenants else None
+
+    def logical(self, name: str) -> Topic | None:
+        """The logical topic a physical name stands for (None: not one of this deployment's)."""
+        if not name.startswith(self.prefix):
+            return None
+        tenant = self.tenant_of(name)
+        rest = name[len(self.prefix):].removeprefix(f"t.{tenant}." if tenant else "")
+        try:
+            topic = Topic(rest)
+        except ValueError:
+            return None
+        return topic if tenant is None or topic in LEAD_TOPICS else None
 
     def retention_for(self, topic: Topic) -> timedelta | None:
         return self.retention_overrides.get(topic, self.retention)

@@ -14,7 +14,7 @@ import logging
 import time
 from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar, Protocol
 from uuid import UUID
@@ -24,6 +24,8 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from events import (
     SCOPE_UNSUPPORTED,
+    STAGE_INPUTS,
+    TENANT_NOT_SERVED,
     DeadLettered,
     Envelope,
     EventDecodeError,
@@ -40,7 +42,7 @@ from events import (
 from . import kafka_clients
 from .budget import RunBudget, later_claim
 from .bus import Publisher, Sent
-from .config import StageConfig
+from .config import StageConfig, TopicsConfig
 from .dead_letters import dead_letter
 from .errors import InfrastructureError
 from .partitions import wait_for_topics
@@ -55,6 +57,9 @@ class Inbound:
 
     record: ConsumerRecord
     event: Envelope
+    #: The record's partition in the stage's numbering of all its input partitions (the
+    #: shared topic's first, then each tenant's): what runs report and instances own.
+    partition: int = 0
 
 
 @dataclass(slots=True)
@@ -118,15 +123,21 @@ class PerLeadLogic(ABC):
 
 
 def fair_order(partitions: Sequence[TopicPartition], served: Counter[TopicPartition],
-               start: int) -> list[TopicPartition]:
-    """Partitions to take from next: the least served in this run first, ties in a rotating
-    order, so a cap smaller than a batch is spread over every partition with work."""
+               start: int, owner: Callable[[str], object] = lambda topic: None,
+               ) -> list[TopicPartition]:
+    """Partitions to take from next: those of the least served owner (``owner`` of a topic:
+    its tenant) first, then the least served partition, ties in a rotating order; so a cap
+    smaller than a batch is spread over every tenant and partition with work."""
     ordered = sorted(partitions, key=lambda tp: (tp.topic, tp.partition))
     if not ordered:
         return []
+    by_owner: Counter[object] = Counter()
+    for tp, n in served.items():
+        by_owner[owner(tp.topic)] += n
     k = start % len(ordered)
     rotated = ordered[k:] + ordered[:k]
-    return sorted(rotated, key=lambda tp: served[tp])  # stable: ties keep the rotation
+    # stable: ties keep the rotation
+    return sorted(rotated, key=lambda tp: (by_owner[owner(tp.topic)], served[tp]))
 
 
 class _Rebalance(ConsumerRebalanceListener):
@@ -139,9 +150,10 @@ class _Rebalance(ConsumerRebalanceListener):
             await self.drainer.settled()
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        if not self.drainer.running:
-            self.drainer.consumer.pause(*assigned)
-        self.drainer.seen_partitions.update(assigned)
+        # Between runs nothing is consumed; during one, only the run's topics.
+        outside = [tp for tp in assigned if not self.drainer.in_run(tp)]
+        self.drainer.consumer.pause(*outside)
+        self.drainer.seen_partitions.update(set(assigned) - set(outside))
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,12 +200,15 @@ class TopicDrainer:
     RELEASE_GRACE = 1.0
 
     def __init__(self, logic: StageLogic, *, topics: Sequence[Topic], bootstrap_servers: str,
-                 prefix: str, publisher: Publisher, stage: StageConfig, instance_id: str) -> None:
+                 topic_config: TopicsConfig, publisher: Publisher, stage: StageConfig,
+                 instance_id: str, tenants: Collection[str] | None = None) -> None:
         self.logic = logic
         self.job = logic.job
-        self.topic_names = [t.physical(prefix) for t in topics]
+        self.topic_config = topic_config
+        # The input topic of every tenant served (``tenants``; None: all), the shared one first.
+        self.topic_names = [n for t in topics for n in topic_config.names(t, tenants)]
         self.bootstrap_servers = bootstrap_servers
-        self.prefix = prefix
+        self.prefix = topic_config.prefix
         self.publisher = publisher
         self.stage = stage
         self.instance_id = instance_id
@@ -206,12 +221,44 @@ class TopicDrainer:
         self._consumer: AIOKafkaConsumer | None = None
         self._rotation = 0
         self._finishing: _Finishing | None = None
+        #: The topics of the run in progress (empty between runs).
+        self._run_topics: frozenset[str] = frozenset()
+
+    def run_topics(self, tick: TickEmitted) -> list[str]:
+        """The topics a run of ``tick`` drains: a tenant with topics of its own, only its
+        topics; any other tick, every topic this instance serves."""
+        if self.topic_config.isolated(tick.tenant_id):
+            own = {self.topic_config.name(t, tick.tenant_id) for t in STAGE_INPUTS[self.job]}
+            return [name for name in self.topic_names if name in own]
+        return list(self.topic_names)
 
     async def skip_reason(self, tick: TickEmitted) -> str | None:
-        """A run scoped to a tenant or campaign is refused: a partition holds every tenant's
-        leads in arrival order, and taking one tenant's apart would block the partition or lose
-        the others' (docs/architecture.md, "Tenants")."""
-        return SCOPE_UNSUPPORTED if tick.scoped else None
+        """A run for a tenant with topics of its own drains those (skipped where this instance
+        does not serve it); a run for one campaign, or for a tenant sharing the lead topics, is
+        refused: a shared partition holds every tenant's leads in arrival order, and taking one
+        tenant's apart would block the partition or lose the others' (docs/architecture.md,
+        "Tenants")."""
+        if not tick.scoped:
+            return None
+        if tick.campaign_id is not None or not self.topic_config.isolated(tick.tenant_id):
+            return SCOPE_UNSUPPORTED
+        return None if self.run_topics(tick) else TENANT_NOT_SERVED
+
+    def in_run(self, tp: TopicPartition) -> bool:
+        """Whether ``tp`` belongs to the run in progress."""
+        return self.running and tp.topic in self._run_topics
+
+    def _run_assignment(self) -> set[TopicPartition]:
+        return {tp for tp in self.consumer.assignment() if self.in_run(tp)}
+
+    def _numbering(self, names: Sequence[str]) -> tuple[dict[str, int], int]:
+        """Where each topic's partitions start in a numbering of ``names``' partitions, in
+        order, and how many there are."""
+        first, total = {}, 0
+        for name in names:
+            first[name] = total
+            total += len(self.consumer.partitions_for_topic(name) or ())
+        return first, total
 
     @property
     def consumer(self) -> AIOKafkaConsumer:
@@ -261,18 +308,23 @@ class TopicDrainer:
             await asyncio.sleep(0)
 
     def assigned_partitions(self) -> tuple[int, ...]:
-        """Partitions this instance owns now (none before it joined its group)."""
+        """Partitions this instance owns now, numbered over all its input topics (none before
+        it joined its group)."""
         if self._consumer is None:
             return ()
-        return tuple(sorted(tp.partition for tp in self._consumer.assignment()))
+        first, _ = self._numbering(self.topic_names)
+        return tuple(sorted(first[tp.topic] + tp.partition for tp in self._consumer.assignment()
+                            if tp.topic in first))
 
     def partitions_total(self) -> int:
-        return sum(len(self.consumer.partitions_for_topic(t) or ()) for t in self.topic_names)
+        """Partitions of the run in progress (between runs: of every input topic)."""
+        return self._numbering(sorted(self._run_topics) or self.topic_names)[1]
 
     async def backlog(self) -> int | None:
-        """Messages waiting in this instance's partitions (high watermark minus position)."""
+        """Messages waiting in this instance's partitions of the run in progress (between runs:
+        of every input topic), high watermark minus position."""
         total = 0
-        for tp in self.consumer.assignment():
+        for tp in self._run_assignment() if self.running else self.consumer.assignment():
             high = self.consumer.highwater(tp)
             if high is None:
                 return None
@@ -282,20 +334,24 @@ class TopicDrainer:
     async def execute(self, ctx: RunContext, budget: RunBudget, deadline: float) -> RunResult:
         tally = _Tally()
         timed_out = False
+        names = self.run_topics(ctx.tick)
         async with self._consumer_lock:
-            self.running = True
-            self.seen_partitions = set(self.consumer.assignment())
-            self.consumer.resume(*self.consumer.assignment())
+            self.running, self._run_topics = True, frozenset(names)
+            self.seen_partitions = self._run_assignment()
+            self.consumer.resume(*self.seen_partitions)
             try:
                 timed_out = await self._drain(ctx, budget, deadline, tally)
+                backlog = await self.backlog()
             finally:
                 self.consumer.pause(*self.consumer.assignment())
-                self.running = False
-            backlog = await self.backlog()
-        partitions = {tp.partition for tp in self.seen_partitions}
+                self.running, self._run_topics = False, frozenset()
+        # Partitions are numbered over the run's topics, so every instance's part of the run
+        # numbers them alike and the run is complete once the parts cover 0..total-1.
+        first, total = self._numbering(names)
+        partitions = {first[tp.topic] + tp.partition for tp in self.seen_partitions
+                      if tp.topic in first}
         return RunResult(counts=tally.counts(), partitions=tuple(sorted(partitions)),
-                         partitions_total=self.partitions_total(), backlog=backlog,
-                         timed_out=timed_out)
+                         partitions_total=total, backlog=backlog, timed_out=timed_out)
 
     async def _drain(self, ctx: RunContext, budget: RunBudget, deadline: float,
                      tally: _Tally) -> bool:
@@ -380,10 +436,10 @@ class TopicDrainer:
 
     async def _claim(self, budget: RunBudget, claims_made: int) -> int:
         if claims_made == 0:
-            return await budget.claim_share(len(self.consumer.assignment()), self.partitions_total())
+            return await budget.claim_share(len(self._run_assignment()), self.partitions_total())
         size = later_claim(budget.total, self.partitions_total(), self.stage.batch_size)
         granted = await budget.claim(size)
-        if granted or len(self.consumer.assignment()) >= self.partitions_total():
+        if granted or len(self._run_assignment()) >= self.partitions_total():
             return granted
         # The cap looks used up, but peers give back what they claimed and did not need as
         # soon as they are caught up: wait briefly for that while this instance has work left.
@@ -399,7 +455,8 @@ class TopicDrainer:
         if wanted >= self.stage.batch_size:
             records = await self.consumer.getmany(timeout_ms=self.POLL_MS, max_records=wanted)
             return [r for part in records.values() for r in part]
-        order = fair_order(list(self.consumer.assignment()), served, self._rotation)
+        order = fair_order(list(self._run_assignment()), served, self._rotation,
+                           self.topic_config.tenant_of)
         self._rotation += 1
         quota = -(-wanted // max(len(order), 1))
         taken: list[ConsumerRecord] = []
@@ -432,7 +489,7 @@ class TopicDrainer:
                 self.consumer.seek(tp, offset)
 
     async def _caught_up(self) -> bool:
-        for tp in self.consumer.assignment():
+        for tp in self._run_assignment():
             high = self.consumer.highwater(tp)
             if high is None or await self.consumer.position(tp) < high:
                 return False
@@ -441,6 +498,7 @@ class TopicDrainer:
     async def _process_batch(self, batch: list[ConsumerRecord], ctx: RunContext) -> _Processed:
         items: list[Inbound] = []
         dead: list[DeadLettered] = []
+        first, _ = self._numbering(self.topic_names)
         for record in batch:
             try:
                 event = decode(record.value)
@@ -449,7 +507,7 @@ class TopicDrainer:
             except EventDecodeError as exc:
                 dead.append(dead_letter(record, self.job, exc, attempts=1))
             else:
-                items.append(Inbound(record, event))
+                items.append(Inbound(record, event, first[record.topic] + record.partition))
         done, failed = await self._process_with_retries(items, ctx)
         for outcome, attempts in failed:
             assert outcome.error is not None

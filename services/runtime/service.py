@@ -70,7 +70,8 @@ def topic_stage(job: JobName, settings: Settings,
     def executor(service: JobService) -> Executor:
         return TopicDrainer(
             logic_factory(service), topics=STAGE_INPUTS[job],
-            bootstrap_servers=settings.kafka_bootstrap_servers, prefix=service.prefix,
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            topic_config=service.config.topics, tenants=settings.served_tenants,
             publisher=service.publisher, stage=service.config.stage,
             instance_id=service.instance_id)
 
@@ -91,7 +92,7 @@ class JobService:
         self.prefix = settings.prefix
         self.broker: KafkaBroker = make_broker(settings.kafka_bootstrap_servers,
                                                client_id=f"leadflow-{job.value}")
-        self.publisher = Publisher(self.broker, self.prefix)
+        self.publisher = Publisher(self.broker, self.config.topics)
         self.pool: asyncpg.Pool | None = None
         self._producer: AIOKafkaProducer | None = None
         self.executor: Executor | None = None

@@ -8,12 +8,12 @@ from __future__ import annotations
 import socket
 from functools import cached_property
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import Annotated, Any, ClassVar, Self
 
-from pydantic import AliasChoices, Field, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from .config import PlatformConfig, describe_validation_error, load_config
+from .config import SHARED_TENANT, PlatformConfig, describe_validation_error, load_config
 from .errors import ConfigError
 
 
@@ -38,6 +38,17 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     dashboard_token: str | None = None
     dashboard_read_token: str | None = None
+    #: The tenants this process's stages serve (comma-separated; ``default`` stands for the
+    #: shared lead topics): LEADFLOW_TENANTS_INCLUDE, then LEADFLOW_TENANTS_EXCLUDE.
+    tenants_include: Annotated[tuple[str, ...], NoDecode] = ()
+    tenants_exclude: Annotated[tuple[str, ...], NoDecode] = ()
+
+    @field_validator("tenants_include", "tenants_exclude", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(name.strip() for name in value.split(",") if name.strip())
+        return value
 
     @cached_property
     def pipeline(self) -> PlatformConfig:
@@ -52,6 +63,30 @@ class Settings(BaseSettings):
     def prefix(self) -> str:
         return self.pipeline.topics.prefix
 
+    @property
+    def served_tenants(self) -> frozenset[str] | None:
+        """The tenants whose lead topics this process's stages drain (None: every one).
+        ``SHARED_TENANT`` stands for the shared topics."""
+        if not self.tenants_include and not self.tenants_exclude:
+            return None
+        known = {SHARED_TENANT, *self.pipeline.topics.tenants}
+        return frozenset(self.tenants_include or known) - set(self.tenants_exclude)
+
+    def _tenant_filter_problems(self) -> list[str]:
+        known = {SHARED_TENANT, *self.pipeline.topics.tenants}
+        problems = []
+        for var, names in (("LEADFLOW_TENANTS_INCLUDE", self.tenants_include),
+                           ("LEADFLOW_TENANTS_EXCLUDE", self.tenants_exclude)):
+            if unknown := sorted(set(names) - known):
+                problems.append(
+                    f"{var} names {', '.join(unknown)}, which has no lead topics of its own: "
+                    f"list it under [topics.tenants.<id>] in the config, or use one of "
+                    f"{', '.join(sorted(known))} ({SHARED_TENANT} is the shared topics)")
+        if not problems and self.served_tenants == frozenset():
+            problems.append("LEADFLOW_TENANTS_INCLUDE and LEADFLOW_TENANTS_EXCLUDE leave no "
+                            "tenant to serve; exclude fewer")
+        return problems
+
     @classmethod
     def load(cls, **overrides: object) -> Self:
         """Settings from the environment plus explicit overrides, the config file validated now,
@@ -62,6 +97,8 @@ class Settings(BaseSettings):
         except ValidationError as exc:
             raise ConfigError(describe_validation_error(exc, "the environment")) from exc
         settings.pipeline  # noqa: B018 - validate the config file now, at start-up
+        if problems := settings._tenant_filter_problems():
+            raise ConfigError("invalid tenant filter in the environment:\n  " + "\n  ".join(problems))
         return settings
 
     def using(self, pipeline: PlatformConfig, **changes: object) -> Self:

@@ -16,7 +16,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError
 
-from events import Topic
+from events import LEAD_TOPICS, Topic
 
 from . import kafka_clients
 from .config import TopicsConfig
@@ -55,8 +55,12 @@ def topic_configs(topics: TopicsConfig, topic: Topic) -> dict[str, str]:
 
 
 def wanted_specs(topics: TopicsConfig, which: Iterable[Topic] = tuple(Topic)) -> list[TopicSpec]:
-    return [TopicSpec(t.physical(topics.prefix), topics.partitions_for(t),
-                      topics.replication_factor, topic_configs(topics, t)) for t in which]
+    """Every physical topic of ``which``: a lead topic once shared and once per tenant with
+    topics of its own."""
+    return [TopicSpec(topics.name(t, tenant), topics.partitions_for(t, tenant),
+                      topics.replication_factor, topic_configs(topics, t))
+            for t in which
+            for tenant in ((None, *sorted(topics.tenants)) if t in LEAD_TOPICS else (None,))]
 
 
 def mismatches(wanted: Sequence[TopicSpec], found: dict[str, FoundTopic]) -> list[str]:

@@ -86,7 +86,7 @@ class Ticker:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.broker = make_broker(settings.kafka_bootstrap_servers, client_id="test-ticker")
-        self.publisher = Publisher(self.broker, settings.prefix)
+        self.publisher = Publisher(self.broker, settings.pipeline.topics)
         self.follower = RunFollower(settings.kafka_bootstrap_servers, settings.prefix)
 
     async def __aenter__(self) -> Ticker:

@@ -25,7 +25,7 @@ async def test_malformed_and_failing_messages_go_to_the_dead_letter_topic(settin
     async with running(settings, JobName.SCORE), Ticker(settings) as ticker:
         await broker.start()
         try:
-            await Publisher(broker, settings.prefix).publish([*good[:2], poisoned, *good[2:]])
+            await Publisher(broker, settings.pipeline.topics).publish([*good[:2], poisoned, *good[2:]])
             await broker.publish(b'{"type": "lead.created", "event_id": 42}',
                                  Topic.LEADS_NEW.physical(settings.prefix), key=b"junk")
             await broker.publish(b"\xff not json", Topic.LEADS_NEW.physical(settings.prefix))

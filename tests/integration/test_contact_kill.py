@@ -121,7 +121,8 @@ async def settled(pool: asyncpg.Pool) -> bool:
 
 
 # The proof is the SMTP inbox against the Postgres ledger; the kill -9 storm (tests/faults)
-# kills contact among every other service on both brokers.
+# kills contact among every other service on both brokers. Minutes long: the slow tier.
+@pytest.mark.slow
 @pytest.mark.any_broker
 async def test_random_sigkills_never_send_a_step_twice(
         settings: Settings, inbox: tuple[SlowInbox, int], tmp_path: Path) -> None:

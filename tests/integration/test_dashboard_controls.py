@@ -79,7 +79,7 @@ BAD_INPUT: list[tuple[str, dict[str, Any] | None, str]] = [
     ("/api/ticks", {"job": "score", "max_leads": "many"}, "body.max_leads: Input should be a valid integer"),
     ("/api/ticks", {"job": "score", "surprise": 1}, "body.surprise: Extra inputs are not permitted"),
     ("/api/ticks", {"job": "route", "tenant_id": "acme"},
-     "route cannot run for one tenant or campaign yet"),
+     "route cannot run for one campaign, or for a tenant without lead topics of its own"),
     ("/api/ticks", None, "body: a JSON body is required"),
     ("/api/kill-switch", {}, "body.engaged: Field required"),
     ("/api/kill-switch", {"engaged": "perhaps"}, "body.engaged: Input should be a valid boolean"),

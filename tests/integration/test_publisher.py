@@ -50,7 +50,7 @@ async def test_a_batch_lands_once_per_event_on_its_keys_partition_in_order(
     producer = make_producer(settings.kafka_bootstrap_servers, client_id="test-publisher")
     await producer.start()
     try:
-        publisher = Publisher(make_broker(settings.kafka_bootstrap_servers), settings.prefix)
+        publisher = Publisher(make_broker(settings.kafka_bootstrap_servers), settings.pipeline.topics)
         publisher.attach(producer)
         sent = await publisher.publish(events)
     finally:

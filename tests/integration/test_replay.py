@@ -251,7 +251,7 @@ async def test_offsets_for_times_find_the_first_message_at_or_after_a_time_on_ta
     broker = make_broker(settings.kafka_bootstrap_servers)
     await broker.start()
     try:
-        publisher = Publisher(broker, settings.prefix)
+        publisher = Publisher(broker, settings.pipeline.topics)
         await publisher.publish([created_event(lead_factory(email=f"a{i}@x.com")) for i in range(40)])
         await asyncio.sleep(1.2)
         middle = datetime.now(UTC)

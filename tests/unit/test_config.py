@@ -55,7 +55,7 @@ def test_a_partial_jobs_section_keeps_the_other_defaults(tmp_path: Path) -> None
     ('[score.tenants.acme.tenants.beta]\nmodel_version = "x"\n', "score.tenants.acme.tenants",
      "unknown key"),
     ('[[jobs.score.scopes]]\ntenant = "acme"\n', "jobs.score.scopes",
-     "cannot run for one tenant or campaign yet"),
+     "cannot run for one campaign, or for a tenant without lead topics of its own"),
 ])
 def test_invalid_config_names_the_key_and_the_fix(tmp_path: Path, text: str, key: str,
                                                   hint: str) -> None:

@@ -84,7 +84,7 @@ def test_the_cli_refuses_a_scoped_tick_a_stage_cannot_honour_before_publishing_i
     result = CliRunner().invoke(app, ["tick", "qualify", "--tenant", "acme", "--max-leads", "3"])
     said = " ".join(result.output.split())
     assert result.exit_code == 2, said
-    assert said.startswith("error: qualify cannot run for one tenant or campaign yet")
+    assert said.startswith("error: qualify cannot run for one campaign, or for a tenant without")
     assert "leave out --tenant and --campaign" in said
     assert scope_problem(JobName.CONTACT, "acme", "q4") is None
     assert scope_problem(JobName.HARVEST, "acme", None) is None
