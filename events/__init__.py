@@ -25,6 +25,7 @@ from .jobs import (
     JobStarted,
     RunCounts,
     RunInfo,
+    merged_by_tenant,
 )
 from .lead import Assignment, Lead, Outreach, Qualification, ScoreCard
 from .lead_events import (
@@ -106,6 +107,7 @@ __all__ = [
     "check_transition",
     "decode",
     "encode",
+    "merged_by_tenant",
     "stage_group",
     "transition",
     "utcnow",

@@ -21,6 +21,7 @@ class RunInfo(Frozen):
     requested_by: str | None = None
     retry_of: UUID | None = None
     attempt: int = 0
+    campaign_id: str | None = None
 
 
 class JobEvent(Envelope):
@@ -58,6 +59,17 @@ class RunCounts(Frozen):
     leads_processed: int = Field(default=0, ge=0)
     leads_succeeded: int = Field(default=0, ge=0)
     leads_failed: int = Field(default=0, ge=0)
+    #: Leads taken per tenant (of leads_processed): the run's manifest.
+    by_tenant: dict[str, int] = Field(default_factory=dict)
+
+
+def merged_by_tenant(*counts: dict[str, int]) -> dict[str, int]:
+    """Leads per tenant of several counts together."""
+    total: dict[str, int] = {}
+    for each in counts:
+        for tenant, n in each.items():
+            total[tenant] = total.get(tenant, 0) + n
+    return dict(sorted(total.items()))
 
 
 class JobStarted(JobEvent):
@@ -74,6 +86,8 @@ class JobCompleted(JobEvent):
     partitions: tuple[int, ...] = ()
     partitions_total: int = 0
     backlog: int | None = None
+    #: The cap the run was given (the tick's, else the job's max_leads_per_run).
+    cap: int | None = None
 
 
 class JobFailed(JobEvent):
@@ -87,6 +101,7 @@ class JobFailed(JobEvent):
     partitions: tuple[int, ...] = ()
     partitions_total: int = 0
     backlog: int | None = None
+    cap: int | None = None
 
 
 class JobSkipped(JobEvent):

@@ -4,13 +4,13 @@ them, the clock's reaper reads them back."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from itertools import chain
 from typing import Any, Self
 from uuid import UUID
 
-from .jobs import JobCompleted, JobEvent, JobFailed, JobSkipped, JobStarted
+from .jobs import JobCompleted, JobEvent, JobFailed, JobSkipped, JobStarted, merged_by_tenant
 from .names import RunStatus
 
 
@@ -50,6 +50,9 @@ class PartRow(Row):
     reason: str | None
     error: str | None
     skipped_ticks: int = 0
+    cap: int | None = None
+    #: Leads this part took per tenant.
+    leads_by_tenant: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +83,10 @@ class RunRow(Row):
     counted: bool
     recorded_at: datetime
     skipped_ticks: int = 0
+    #: The manifest: the cap applied and the leads taken per tenant (the tenant and campaign
+    #: the run was for are tenant_id and campaign_id).
+    cap: int | None = None
+    leads_by_tenant: dict[str, int] = field(default_factory=dict)
 
     @property
     def terminal(self) -> bool:
@@ -109,14 +116,16 @@ def evolve_part(part: PartRow | None, event: JobEvent) -> PartRow:
             leads_succeeded=event.counts.leads_succeeded, leads_failed=event.counts.leads_failed,
             partitions=sorted(event.partitions), partitions_total=event.partitions_total,
             backlog=event.backlog, reason=event.reason if isinstance(event, JobFailed) else None,
-            error=event.error if isinstance(event, JobFailed) else None)
+            error=event.error if isinstance(event, JobFailed) else None, cap=event.cap,
+            leads_by_tenant=dict(event.counts.by_tenant))
     return part
 
 
 def new_run(event: JobEvent) -> RunRow:
     info = event.run
     return RunRow(
-        run_id=event.run_id, job=event.job.value, tenant_id=event.tenant_id, campaign_id=None,
+        run_id=event.run_id, job=event.job.value, tenant_id=event.tenant_id,
+        campaign_id=info.campaign_id,
         source=info.source.value, scheduled_for=info.scheduled_for, requested_by=info.requested_by,
         retry_of=info.retry_of, attempt=info.attempt, max_leads=info.max_leads,
         status=RunStatus.RUNNING.value, started_at=None, completed_at=None, duration_seconds=None,
@@ -170,4 +179,6 @@ def derive_run(run: RunRow, parts: list[PartRow]) -> RunRow:
         reason=explain.reason if explain else None,
         error=explain.error if explain else None,
         skipped_ticks=max((p.skipped_ticks for p in parts), default=0),
+        cap=max((p.cap for p in parts if p.cap is not None), default=None),
+        leads_by_tenant=merged_by_tenant(*(p.leads_by_tenant for p in parts)),
     )

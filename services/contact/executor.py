@@ -7,7 +7,14 @@ import asyncio
 
 import asyncpg
 
-from events import STAGE_INPUTS, TENANT_NOT_SERVED, JobName, RunCounts, TickEmitted
+from events import (
+    STAGE_INPUTS,
+    TENANT_NOT_SERVED,
+    JobName,
+    RunCounts,
+    TickEmitted,
+    merged_by_tenant,
+)
 
 from ..runtime.budget import RunBudget
 from ..runtime.db import translated
@@ -27,7 +34,8 @@ def run_counts(drained: RunCounts, followups: Tally) -> RunCounts:
     """The run's counts: routed leads consumed, plus follow-ups that used the budget."""
     return RunCounts(leads_processed=drained.leads_processed + followups.used,
                      leads_succeeded=drained.leads_succeeded + followups.used - followups.failed,
-                     leads_failed=drained.leads_failed + followups.failed)
+                     leads_failed=drained.leads_failed + followups.failed,
+                     by_tenant=merged_by_tenant(drained.by_tenant, dict(followups.by_tenant)))
 
 
 class ContactExecutor:

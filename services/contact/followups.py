@@ -4,8 +4,10 @@ gets its next step (or its retry), within what is left of the run's budget."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from uuid import UUID
 
 import asyncpg
 
@@ -28,10 +30,13 @@ class Tally:
 
     used: int = 0  # budget units: sent, stopped, failed or retry scheduled
     failed: int = 0
+    by_tenant: Counter[str] = field(default_factory=Counter)  # budget units per tenant
 
-    def add(self, attempts: Sequence[Attempt]) -> None:
+    def add(self, attempts: Sequence[Attempt], tenants: Mapping[UUID, str]) -> None:
+        """Count a batch's attempts; ``tenants``: each lead's tenant."""
         self.used += used(attempts)
         self.failed += sum(1 for a in attempts if a.kind == "failed")
+        self.by_tenant.update(tenants[a.lead_id] for a in attempts if a.kind not in NOT_COUNTED)
 
 
 class FollowUps:
@@ -75,7 +80,7 @@ class FollowUps:
             # this run (a set of visited ids would grow with the run).
             await progress.touch(self.pool, [p.lead_id for p in due], ctx.run_id)
             await self._report(batch, ctx)
-            tally.add(batch)
+            tally.add(batch, {p.lead_id: p.tenant_id for p in due})
             await budget.release(granted - used(batch))
         return tally, True
 

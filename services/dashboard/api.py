@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, HTTPException, Query, status
+from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
 from fastapi.exceptions import RequestValidationError
 
 from events import JobName, LeadStatus, utcnow
@@ -23,6 +23,7 @@ from .models import (
     OneJobMetrics,
     PipelineDay,
     Problem,
+    RunManifest,
     RunsPage,
     SchedulerStatus,
 )
@@ -59,26 +60,55 @@ async def job_metrics(job: JobName, deps: Deps,
 async def job_runs(job: JobName, deps: Deps, limit: Limit = 20,
                    before: Annotated[str | None, Query(
                        description="next_before of the previous page, or an ISO 8601 time: "
-                                   "only runs that started earlier.")] = None) -> dict[str, Any]:
-    """A job's runs, newest first, one page at a time."""
+                                   "only runs that started earlier.")] = None,
+                   tenant: Annotated[str | None, Query(
+                       min_length=1, description="Only runs for this tenant or that took its "
+                                                 "leads.")] = None) -> dict[str, Any]:
+    """A job's runs, newest first, one page at a time, each with its manifest (cap, leads
+    taken per tenant)."""
     try:
         cursor = queries.RunCursor.parse(before) if before else None
     except ValueError as exc:
         raise RequestValidationError([{"type": "value_error", "loc": ("query", "before"),
                                        "msg": str(exc), "input": before}]) from None
-    return await queries.runs_page(deps.pool, job.value, limit=limit, before=cursor)
+    return await queries.runs_page(deps.pool, job.value, limit=limit, before=cursor,
+                                   tenant=tenant)
+
+
+@router.get("/runs/{run_id}/manifest", response_model=RunManifest,
+            responses={200: {"content": {"text/csv": {}},
+                             "description": "The manifest (JSON, or CSV with ?format=csv)."},
+                       404: {"model": Problem, "description": "No such run."}})
+async def run_manifest(run_id: UUID, deps: Deps,
+                       format_: Annotated[Literal["json", "csv"], Query(
+                           alias="format", description="csv: one line per tenant, to export."
+                       )] = "json") -> Any:
+    """What a run was for (tenant, campaign), the cap it applied and the leads it took per
+    tenant, in all and per instance."""
+    found = await queries.run_manifest(deps.pool, run_id)
+    if found is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND,
+                            f"no run {run_id} in the read models; list runs at "
+                            "/api/jobs/<job>/runs")
+    if format_ == "csv":
+        return Response(queries.manifest_csv(found), media_type="text/csv", headers={
+            "Content-Disposition": f'attachment; filename="run-{run_id}-manifest.csv"'})
+    return found
 
 
 @router.get("/leads", response_model=LeadsPage)
 async def leads(deps: Deps, limit: Limit = 50, offset: Offset = 0,
                 status_: Annotated[LeadStatus | None, Query(alias="status")] = None,
+                tenant: Annotated[str | None, Query(min_length=1)] = None,
                 campaign: Annotated[str | None, Query(min_length=1)] = None,
                 q: Annotated[str | None, Query(max_length=200,
                                                description="Part of an email or company name.")] = None,
                 ) -> dict[str, Any]:
-    """Leads, most recently changed first; filter by status and campaign, search email or company."""
+    """Leads, most recently changed first; filter by status, tenant and campaign, search email
+    or company."""
     return await queries.leads_page(deps.pool, status=status_.value if status_ else None,
-                                    campaign=campaign, q=q, limit=limit, offset=offset)
+                                    campaign=campaign, q=q, limit=limit, offset=offset,
+                                    tenant=tenant)
 
 
 @router.get("/leads/{lead_id}", response_model=LeadDetail,

@@ -182,6 +182,37 @@ class Run(RecentJob):
     skipped_ticks: int = Field(default=0, description=(
         "Scheduled ticks a skipped row stands for: ticks that arrived during one run of the "
         "same instance are reported once, as a streak (reason 'overlap')."))
+    cap: int | None = Field(default=None, description="The cap the run applied (its tick's, "
+                            "else the job's max_leads_per_run).")
+    leads_by_tenant: dict[str, int] = Field(default_factory=dict, description=(
+        "Leads the run took per tenant (its manifest; tenant_id is the tenant it was for, "
+        "'*' for all)."))
+
+
+class ManifestPart(BaseModel):
+    part: str = Field(description="The instance that ran this share of the run.")
+    status: str
+    cap: int | None
+    leads_processed: int
+    leads_by_tenant: dict[str, int]
+    partitions: list[int]
+    partitions_total: int
+
+
+class RunManifest(BaseModel):
+    """What a run was for, the cap it applied and the leads it took per tenant."""
+
+    run_id: str
+    job: str
+    status: str
+    tenant_id: str = Field(description="The tenant the run was for ('*': all).")
+    campaign_id: str | None
+    source: str
+    scheduled_for: str | None
+    cap: int | None
+    leads_processed: int
+    leads_by_tenant: dict[str, int]
+    parts: list[ManifestPart]
 
 
 class RunsPage(BaseModel):

@@ -7,6 +7,7 @@ import asyncio
 import base64
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -193,6 +194,7 @@ class HarvestExecutor:
         pool = self.pool
         harvester = Harvester(pool, self.publisher)
         created = bad = 0
+        by_tenant: Counter[str] = Counter()
         stopped = False
         problems: list[str] = []
         try:
@@ -216,12 +218,14 @@ class HarvestExecutor:
                     continue
                 created += report.created
                 bad += report.new_bad_rows
+                by_tenant[source.tenant] += report.created + report.new_bad_rows
                 stopped = stopped or report.stopped
                 if report.exhausted_budget or time.monotonic() >= deadline or stopped:
                     break
         finally:
             await self.lock.release()
-        counts = RunCounts(leads_processed=created + bad, leads_succeeded=created, leads_failed=bad)
+        counts = RunCounts(leads_processed=created + bad, leads_succeeded=created, leads_failed=bad,
+                           by_tenant=dict(sorted((+by_tenant).items())))
         # The other sources went through; the run still fails, so nobody reads "0 processed"
         # as a quiet night.
         error = (f"harvest source(s) unreadable: {'; '.join(problems)}. Fix the path or the "

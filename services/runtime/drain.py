@@ -50,6 +50,9 @@ from .runs import RunContext, RunResult
 
 log = logging.getLogger(__name__)
 
+#: The tenant a manifest counts an input under when the input could not be read.
+UNKNOWN_TENANT = "unknown"
+
 
 @dataclass(frozen=True, slots=True)
 class Inbound:
@@ -163,6 +166,8 @@ class _Processed:
     batch: list[ConsumerRecord]
     done: list[Outcome]
     dead: list[DeadLettered]
+    #: The batch's records per tenant (the run's manifest).
+    tenants: Counter[str]
 
     @property
     def outputs(self) -> list[Envelope]:
@@ -184,10 +189,11 @@ class _Tally:
     succeeded: int = 0
     failed: int = 0
     partitions: set[int] = field(default_factory=set)
+    by_tenant: Counter[str] = field(default_factory=Counter)
 
     def counts(self) -> RunCounts:
         return RunCounts(leads_processed=self.processed, leads_succeeded=self.succeeded,
-                         leads_failed=self.failed)
+                         leads_failed=self.failed, by_tenant=dict(sorted(self.by_tenant.items())))
 
 
 class TopicDrainer:
@@ -498,6 +504,7 @@ class TopicDrainer:
     async def _process_batch(self, batch: list[ConsumerRecord], ctx: RunContext) -> _Processed:
         items: list[Inbound] = []
         dead: list[DeadLettered] = []
+        tenants: Counter[str] = Counter()
         first, _ = self._numbering(self.topic_names)
         for record in batch:
             try:
@@ -506,14 +513,16 @@ class TopicDrainer:
                     raise EventDecodeError(f"{event.type} does not belong on {record.topic}")
             except EventDecodeError as exc:
                 dead.append(dead_letter(record, self.job, exc, attempts=1))
+                tenants[self.topic_config.tenant_of(record.topic) or UNKNOWN_TENANT] += 1
             else:
                 items.append(Inbound(record, event, first[record.topic] + record.partition))
+                tenants[event.tenant_id] += 1
         done, failed = await self._process_with_retries(items, ctx)
         for outcome, attempts in failed:
             assert outcome.error is not None
             dead.append(dead_letter(outcome.inbound.record, self.job, outcome.error, attempts,
                                     outcome.inbound.event))
-        return _Processed(batch, done, dead)
+        return _Processed(batch, done, dead, tenants)
 
     async def _finish(self, processed: _Processed, outputs: Sequence[Envelope], ctx: RunContext,
                       tally: _Tally) -> None:
@@ -522,6 +531,7 @@ class TopicDrainer:
         await self.logic.published(await self.publisher.publish([*outputs, *dead]), ctx)
         await self._commit(processed.batch)
         tally.processed += len(processed.batch)
+        tally.by_tenant.update(processed.tenants)
         tally.failed += len(dead)
         tally.succeeded += len(processed.batch) - len(dead)
         if dead:

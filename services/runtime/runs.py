@@ -88,7 +88,8 @@ class Executor(Protocol):
 
 def run_info(tick: TickEmitted) -> RunInfo:
     return RunInfo(scheduled_for=tick.scheduled_for, source=tick.source, max_leads=tick.max_leads,
-                   requested_by=tick.requested_by, retry_of=tick.retry_of, attempt=tick.attempt)
+                   requested_by=tick.requested_by, retry_of=tick.retry_of, attempt=tick.attempt,
+                   campaign_id=tick.campaign_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +168,10 @@ class RunController:
             correlation_id=tick.tick_id, causation_id=tick.tick_id, replay_id=None,
             run_id=tick.tick_id, job=self.job, part=self.instance_id, run=run_info(tick),
         )
+
+    def cap(self, tick: TickEmitted) -> int:
+        """The most leads a run of ``tick`` takes, across every instance."""
+        return tick.max_leads or self.config.max_leads_per_run
 
     def skip_reason(self, tick: TickEmitted) -> str | None:
         """Why this tick must not run here (None: run it)."""
@@ -289,7 +294,7 @@ class RunController:
         await self.publisher.publish_one(JobStarted(**self._envelope(tick, "started"),
                                                     started_at=started_at))
         ctx = RunContext(run_id=tick.tick_id, tick=tick, job=self.job, instance_id=self.instance_id)
-        total = tick.max_leads or self.config.max_leads_per_run
+        total = self.cap(tick)
         budget = RunBudget(self.pool, tick.tick_id, self.job.value, total)
         deadline = clock + self.config.timeout_seconds
         log.info("run %s of %s started (source=%s, cap=%d)", tick.tick_id, self.job.value,
@@ -340,7 +345,7 @@ class RunController:
             **self._envelope(tick, "completed"), started_at=started_at, completed_at=completed_at,
             duration_seconds=time.monotonic() - clock, counts=result.counts,
             partitions=result.partitions, partitions_total=result.partitions_total,
-            backlog=result.backlog,
+            backlog=result.backlog, cap=self.cap(tick),
         ))
         self.runs_done += 1
         log.info("run %s completed: %d processed, %d failed", tick.tick_id,
@@ -373,6 +378,6 @@ class RunController:
             **self._envelope(tick, "failed"), started_at=started_at, completed_at=utcnow(),
             duration_seconds=time.monotonic() - clock, counts=result.counts, reason=reason,
             error=error, partitions=result.partitions, partitions_total=result.partitions_total,
-            backlog=result.backlog,
+            backlog=result.backlog, cap=self.cap(tick),
         ))
         self.runs_done += 1

@@ -7,18 +7,25 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
+from uuid import uuid4
 
 from events import TENANT_NOT_SERVED, JobName, LeadStatus, Topic
 from services.harvest.config import HarvestConfig, HarvestSource
 from services.pipeline.config import LeadflowConfig
 from services.pipeline.settings import Settings
 from services.runtime.bus import describe_topics
-from services.runtime.config import JobConfig, TenantTopics, TopicsConfig
+from services.runtime.config import DashboardConfig, JobConfig, TenantTopics, TopicsConfig
 from tests.factories import created_event, lead_factory, source_rows, write_csv
 from tests.harness import Ticker, make_config, project, publish, read_models, running
+from tests.harness.dashboard import TOKEN, client_for
 
 STAGES = (JobName.SCORE, JobName.QUALIFY, JobName.ROUTE, JobName.CONTACT)
 FINAL = {LeadStatus.CONTACTED.value, LeadStatus.REJECTED.value}
+
+
+def with_token(settings: Settings) -> Settings:
+    return settings.using(settings.pipeline.model_copy(
+        update={"dashboard": DashboardConfig(token=TOKEN)}), dashboard_token=None)
 
 
 def tenant_config(settings: Settings, **sections: object) -> LeadflowConfig:
@@ -113,6 +120,34 @@ async def test_one_tenants_broken_source_and_backlog_never_hold_up_anothers(
     found = await statuses(settings)
     assert found["acme"] == Counter({LeadStatus.SCORED.value: 20})
     assert found["globex"][LeadStatus.SCORED.value] == 80
+
+    # Each run's manifest: what it was for, the cap applied, the leads taken per tenant; in
+    # the API (with the runs and leads filtered by tenant) and as CSV to export.
+    async with client_for(with_token(settings), TOKEN) as api:
+        manifest = (await api.get(f"/api/runs/{score.run_id}/manifest")).json()
+        assert (manifest["tenant_id"], manifest["cap"], manifest["leads_by_tenant"]) == (
+            "*", 100, {"acme": 20, "globex": 80})
+        assert sum(p["leads_processed"] for p in manifest["parts"]) == 100
+        exported = await api.get(f"/api/runs/{score.run_id}/manifest", params={"format": "csv"})
+        assert exported.headers["content-type"].startswith("text/csv")
+        lines = exported.text.splitlines()
+        assert lines[0] == "run_id,job,scheduled_for,scope_tenant,scope_campaign,cap,tenant_id,leads"
+        assert [line.split(",")[-2:] for line in lines[1:]] == [["acme", "20"], ["globex", "80"]]
+        scoped = (await api.get(f"/api/runs/{acme_harvest.run_id}/manifest")).json()
+        assert (scoped["tenant_id"], scoped["leads_by_tenant"]) == ("acme", {"acme": 20})
+        # acme's runs: its own and those that took its leads (the unscoped harvest found none
+        # left); the score run took 20.
+        harvests = (await api.get("/api/jobs/harvest/runs", params={"tenant": "acme"})).json()
+        assert [r["run_id"] for r in harvests["items"]] == [str(acme_harvest.run_id)]
+        scores = (await api.get("/api/jobs/score/runs", params={"tenant": "acme"})).json()
+        assert [(r["run_id"], r["leads_by_tenant"]["acme"]) for r in scores["items"]] == [
+            (str(score.run_id), 20)]
+        assert (await api.get("/api/jobs/harvest/runs",
+                              params={"tenant": "initech"})).json()["items"] == []
+        leads = (await api.get("/api/leads", params={"tenant": "acme", "limit": 5})).json()
+        assert leads["total"] == 20 and {r["tenant_id"] for r in leads["items"]} == {"acme"}
+        missing = await api.get(f"/api/runs/{uuid4()}/manifest")
+        assert missing.status_code == 404 and "no run" in missing.json()["detail"]
 
 
 async def test_a_process_serves_only_the_tenants_it_is_told_to(settings: Settings) -> None:

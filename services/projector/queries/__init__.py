@@ -19,8 +19,10 @@ from .runs import (
     job_metrics,
     latest_backlogs,
     latest_runs_by_job,
+    manifest_csv,
     one_job_metrics,
     recent_runs,
+    run_manifest,
     runs_page,
 )
 from .status import dead_letter_count, dead_letters_page, projector_status
@@ -44,11 +46,13 @@ __all__ = [
     "lead_event_count",
     "leads_page",
     "leads_per_day",
+    "manifest_csv",
     "metrics_snapshot",
     "one_job_metrics",
     "pipeline_report",
     "projector_status",
     "recent_runs",
+    "run_manifest",
     "runs_page",
     "status_counts",
 ]

@@ -79,20 +79,22 @@ async def leads_per_day(conn: Conn, *, until: date, days: int = 14) -> list[dict
 
 
 async def leads_page(conn: Conn, *, status: str | None = None, campaign: str | None = None,
-                     q: str | None = None, limit: int = 50, offset: int = 0) -> dict[str, Any]:
-    """Leads, most recently changed first, filtered by status, campaign and a search of email
-    or company (case-insensitive substring)."""
+                     q: str | None = None, limit: int = 50, offset: int = 0,
+                     tenant: str | None = None) -> dict[str, Any]:
+    """Leads, most recently changed first, filtered by status, tenant, campaign and a search
+    of email or company (case-insensitive substring)."""
     pattern = like_pattern(q.strip()) if q and q.strip() else None
     where = """($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR campaign_id = $2)
-        AND ($3::text IS NULL OR email ILIKE $3 ESCAPE '\\' OR company ILIKE $3 ESCAPE '\\')"""
+        AND ($3::text IS NULL OR email ILIKE $3 ESCAPE '\\' OR company ILIKE $3 ESCAPE '\\')
+        AND ($4::text IS NULL OR tenant_id = $4)"""
     total = await conn.fetchval(f"SELECT count(*) FROM leads WHERE {where}",  # noqa: S608
-                                status, campaign, pattern)
+                                status, campaign, pattern, tenant)
     rows = await conn.fetch(
         f"""
         SELECT {_LIST_COLUMNS} FROM leads WHERE {where}
-        ORDER BY updated_at DESC, lead_id LIMIT $4 OFFSET $5
+        ORDER BY updated_at DESC, lead_id LIMIT $5 OFFSET $6
         """,  # noqa: S608 - constant fragments; values are bound
-        status, campaign, pattern, limit, offset)
+        status, campaign, pattern, tenant, limit, offset)
     end = offset + len(rows)
     return {"items": [plain_row(r) for r in rows], "total": total, "limit": limit,
             "offset": offset, "next_offset": end if end < total else None}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,7 +18,8 @@ from .common import Conn, iso
 _RUN_COLUMNS = """run_id, job, tenant_id, campaign_id, status, source, scheduled_for, requested_by,
     retry_of, attempt, max_leads, started_at, completed_at, duration_seconds, leads_processed,
     leads_succeeded, leads_failed, parts, partitions_total, partitions_covered, backlog, reason,
-    error, recorded_at, coalesce(started_at, recorded_at) AS sort_key"""
+    error, recorded_at, skipped_ticks, cap, leads_by_tenant,
+    coalesce(started_at, recorded_at) AS sort_key"""
 
 _MIN_UUID = UUID(int=0)
 
@@ -77,18 +80,20 @@ class RunCursor:
 
 
 async def runs_page(conn: Conn, job: str, *, limit: int = 20,
-                    before: RunCursor | None = None) -> dict[str, Any]:
-    """One page of ``job``'s runs, newest first, with the cursor of the next page."""
+                    before: RunCursor | None = None, tenant: str | None = None) -> dict[str, Any]:
+    """One page of ``job``'s runs, newest first, with the cursor of the next page; with
+    ``tenant``, only the runs for that tenant or that took its leads."""
     rows = await conn.fetch(
         f"""
         SELECT {_RUN_COLUMNS} FROM job_runs
         WHERE job = $1
           AND ($2::timestamptz IS NULL OR (coalesce(started_at, recorded_at), run_id) < ($2, $3))
+          AND ($5::text IS NULL OR tenant_id = $5 OR leads_by_tenant ? $5)
         ORDER BY coalesce(started_at, recorded_at) DESC, run_id DESC
         LIMIT $4
         """,  # noqa: S608 - a constant column list; values are bound
         job, before.sort_key if before else None, before.run_id if before else _MIN_UUID,
-        limit + 1)
+        limit + 1, tenant)
     more = len(rows) > limit
     rows = rows[:limit]
     last = rows[-1] if rows else None
@@ -113,7 +118,47 @@ def run_dict(r: Any) -> dict[str, Any]:
         "leads_failed": r["leads_failed"], "parts": r["parts"],
         "partitions_total": r["partitions_total"], "partitions_covered": r["partitions_covered"],
         "backlog": r["backlog"], "reason": r["reason"], "error": r["error"],
+        "skipped_ticks": r["skipped_ticks"], "cap": r["cap"],
+        "leads_by_tenant": r["leads_by_tenant"],
     }
+
+
+async def run_manifest(conn: Conn, run_id: UUID) -> dict[str, Any] | None:
+    """What a run was for, the cap it applied and the leads it took per tenant, in all and
+    per part (instance); None for an unknown run."""
+    run = await conn.fetchrow(
+        """
+        SELECT run_id, job, status, tenant_id, campaign_id, source, scheduled_for, cap,
+               leads_processed, leads_by_tenant
+        FROM job_runs WHERE run_id = $1
+        """, run_id)
+    if run is None:
+        return None
+    parts = await conn.fetch(
+        """
+        SELECT part, status, cap, leads_processed, leads_by_tenant, partitions, partitions_total
+        FROM job_run_parts WHERE run_id = $1 ORDER BY part
+        """, run_id)
+    return {
+        "run_id": str(run["run_id"]), "job": run["job"], "status": run["status"],
+        "tenant_id": run["tenant_id"], "campaign_id": run["campaign_id"],
+        "source": run["source"], "scheduled_for": iso(run["scheduled_for"]), "cap": run["cap"],
+        "leads_processed": run["leads_processed"], "leads_by_tenant": run["leads_by_tenant"],
+        "parts": [dict(p) for p in parts],
+    }
+
+
+def manifest_csv(manifest: dict[str, Any]) -> str:
+    """A manifest as CSV: one line per tenant whose leads the run took."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["run_id", "job", "scheduled_for", "scope_tenant", "scope_campaign", "cap",
+                     "tenant_id", "leads"])
+    for tenant, leads in sorted(manifest["leads_by_tenant"].items()):
+        writer.writerow([manifest["run_id"], manifest["job"], manifest["scheduled_for"],
+                         manifest["tenant_id"], manifest["campaign_id"] or "",
+                         "" if manifest["cap"] is None else manifest["cap"], tenant, leads])
+    return out.getvalue()
 
 
 async def job_metrics(conn: Conn, *, tenant_id: str = "*",
