@@ -229,6 +229,8 @@ class TopicDrainer:
         self._finishing: _Finishing | None = None
         #: The topics of the run in progress (empty between runs).
         self._run_topics: frozenset[str] = frozenset()
+        #: Whether the run takes from several tenants' topics (each gets a fair share).
+        self._tenants_share_run = False
 
     def run_topics(self, tick: TickEmitted) -> list[str]:
         """The topics a run of ``tick`` drains: a tenant with topics of its own, only its
@@ -343,6 +345,7 @@ class TopicDrainer:
         names = self.run_topics(ctx.tick)
         async with self._consumer_lock:
             self.running, self._run_topics = True, frozenset(names)
+            self._tenants_share_run = len({self.topic_config.tenant_of(n) for n in names}) > 1
             self.seen_partitions = self._run_assignment()
             self.consumer.resume(*self.seen_partitions)
             try:
@@ -456,27 +459,41 @@ class TopicDrainer:
         return granted
 
     async def _poll(self, wanted: int, served: Counter[TopicPartition]) -> list[ConsumerRecord]:
-        """Up to ``wanted`` records. A full batch comes from whichever partitions have data; a
-        smaller grant is taken partition by partition, least served first (round-robin)."""
-        if wanted >= self.stage.batch_size:
+        """Up to ``wanted`` records. A full batch of one tenant's topics comes from whichever
+        partitions have data; a smaller grant, or a run over several tenants' topics, is taken
+        partition by partition, least served tenant and partition first (round-robin)."""
+        if wanted >= self.stage.batch_size and not self._tenants_share_run:
             records = await self.consumer.getmany(timeout_ms=self.POLL_MS, max_records=wanted)
             return [r for part in records.values() for r in part]
-        order = fair_order(list(self._run_assignment()), served, self._rotation,
-                           self.topic_config.tenant_of)
-        self._rotation += 1
-        quota = -(-wanted // max(len(order), 1))
         taken: list[ConsumerRecord] = []
-        for tp in order:  # timeout 0: only what is fetched already
-            if len(taken) >= wanted:
+        drained: set[TopicPartition] = set()
+        # Rounds of an even share per partition of what is still wanted, from what is fetched
+        # already (timeout 0): a partition without data is left out of the next round.
+        while len(taken) < wanted:
+            order = fair_order([tp for tp in self._run_assignment() if tp not in drained],
+                               served, self._rotation, self.topic_config.tenant_of)
+            self._rotation += 1
+            if not order:
                 break
-            got = await self.consumer.getmany(tp, timeout_ms=0,
-                                              max_records=min(quota, wanted - len(taken)))
-            taken += got.get(tp, [])
-        if not taken:  # nothing fetched yet: wait for the next fetch, take one share of it
-            got = await self.consumer.getmany(timeout_ms=self.POLL_MS, max_records=min(quota, wanted))
+            quota = -(-(wanted - len(taken)) // len(order))
+            before = len(taken)
+            for tp in order:
+                if len(taken) >= wanted:
+                    break
+                got = (await self.consumer.getmany(
+                    tp, timeout_ms=0, max_records=min(quota, wanted - len(taken)))).get(tp, [])
+                if len(got) < quota:
+                    drained.add(tp)
+                served[tp] += len(got)
+                taken += got
+            if len(taken) == before:
+                break
+        if not taken:  # nothing fetched yet: wait for the next fetch, take a share of it
+            share = -(-wanted // max(len(self._run_assignment()), 1))
+            got = await self.consumer.getmany(timeout_ms=self.POLL_MS, max_records=share)
             taken = [r for part in got.values() for r in part]
-        for record in taken:
-            served[TopicPartition(record.topic, record.partition)] += 1
+            for record in taken:
+                served[TopicPartition(record.topic, record.partition)] += 1
         return taken
 
     def _still_assigned(self, batch: list[ConsumerRecord]) -> list[ConsumerRecord]:

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 from collections import Counter
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from aiokafka import TopicPartition
@@ -12,10 +14,12 @@ from pydantic import ValidationError
 from events import JobName, Topic
 from services.pipeline.registry import scope_problem
 from services.pipeline.settings import Settings
-from services.runtime.config import TenantTopics, TopicsConfig
-from services.runtime.drain import fair_order
+from services.runtime.config import StageConfig, TenantTopics, TopicsConfig
+from services.runtime.drain import TopicDrainer, fair_order
 from services.runtime.errors import ConfigError
 from services.runtime.topic_specs import wanted_specs
+from services.score.config import ScoreConfig
+from services.score.stage import ScoreLogic
 
 pytestmark = pytest.mark.unit
 
@@ -120,3 +124,44 @@ def test_a_stage_runs_for_one_tenant_only_when_the_tenant_has_topics_of_its_own(
         scope_problem(JobName.SCORE, "initech", None, isolated) or "")
     assert scope_problem(JobName.QUALIFY, "acme", "q4", isolated) is not None  # a campaign
     assert scope_problem(JobName.CONTACT, "initech", "q4", isolated) is None
+
+
+class BufferedConsumer:
+    """What a drainer's poll sees of aiokafka: records fetched per partition, taken in order."""
+
+    def __init__(self, buffered: dict[TopicPartition, int]) -> None:
+        self.records = {tp: [SimpleNamespace(topic=tp.topic, partition=tp.partition, offset=i)
+                             for i in range(n)] for tp, n in buffered.items()}
+
+    def assignment(self) -> set[TopicPartition]:
+        return set(self.records)
+
+    async def getmany(self, *partitions: TopicPartition, timeout_ms: int = 0,
+                      max_records: int | None = None) -> dict[TopicPartition, list[Any]]:
+        got: dict[TopicPartition, list[Any]] = {}
+        left = max_records if max_records is not None else 10**9
+        for tp in partitions or tuple(self.records):  # dict order, as aiokafka's fetcher
+            take, self.records[tp] = self.records[tp][:left], self.records[tp][left:]
+            if take:
+                got[tp], left = take, left - len(take)
+        return got
+
+
+async def test_a_full_batch_over_several_tenants_takes_a_fair_share_of_each() -> None:
+    # globex's backlog was fetched first; acme's few leads still make the next batch.
+    globex = [TopicPartition("p.t.globex.leads.new", p) for p in (0, 1)]
+    acme = [TopicPartition("p.t.acme.leads.new", p) for p in (0, 1)]
+    consumer = BufferedConsumer({globex[0]: 1000, globex[1]: 1000, acme[0]: 10, acme[1]: 10})
+    drainer = TopicDrainer(ScoreLogic(ScoreConfig()), topics=[Topic.LEADS_NEW],
+                           bootstrap_servers="unused:9092", topic_config=TOPICS,
+                           publisher=None, stage=StageConfig(batch_size=50),  # type: ignore[arg-type]
+                           instance_id="i")
+    drainer._consumer = consumer  # type: ignore[assignment]
+    drainer.running, drainer._run_topics = True, frozenset(tp.topic for tp in consumer.records)
+    drainer._tenants_share_run = True
+    batch = await drainer._poll(50, Counter())
+    taken = Counter(TOPICS.tenant_of(r.topic) for r in batch)
+    assert taken == {"acme": 20, "globex": 30}
+    # one tenant's run keeps taking whatever is fetched, in one call
+    drainer._tenants_share_run = False
+    assert len(await drainer._poll(50, Counter())) == 50
