@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -85,38 +86,47 @@ async def product_run(settings: Settings, n: int, workdir: Path, say: Console,
     """Start every service, import ``n`` leads, wait until each lead is at its final status.
     ``servers``: name -> pid of local servers whose CPU time the run should also report."""
     servers = servers or {}
-    async with scratch_database(settings, f"pipeline{n}") as scratch:
-        await ensure_topics(scratch.kafka_bootstrap_servers, scratch.pipeline.topics)
-        stack = stack_for(scratch, workdir, SERVICES)
-        pool = await create_pool(scratch.database_url, search_path=READ_SCHEMA)
-        try:
-            with say.status(f"pipeline ({n:,} leads): starting {len(SERVICES)} services"):
-                await stack.start_services(timeout=120)
-                pids = [p.pid for p in stack.procs.values()]
-                await wait_owned(scratch, STAGE_JOBS, pids, check=stack.check_alive)
-                await warm(pool, stack)
-            before = {name: procstat.read(p.pid) for name, p in stack.procs.items()}
-            servers_before = {name: procstat.server_cpu_seconds(pid) for name, pid in servers.items()}
-            started = time.monotonic()
-            async with followed(scratch, pool) as samples:
-                statuses = await import_and_wait(scratch, pool, stack, n, say)
-            seconds = time.monotonic() - started
-            after = {name: procstat.read(p.pid) for name, p in stack.procs.items()}
-            servers_cpu = {name: procstat.server_cpu_seconds(pid) - servers_before[name]
-                           for name, pid in servers.items()}
-            lag = await pool.fetchval("SELECT lag FROM projector_status") or 0
-            with say.status(f"pipeline ({n:,} leads): latency per lead"):
-                latency = await pool.fetchrow(_LATENCY, event_type(LeadCreated),
-                                              event_type(LeadContacted))
-        finally:
-            await pool.close()
-            stack.stop()
+    async with (scratch_database(settings, f"pipeline{n}") as scratch,
+                running_product(scratch, workdir, say, f"pipeline ({n:,} leads)") as (stack, pool)):
+        before = {name: procstat.read(p.pid) for name, p in stack.procs.items()}
+        servers_before = {name: procstat.server_cpu_seconds(pid) for name, pid in servers.items()}
+        started = time.monotonic()
+        async with followed(scratch, pool) as samples:
+            statuses = await import_and_wait(scratch, pool, stack, n, say)
+        seconds = time.monotonic() - started
+        after = {name: procstat.read(p.pid) for name, p in stack.procs.items()}
+        servers_cpu = {name: procstat.server_cpu_seconds(pid) - servers_before[name]
+                       for name, pid in servers.items()}
+        lag = await pool.fetchval("SELECT lag FROM projector_status") or 0
+        with say.status(f"pipeline ({n:,} leads): latency per lead"):
+            latency = await pool.fetchrow(_LATENCY, event_type(LeadCreated),
+                                          event_type(LeadContacted))
     result = ProductRun(n, seconds, statuses, latency["p50"] or 0.0, latency["p99"] or 0.0, lag,
                         after, {k: after[k].cpu_seconds - before[k].cpu_seconds for k in after},
                         servers_cpu, summarize(samples))
     say.print(f"pipeline: {n:,} leads to a final status in {seconds:.2f}s ({result.rate:,.0f} "
               f"leads/s), latency p50 {result.p50_seconds:.2f}s p99 {result.p99_seconds:.2f}s")
     return result
+
+
+@asynccontextmanager
+async def running_product(scratch: Settings, workdir: Path, say: Console, label: str
+                          ) -> AsyncIterator[tuple[Stack, asyncpg.Pool]]:
+    """Every service of ``scratch`` (its topics created) started, owning its partitions and
+    warmed up, with a pool on the read models; all stopped on exit."""
+    await ensure_topics(scratch.kafka_bootstrap_servers, scratch.pipeline.topics)
+    stack = stack_for(scratch, workdir, SERVICES)
+    pool = await create_pool(scratch.database_url, search_path=READ_SCHEMA)
+    try:
+        with say.status(f"{label}: starting {len(SERVICES)} services"):
+            await stack.start_services(timeout=120)
+            await wait_owned(scratch, STAGE_JOBS, [p.pid for p in stack.procs.values()],
+                             check=stack.check_alive)
+            await warm(pool, stack)
+        yield stack, pool
+    finally:
+        await pool.close()
+        stack.stop()
 
 
 async def warm(pool: asyncpg.Pool, stack: Stack, timeout: float = 120) -> None:
@@ -140,14 +150,16 @@ async def status_counts(pool: asyncpg.Pool) -> dict[str, int]:
 
 
 async def import_and_wait(settings: Settings, pool: asyncpg.Pool, stack: Stack, n: int,
-                          say: Console) -> dict[str, int]:
-    """Publish the leads while following the read models; the status counts at the end."""
+                          say: Console, batches: Iterable[list[LeadCreated]] | None = None,
+                          ) -> dict[str, int]:
+    """Publish the leads (``n`` of them, or ``batches`` of ``n`` in all) while following the
+    read models; the status counts at the end."""
     with progress_bar(say) as progress:
         imported = progress.add_task("imported", total=n)
         finished = progress.add_task("at a final status", total=n)
         importer = asyncio.create_task(publish_leads(
-            settings.kafka_bootstrap_servers, settings.prefix, n,
-            lambda k: progress.advance(imported, k)))
+            settings.kafka_bootstrap_servers, settings.pipeline.topics, n,
+            lambda k: progress.advance(imported, k), batches))
         try:
             final, moved_at = 0, time.monotonic()
             while True:

@@ -43,11 +43,16 @@ def postgres_settings(memory_bytes: int | None = None) -> dict[str, str]:
             "checkpoint_timeout": "30min"}
 
 
-def bench_config(user: dict[str, Any], leads: int) -> dict[str, Any]:
+def bench_config(user: dict[str, Any], leads: int,
+                 tenants: Collection[str] = ()) -> dict[str, Any]:
     """The user's config (parsed TOML) made fit for a benchmark: the stages tick every second
     with a cap that covers the import, contact sends in proof mode without quotas or domain
-    limits (a throttled lead would never reach its final status), no harvest sources."""
+    limits (a throttled lead would never reach its final status), no harvest sources;
+    ``tenants`` get lead topics of their own."""
     raw = {key: value for key, value in user.items() if key != "harvest"}
+    if tenants:
+        own = {**raw.get("topics", {}).get("tenants", {}), **{t: {} for t in tenants}}
+        raw["topics"] = {**raw.get("topics", {}), "tenants": own}
     jobs = dict(raw.get("jobs", {}))
     for job in STAGE_JOBS:
         jobs[job.value] = {"schedule": "every 1s", "timezone": "UTC",
@@ -79,11 +84,12 @@ def _toml_value(value: Any) -> str:
     raise TypeError(f"cannot write {type(value).__name__} as TOML")
 
 
-def write_config(path: Path, user_config: Path | None, leads: int) -> Path:
+def write_config(path: Path, user_config: Path | None, leads: int,
+                 tenants: Collection[str] = ()) -> Path:
     """Write the benchmark's config file beside the run's logs, validated; return its path."""
     user = tomllib.loads(user_config.read_text(encoding="utf-8")) if user_config else {}
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(toml_text(bench_config(user, leads)), encoding="utf-8")
+    path.write_text(toml_text(bench_config(user, leads, tenants)), encoding="utf-8")
     load_config(path)  # a config error surfaces here, not in six service logs
     return path
 
@@ -125,7 +131,7 @@ async def wait_owned(settings: Settings, jobs: Collection[JobName], pids: Collec
                      check: Callable[[], None] = lambda: None, timeout: float = 120) -> None:
     """Until, for each of ``jobs``, the instances among ``pids`` own every input partition."""
     topics = settings.pipeline.topics
-    wanted = {job: list(range(topics.partitions_for(STAGE_INPUTS[job][0]))) for job in jobs}
+    wanted = {job: list(range(topics.partitions_of(STAGE_INPUTS[job][0]))) for job in jobs}
     give_up = time.monotonic() + timeout
     async with connect(settings.database_url) as conn:
         while True:

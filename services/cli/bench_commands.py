@@ -21,6 +21,8 @@ from .common import BrokerOption, ConfigOption, LocalBroker, console, run_async
 
 bench_app = typer.Typer(no_args_is_help=True,
                         help="Benchmarks: figures printed beside a baseline from the same run.")
+JsonOption = Annotated[Path | None, typer.Option(
+    "--json", dir_okay=False, help="Also write the figures to this JSON file.")]
 
 
 async def with_servers(config: Path | None,
@@ -100,8 +102,7 @@ def bench_pipeline_command(
     quick: Annotated[bool, typer.Option(
         "--quick", help="A smoke check with small sizes everywhere (a few minutes at most).")
                      ] = False,
-    json_path: Annotated[Path | None, typer.Option(
-        "--json", dir_okay=False, help="Also write the figures to this JSON file.")] = None,
+    json_path: JsonOption = None,
     broker: BrokerOption = LocalBroker.TANSU,
     config: ConfigOption = None,
 ) -> None:
@@ -119,4 +120,29 @@ def bench_pipeline_command(
         config, lambda s, servers: bench_pipeline(s, console, leads=count, config=config,
                                                   broker=label, json_path=json_path,
                                                   servers=servers),
+        console, broker=broker.value))
+
+
+@bench_app.command("tenants")
+def bench_tenants_command(
+    tenants: Annotated[int, typer.Option(min=2, max=200, help="Tenants of uneven size.")] = 20,
+    target: Annotated[int | None, typer.Option(
+        min=10, help="Targets per tenant (default 1,000; 50 with --quick); the largest tenant "
+                     "imports 8 times as many.")] = None,
+    quick: Annotated[bool, typer.Option("--quick", help="A smoke check with small sizes.")
+                     ] = False,
+    json_path: JsonOption = None,
+    broker: BrokerOption = LocalBroker.TANSU,
+    config: ConfigOption = None,
+) -> None:
+    """The multi-tenant SLA: p90 over tenants of the time to each one's targets, with lead
+    topics per tenant beside every tenant on the shared topics, from one run."""
+    from ..bench.tenants import QUICK_TARGET, TARGET, bench_tenants
+
+    label = ("external (KAFKA_BOOTSTRAP_SERVERS)" if os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+             else broker.value)
+    run_async(lambda: with_servers(
+        config, lambda s, _: bench_tenants(s, console, tenants=tenants,
+                                           target=target or (QUICK_TARGET if quick else TARGET),
+                                           broker=label, json_path=json_path, config=config),
         console, broker=broker.value))

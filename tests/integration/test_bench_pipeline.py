@@ -4,7 +4,6 @@ figure was measured and that the pipeline moved every lead."""
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import subprocess
@@ -20,8 +19,8 @@ from services.bench import procstat
 from services.bench.workspace import bench_config, toml_text
 from services.cli.demo import demo_config
 from services.pipeline.config import LeadflowConfig
+from tests.harness.bench import run_bench
 
-LEADFLOW = [sys.executable, "-m", "services.cli.main"]
 SERVICES = ("score", "qualify", "route", "contact", "projector", "clock")
 HEADLINE = ("passthrough_leads_per_s", "chain_leads_per_s", "baseline_leads_per_s",
             "pipeline_leads_per_s", "speedup_vs_baseline", "ratio_vs_chain")
@@ -34,16 +33,7 @@ def positive(value: Any) -> bool:
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_quick_bench_measures_every_figure_and_moves_every_lead(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items()
-           if k not in {"DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS", "LEADFLOW_CONFIG"}}
-    env["COLUMNS"] = "120"
-    out = tmp_path / "out.json"
-    done = subprocess.run([*LEADFLOW, "bench", "pipeline", "--quick", "--json", str(out)],
-                          env=env, cwd=tmp_path, capture_output=True, text=True, timeout=840,
-                          stdin=subprocess.DEVNULL)
-    assert done.returncode == 0, done.stdout + done.stderr
-
-    figures = json.loads(out.read_text())
+    done, figures = run_bench(tmp_path, "pipeline", "--quick")
     for key in HEADLINE:
         assert positive(figures[key]), (key, figures[key])
     assert set(figures["stages"]) == {"score", "qualify", "route", "contact"}
