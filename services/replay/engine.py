@@ -40,6 +40,7 @@ from events import (
 from ..pipeline.settings import Settings
 from ..runtime import kafka_clients
 from ..runtime.bus import Publisher, describe_topics, make_broker
+from ..runtime.config import SHARED_TENANT
 from ..runtime.db import READ_SCHEMA, create_pool
 from ..runtime.dead_letters import dead_letter
 from ..runtime.drain import Inbound, Outcome, StageLogic
@@ -113,10 +114,10 @@ class Replayer:
         self.accepts = accepted_types(spec.stage)
         self.prefix = settings.prefix
         self.topic_config = settings.pipeline.topics
-        # A tenant with topics of its own is replayed from those alone; any other replay reads
-        # every tenant's (and keeps the tenant asked for, if any).
-        only = ({spec.tenant} if spec.tenant is not None
-                and self.topic_config.isolated(spec.tenant) else None)
+        # A tenant is replayed from its own topics, or from the shared ones if it has none
+        # (keeping its leads only); a replay of every tenant reads every tenant's.
+        only = None if spec.tenant is None else (
+            {spec.tenant} if self.topic_config.isolated(spec.tenant) else {SHARED_TENANT})
         self.topics = self.topic_config.names(STAGE_INPUTS[spec.stage][0], only)
         self.progress = progress
         self.announce = announce

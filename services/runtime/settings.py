@@ -69,11 +69,13 @@ class Settings(BaseSettings):
         ``SHARED_TENANT`` stands for the shared topics."""
         if not self.tenants_include and not self.tenants_exclude:
             return None
-        known = {SHARED_TENANT, *self.pipeline.topics.tenants}
-        return frozenset(self.tenants_include or known) - set(self.tenants_exclude)
+        return frozenset(self.tenants_include or self._known_tenants()) - set(self.tenants_exclude)
+
+    def _known_tenants(self) -> set[str]:
+        return {SHARED_TENANT, *self.pipeline.topics.tenants}
 
     def _tenant_filter_problems(self) -> list[str]:
-        known = {SHARED_TENANT, *self.pipeline.topics.tenants}
+        known = self._known_tenants()
         problems = []
         for var, names in (("LEADFLOW_TENANTS_INCLUDE", self.tenants_include),
                            ("LEADFLOW_TENANTS_EXCLUDE", self.tenants_exclude)):

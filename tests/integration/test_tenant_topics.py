@@ -6,13 +6,16 @@ to (LEADFLOW_TENANTS_INCLUDE / _EXCLUDE)."""
 from __future__ import annotations
 
 from collections import Counter
+from datetime import timedelta
 from pathlib import Path
 from uuid import uuid4
 
-from events import TENANT_NOT_SERVED, JobName, LeadStatus, Topic
+from events import TENANT_NOT_SERVED, JobName, LeadStatus, Topic, utcnow
 from services.harvest.config import HarvestConfig, HarvestSource
 from services.pipeline.config import LeadflowConfig
 from services.pipeline.settings import Settings
+from services.replay.engine import Replayer
+from services.replay.spec import ReplaySpec
 from services.runtime.bus import describe_topics
 from services.runtime.config import DashboardConfig, JobConfig, TenantTopics, TopicsConfig
 from tests.factories import created_event, lead_factory, source_rows, write_csv
@@ -48,6 +51,7 @@ async def statuses(settings: Settings) -> dict[str, Counter[str]]:
 
 async def test_a_run_for_one_tenant_moves_only_its_leads_in_every_stage(
         settings: Settings, tmp_path: Path) -> None:
+    since = utcnow() - timedelta(minutes=1)
     rows = source_rows(40)
     source = write_csv(tmp_path / "leads.csv", rows)
     settings = settings.using(tenant_config(settings, harvest=HarvestConfig(sources=(
@@ -80,6 +84,17 @@ async def test_a_run_for_one_tenant_moves_only_its_leads_in_every_stage(
         assert set(after_all[tenant]) <= FINAL and after_all[tenant].total() == 40, tenant
     # The same people got the same outcomes in each tenant (the same rules apply to all three).
     assert after_all["acme"] == after_all["globex"] == after_all["initech"]
+
+    # A replay for one tenant with topics of its own reads its topic alone: 40 inputs, not 120.
+    dry = await Replayer(settings, ReplaySpec(JobName.SCORE, from_at=since, tenant="acme",
+                                              dry_run=True)).run()
+    assert (dry.status, dry.counts.events_read, dry.counts.skipped) == ("dry run", 40, 0)
+    shared = await Replayer(settings, ReplaySpec(JobName.SCORE, from_at=since,
+                                                 tenant="initech", dry_run=True)).run()
+    assert (shared.status, shared.counts.events_read) == ("dry run", 40)  # the shared topic
+    everyone = await Replayer(settings, ReplaySpec(JobName.SCORE, from_at=since,
+                                                   dry_run=True)).run()
+    assert everyone.counts.events_read == 120
 
     # The events went where the layout says: a tenant's own topics, the rest shared.
     names = {"acme": f"{settings.prefix}t.acme.leads.new",
