@@ -213,6 +213,8 @@ class TopicDrainer:
         self.topic_config = topic_config
         # The input topic of every tenant served (``tenants``; None: all), the shared one first.
         self.topic_names = [n for t in topics for n in topic_config.names(t, tenants)]
+        #: Each input topic's tenant (None: the shared topic), read off its name once.
+        self._tenant_of = {n: topic_config.tenant_of(n) for n in self.topic_names}
         self.bootstrap_servers = bootstrap_servers
         self.prefix = topic_config.prefix
         self.publisher = publisher
@@ -345,7 +347,7 @@ class TopicDrainer:
         names = self.run_topics(ctx.tick)
         async with self._consumer_lock:
             self.running, self._run_topics = True, frozenset(names)
-            self._tenants_share_run = len({self.topic_config.tenant_of(n) for n in names}) > 1
+            self._tenants_share_run = len({self._tenant_of[n] for n in names}) > 1
             self.seen_partitions = self._run_assignment()
             self.consumer.resume(*self.seen_partitions)
             try:
@@ -471,7 +473,7 @@ class TopicDrainer:
         # already (timeout 0): a partition without data is left out of the next round.
         while len(taken) < wanted:
             order = fair_order([tp for tp in self._run_assignment() if tp not in drained],
-                               served, self._rotation, self.topic_config.tenant_of)
+                               served, self._rotation, self._tenant_of.__getitem__)
             self._rotation += 1
             if not order:
                 break
@@ -530,7 +532,7 @@ class TopicDrainer:
                     raise EventDecodeError(f"{event.type} does not belong on {record.topic}")
             except EventDecodeError as exc:
                 dead.append(dead_letter(record, self.job, exc, attempts=1))
-                tenants[self.topic_config.tenant_of(record.topic) or UNKNOWN_TENANT] += 1
+                tenants[self._tenant_of.get(record.topic) or UNKNOWN_TENANT] += 1
             else:
                 items.append(Inbound(record, event, first[record.topic] + record.partition))
                 tenants[event.tenant_id] += 1

@@ -23,6 +23,12 @@ from tests.factories import source_rows, write_csv
 from tests.harness import Ticker, make_config
 
 TOKEN = "s3cret-token"
+
+
+def with_token(settings: Settings, token: str | None = TOKEN) -> Settings:
+    """``settings`` whose dashboard opens its controls (and reads) with ``token``."""
+    return settings.using(settings.pipeline.model_copy(
+        update={"dashboard": DashboardConfig(token=token)}), dashboard_token=None)
 READ_TOKEN = "read-only-token"
 LEADS = 60
 BAD_ROWS = 2

@@ -17,8 +17,7 @@ from events import (
 )
 from services.pipeline.settings import Settings
 from services.runtime.bus import ensure_topics
-from services.runtime.config import DashboardConfig
-from tests.harness.dashboard import TOKEN, client_for, published
+from tests.harness.dashboard import TOKEN, client_for, published, with_token
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 CONTROLS: list[tuple[str, dict[str, Any]]] = [
@@ -29,10 +28,6 @@ CONTROLS: list[tuple[str, dict[str, Any]]] = [
     ("/api/suppressions", {"email": "jane@example.com"}),
 ]
 
-
-def with_token(settings: Settings, token: str | None = TOKEN) -> Settings:
-    return settings.using(settings.pipeline.model_copy(
-        update={"dashboard": DashboardConfig(token=token)}), dashboard_token=None)
 
 
 @pytest.fixture

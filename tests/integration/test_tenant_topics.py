@@ -17,18 +17,14 @@ from services.pipeline.settings import Settings
 from services.replay.engine import Replayer
 from services.replay.spec import ReplaySpec
 from services.runtime.bus import describe_topics
-from services.runtime.config import DashboardConfig, JobConfig, TenantTopics, TopicsConfig
+from services.runtime.config import JobConfig, TenantTopics, TopicsConfig
 from tests.factories import created_event, lead_factory, source_rows, write_csv
 from tests.harness import Ticker, make_config, project, publish, read_models, running
-from tests.harness.dashboard import TOKEN, client_for
+from tests.harness.dashboard import TOKEN, client_for, with_token
 
 STAGES = (JobName.SCORE, JobName.QUALIFY, JobName.ROUTE, JobName.CONTACT)
 FINAL = {LeadStatus.CONTACTED.value, LeadStatus.REJECTED.value}
 
-
-def with_token(settings: Settings) -> Settings:
-    return settings.using(settings.pipeline.model_copy(
-        update={"dashboard": DashboardConfig(token=TOKEN)}), dashboard_token=None)
 
 
 def tenant_config(settings: Settings, **sections: object) -> LeadflowConfig:
