@@ -21,7 +21,7 @@ from . import controls, progress
 from .outbox import Attempt, Outbox
 
 #: Attempt kinds that did not use the run's budget: the lead waits, untouched.
-NOT_COUNTED = frozenset({"held", "busy", "done"})
+NOT_COUNTED = frozenset({"held", "busy", "done", "deferred"})
 
 
 @dataclass(slots=True)
@@ -75,7 +75,7 @@ class FollowUps:
             if not due:
                 await budget.release(granted)
                 return tally, False
-            batch = await self.outbox.attempt_many(due, ctx.run_id, ctx.at)
+            batch = await self.outbox.attempt_many(due, ctx.run_id, ctx.at, stop=ctx.stop)
             # Every lead looked at is marked with the run, so `due` never returns it again in
             # this run (a set of visited ids would grow with the run).
             await progress.touch(self.pool, [p.lead_id for p in due], ctx.run_id)

@@ -56,7 +56,8 @@ from .templates import Message, compose, message_id
 
 log = logging.getLogger(__name__)
 
-Kind = Literal["sent", "held", "stopped", "retry", "failed", "busy", "done"]
+#: "deferred": not attempted because the run is stopping; the lead stays due for the next run.
+Kind = Literal["sent", "held", "stopped", "retry", "failed", "busy", "done", "deferred"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,9 +200,11 @@ class Outbox:
         return (await self.attempt_many([p], run_id, at))[0]
 
     async def attempt_many(self, ps: Sequence[Progress], run_id: UUID, at: datetime, *,
-                           settle_own: bool = True) -> list[Attempt]:
+                           settle_own: bool = True,
+                           stop: asyncio.Event | None = None) -> list[Attempt]:
         """Try to send each lead's next step now (or record why not): one Attempt per lead, in
-        order (a lead listed twice is attempted once; its repeat is 'done')."""
+        order (a lead listed twice is attempted once; its repeat is 'done'). Once ``stop`` is
+        set no further window opens: the leads left are 'deferred'."""
         first: dict[UUID, int] = {}
         results: dict[UUID, Attempt] = {}
         ready: list[_Ready] = []
@@ -216,7 +219,7 @@ class Outbox:
                 ready.append(prepared)
         size = self.config.control_window_sends
         chunks = [ready[start:start + size] for start in range(0, len(ready), size)]
-        for attempt in await self._windows(chunks, run_id, at, settle_own):
+        for attempt in await self._windows(chunks, run_id, at, settle_own, stop):
             results[attempt.lead_id] = attempt
         return [results[p.lead_id] if first[p.lead_id] == i else Attempt(p.lead_id, "done")
                 for i, p in enumerate(ps)]
@@ -259,15 +262,24 @@ class Outbox:
         return Attempt(lead.lead_id, "failed", reason=template_error)
 
     async def _windows(self, chunks: Sequence[Sequence[_Ready]], run_id: UUID, at: datetime,
-                       settle_own: bool) -> list[Attempt]:
+                       settle_own: bool, stop: asyncio.Event | None) -> list[Attempt]:
         """The control windows of a batch, one after another. With a sender that can tell
         after a crash whether a message left, the next window is opened (controls read, keys
         claimed) while this one's sends are recorded: a crash then costs no email, and that
-        read still comes after this window's sends, so a control's reach stays one window."""
+        read still comes after this window's sends, so a control's reach stays one window.
+        A stop ends the batch after the window in flight (a batch may be 10,000 sends long,
+        and a shutdown must not wait for them all)."""
         attempts: list[Attempt] = []
         opening: asyncio.Future[_Opened] | None = None
         try:
             for i, chunk in enumerate(chunks):
+                if stop is not None and stop.is_set():
+                    if opening is not None:
+                        await self._abandon(opening, run_id)
+                        opening = None
+                    attempts += [Attempt(r.p.lead_id, "deferred", reason="the run is stopping")
+                                 for rest in chunks[i:] for r in rest]
+                    break
                 if opening is None:
                     opened = await self._open(chunk, run_id, at, settle_own)
                 else:
@@ -275,7 +287,8 @@ class Outbox:
                     # handler below waits for them and gives them back.
                     opened, opening = await asyncio.shield(opening), None
                 sent = await self._send_window(opened, run_id, at)
-                if i + 1 < len(chunks) and self.sender.confirms_delivery:
+                if (i + 1 < len(chunks) and self.sender.confirms_delivery
+                        and not (stop is not None and stop.is_set())):
                     opening = asyncio.ensure_future(
                         self._open(chunks[i + 1], run_id, at, settle_own))
                 attempts += await self._record(opened, sent, run_id, at)

@@ -68,7 +68,8 @@ class ContactLogic:
                 self.pool, [e.lead.lead_id for e in routed if e.lead.lead_id not in fresh]))
             wanted = [(item, known[event.lead.lead_id]) for item, event in zip(valid, routed, strict=True)
                       if wants_step_one(known[event.lead.lead_id], ctx)]
-            attempts = await self.outbox.attempt_many([p for _, p in wanted], ctx.run_id, ctx.at)
+            attempts = await self.outbox.attempt_many([p for _, p in wanted], ctx.run_id, ctx.at,
+                                                     stop=ctx.stop)
             sent = {id(item): a for (item, _), a in zip(wanted, attempts, strict=True)}
             for item in valid:
                 attempt = sent.get(id(item))

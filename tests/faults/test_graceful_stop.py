@@ -16,10 +16,12 @@ from aiosmtpd.controller import Controller
 
 from events import JobName, TickEmitted
 from services.clock.manual import manual_tick
+from services.contact.config import ContactConfig
+from services.contact.templates import Message
 from services.pipeline.settings import Settings
 from services.pipeline.stack import Stack
 from services.runtime.bus import ensure_topics
-from services.runtime.config import JobConfig, StageConfig
+from services.runtime.config import JobConfig, StageConfig, TopicsConfig
 from services.runtime.embedded import free_port
 from services.runtime.service import JobService
 from tests.factories import source_rows, write_csv
@@ -38,7 +40,7 @@ from tests.harness import (
     wait_for_progress,
 )
 from tests.harness.clock import ScriptedExecutor
-from tests.harness.contact import db, routed
+from tests.harness.contact import RecordingSender, contact_service, day, db, leads, ledger, routed
 
 
 async def test_sigterm_mid_run_stops_after_the_batch_reports_stopped_and_exits_0(
@@ -138,7 +140,9 @@ async def test_sigterm_to_contact_mid_run_ends_after_the_sends_in_flight_and_sen
             assert code == 0, stack.tail("contact-c1")
             stopped = await ticker.wait(tick, timeout=30)
             assert (stopped.status, stopped.reason) == ("failed", "stopped"), stopped
-            assert 0 < stopped.leads_processed < total
+            # The run ends after the control window in flight, not after the batch in hand
+            # (its unsent leads were consumed and stay due: leads_processed may reach total).
+            assert stopped.leads_processed > 0 and 0 < len(box.keys) < total
             log = (stack.log_dir / "contact-c1.log").read_text()
             assert "Traceback" not in log and "pool is closing" not in log, log[-3000:]
             in_ledger = await pool.fetch("SELECT status FROM contact_ledger")
@@ -155,6 +159,44 @@ async def test_sigterm_to_contact_mid_run_ends_after_the_sends_in_flight_and_sen
     received = Counter(box.keys)
     assert sent == total == len(received)         # every lead's first step, nothing lost
     assert set(received.values()) == {1}          # and nothing sent twice
+
+
+@pytest.mark.any_broker
+async def test_a_stop_mid_batch_ends_the_contact_run_after_the_window_in_flight(
+        settings: Settings) -> None:
+    window, total = 10, 60
+    # One partition: the first fetch brings the whole backlog, so the batch in hand is 60 long.
+    settings = settings.using(make_config(
+        settings.prefix, topics=TopicsConfig(prefix=settings.prefix, partitions=1),
+        contact=ContactConfig(control_window_sends=window)))
+    await publish(settings, [routed(f"s{i}@stop{i}.com") for i in range(total)])
+    stopping: list[asyncio.Task[None]] = []
+    sender = RecordingSender()
+    async with contact_service(settings, sender) as service, Ticker(settings) as ticker:
+        assert service.controller is not None
+
+        async def stop_during_the_fifteenth(message: Message, call: int) -> None:
+            if call == 15:  # the 5th send of the 2nd window
+                stopping.append(asyncio.create_task(service.controller.shutdown(30)))
+                await asyncio.sleep(0.2)  # the stop is seen while this window is in flight
+
+        sender.before_send = stop_during_the_fifteenth
+        tick = manual_tick(JobName.CONTACT, requested_by="test", at=day(0),
+                           max_leads=total)
+        await ticker.publish(tick)
+        stopped = await ticker.wait(tick, timeout=60)
+        await asyncio.gather(*stopping)
+        async with db(settings) as pool:
+            progress = await leads(pool)
+            entries = await ledger(pool)
+    assert (stopped.status, stopped.reason) == ("failed", "stopped"), stopped
+    # The window in flight finishes; none after it opens, however large the batch in hand.
+    assert 15 <= len(sender.sent) <= 2 * window
+    assert len(entries) == len(sender.sent) and {e["status"] for e in entries} == {"sent"}
+    # The rest of the batch was consumed and enrolled: due for the next run, held by nothing.
+    waiting = [p for p in progress.values() if p["step"] == 0]
+    assert len(progress) == total and len(waiting) == total - len(sender.sent)
+    assert {(p["state"], p["hold_reason"]) for p in waiting} == {("active", None)}
 
 
 async def _registered(pool: asyncpg.Pool, pid: int) -> bool:
