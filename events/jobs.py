@@ -61,6 +61,8 @@ class RunCounts(Frozen):
     leads_failed: int = Field(default=0, ge=0)
     #: Leads taken per tenant (of leads_processed): the run's manifest.
     by_tenant: dict[str, int] = Field(default_factory=dict)
+    #: Leads failed per tenant (of leads_failed).
+    failed_by_tenant: dict[str, int] = Field(default_factory=dict)
 
 
 def merged_by_tenant(*counts: dict[str, int]) -> dict[str, int]:
@@ -102,6 +104,9 @@ class JobFailed(JobEvent):
     partitions_total: int = 0
     backlog: int | None = None
     cap: int | None = None
+    #: The tenants whose own work failed the run (harvest: their unreadable sources); the
+    #: others' work went through. Empty: the run failed as a whole (timeout, stop, crash).
+    failed_tenants: tuple[str, ...] = ()
 
 
 class JobSkipped(JobEvent):

@@ -4,6 +4,7 @@ them, the clock's reaper reads them back."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from itertools import chain
@@ -51,8 +52,11 @@ class PartRow(Row):
     error: str | None
     skipped_ticks: int = 0
     cap: int | None = None
-    #: Leads this part took per tenant.
+    #: Leads this part took, and failed, per tenant.
     leads_by_tenant: dict[str, int] = field(default_factory=dict)
+    failed_by_tenant: dict[str, int] = field(default_factory=dict)
+    #: A failed part's JobFailed.failed_tenants (empty: it failed as a whole).
+    failed_tenants: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,10 +91,44 @@ class RunRow(Row):
     #: the run was for are tenant_id and campaign_id).
     cap: int | None = None
     leads_by_tenant: dict[str, int] = field(default_factory=dict)
+    failed_by_tenant: dict[str, int] = field(default_factory=dict)
+    #: When failed: the tenants it failed for, if every failed part named them (empty: it
+    #: failed as a whole, for every tenant it touched).
+    failed_tenants: list[str] = field(default_factory=list)
 
     @property
     def terminal(self) -> bool:
         return self.status in (RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.SKIPPED)
+
+    @property
+    def touched(self) -> frozenset[str]:
+        """The tenants whose leads the run took or failed, or that it failed for."""
+        return frozenset(self.leads_by_tenant) | frozenset(self.failed_by_tenant) | frozenset(
+            self.failed_tenants)
+
+    def share_of(self, tenant: str) -> RunRow:
+        """The run as ``tenant`` saw it: its leads only, and failed only if the failure was
+        the whole run's or named the tenant; never counted before it touched the tenant."""
+        return self.evolve(tenant_id=tenant, counted=self.counted and tenant in self.touched,
+                           **share(self.status, self.leads_by_tenant, self.failed_by_tenant,
+                                   self.failed_tenants, tenant))
+
+
+def share(status: str, taken: Mapping[str, int], failed: Mapping[str, int],
+          failed_tenants: Sequence[str], tenant: str) -> dict[str, Any]:
+    """A run's status and lead counts as ``tenant`` saw them: its leads only, and failed only
+    if the failure was the whole run's or named the tenant."""
+    processed, bad = taken.get(tenant, 0), failed.get(tenant, 0)
+    return {"status": status_for(status, failed_tenants, tenant), "leads_processed": processed,
+            "leads_succeeded": max(processed - bad, 0), "leads_failed": bad}
+
+
+def status_for(status: str, failed_tenants: Sequence[str], tenant: str) -> str:
+    """A run's status as ``tenant`` sees it: a failure that named other tenants only is,
+    for this one, a completed run."""
+    if status == RunStatus.FAILED.value and failed_tenants and tenant not in failed_tenants:
+        return RunStatus.COMPLETED.value
+    return status
 
 
 def evolve_part(part: PartRow | None, event: JobEvent) -> PartRow:
@@ -117,7 +155,9 @@ def evolve_part(part: PartRow | None, event: JobEvent) -> PartRow:
             partitions=sorted(event.partitions), partitions_total=event.partitions_total,
             backlog=event.backlog, reason=event.reason if isinstance(event, JobFailed) else None,
             error=event.error if isinstance(event, JobFailed) else None, cap=event.cap,
-            leads_by_tenant=dict(event.counts.by_tenant))
+            leads_by_tenant=dict(event.counts.by_tenant),
+            failed_by_tenant=dict(event.counts.failed_by_tenant),
+            failed_tenants=list(event.failed_tenants) if isinstance(event, JobFailed) else [])
     return part
 
 
@@ -181,4 +221,15 @@ def derive_run(run: RunRow, parts: list[PartRow]) -> RunRow:
         skipped_ticks=max((p.skipped_ticks for p in parts), default=0),
         cap=max((p.cap for p in parts if p.cap is not None), default=None),
         leads_by_tenant=merged_by_tenant(*(p.leads_by_tenant for p in parts)),
+        failed_by_tenant=merged_by_tenant(*(p.failed_by_tenant for p in parts)),
+        failed_tenants=failed_for(parts),
     )
+
+
+def failed_for(parts: list[PartRow]) -> list[str]:
+    """The tenants a run failed for: those its failed parts named, if every one named some
+    (one part failed as a whole makes the whole run's failure everyone's)."""
+    failed = [p for p in parts if p.status == RunStatus.FAILED.value]
+    if not failed or any(not p.failed_tenants for p in failed):
+        return []
+    return sorted(set(chain.from_iterable(p.failed_tenants for p in failed)))

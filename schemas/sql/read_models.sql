@@ -92,11 +92,15 @@ CREATE TABLE IF NOT EXISTS job_run_parts (
     skipped_ticks     integer NOT NULL DEFAULT 0,  -- a reported streak of overlap skips
     cap               integer,                     -- the run's cap, as this part was given it
     leads_by_tenant   jsonb NOT NULL DEFAULT '{}', -- leads this part took per tenant
+    failed_by_tenant  jsonb NOT NULL DEFAULT '{}', -- of which failed, per tenant
+    failed_tenants    jsonb NOT NULL DEFAULT '[]', -- whom a failed part failed for ([]: all)
     PRIMARY KEY (run_id, part)
 );
 ALTER TABLE job_run_parts ADD COLUMN IF NOT EXISTS skipped_ticks integer NOT NULL DEFAULT 0;
 ALTER TABLE job_run_parts ADD COLUMN IF NOT EXISTS cap integer;
 ALTER TABLE job_run_parts ADD COLUMN IF NOT EXISTS leads_by_tenant jsonb NOT NULL DEFAULT '{}';
+ALTER TABLE job_run_parts ADD COLUMN IF NOT EXISTS failed_by_tenant jsonb NOT NULL DEFAULT '{}';
+ALTER TABLE job_run_parts ADD COLUMN IF NOT EXISTS failed_tenants jsonb NOT NULL DEFAULT '[]';
 
 CREATE TABLE IF NOT EXISTS job_runs (
     run_id            uuid PRIMARY KEY,
@@ -126,13 +130,17 @@ CREATE TABLE IF NOT EXISTS job_runs (
     recorded_at       timestamptz NOT NULL,
     skipped_ticks     integer NOT NULL DEFAULT 0,  -- ticks a skipped row stands for
     -- The run's manifest, with tenant_id and campaign_id (its scope): the cap applied and
-    -- the leads it took per tenant.
+    -- the leads it took (and failed) per tenant, and whom a failure was for ([]: all).
     cap               integer,
-    leads_by_tenant   jsonb NOT NULL DEFAULT '{}'
+    leads_by_tenant   jsonb NOT NULL DEFAULT '{}',
+    failed_by_tenant  jsonb NOT NULL DEFAULT '{}',
+    failed_tenants    jsonb NOT NULL DEFAULT '[]'
 );
 ALTER TABLE job_runs ADD COLUMN IF NOT EXISTS skipped_ticks integer NOT NULL DEFAULT 0;
 ALTER TABLE job_runs ADD COLUMN IF NOT EXISTS cap integer;
 ALTER TABLE job_runs ADD COLUMN IF NOT EXISTS leads_by_tenant jsonb NOT NULL DEFAULT '{}';
+ALTER TABLE job_runs ADD COLUMN IF NOT EXISTS failed_by_tenant jsonb NOT NULL DEFAULT '{}';
+ALTER TABLE job_runs ADD COLUMN IF NOT EXISTS failed_tenants jsonb NOT NULL DEFAULT '[]';
 
 -- Per job and tenant ('*' = all tenants): the seed dashboard's CronMetrics, kept as totals
 -- so retention can prune job_runs without losing them.

@@ -35,7 +35,9 @@ def run_counts(drained: RunCounts, followups: Tally) -> RunCounts:
     return RunCounts(leads_processed=drained.leads_processed + followups.used,
                      leads_succeeded=drained.leads_succeeded + followups.used - followups.failed,
                      leads_failed=drained.leads_failed + followups.failed,
-                     by_tenant=merged_by_tenant(drained.by_tenant, dict(followups.by_tenant)))
+                     by_tenant=merged_by_tenant(drained.by_tenant, dict(followups.by_tenant)),
+                     failed_by_tenant=merged_by_tenant(drained.failed_by_tenant,
+                                                       dict(followups.failed_by_tenant)))
 
 
 class ContactExecutor:

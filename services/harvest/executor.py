@@ -195,8 +195,10 @@ class HarvestExecutor:
         harvester = Harvester(pool, self.publisher)
         created = bad = 0
         by_tenant: Counter[str] = Counter()
+        bad_by_tenant: Counter[str] = Counter()
         stopped = False
         problems: list[str] = []
+        broken: set[str] = set()  # tenants with a source that could not be read
         try:
             if not await self.lock.try_acquire():
                 log.info("another instance is harvesting; this part does nothing",
@@ -208,6 +210,7 @@ class HarvestExecutor:
                     break
                 if problem := source_problem(source.path):
                     problems.append(problem)
+                    broken.add(source.tenant)
                     continue
                 try:
                     report = await harvester.harvest(source, at=ctx.at, run_id=ctx.run_id,
@@ -215,20 +218,23 @@ class HarvestExecutor:
                                                      stop=ctx.stop)
                 except OSError as exc:  # unreadable halfway: this source only
                     problems.append(f"{source.path}: {exc.strerror or exc}")
+                    broken.add(source.tenant)
                     continue
                 created += report.created
                 bad += report.new_bad_rows
                 by_tenant[source.tenant] += report.created + report.new_bad_rows
+                bad_by_tenant[source.tenant] += report.new_bad_rows
                 stopped = stopped or report.stopped
                 if report.exhausted_budget or time.monotonic() >= deadline or stopped:
                     break
         finally:
             await self.lock.release()
         counts = RunCounts(leads_processed=created + bad, leads_succeeded=created, leads_failed=bad,
-                           by_tenant=dict(sorted((+by_tenant).items())))
+                           by_tenant=dict(sorted((+by_tenant).items())),
+                           failed_by_tenant=dict(sorted((+bad_by_tenant).items())))
         # The other sources went through; the run still fails, so nobody reads "0 processed"
         # as a quiet night.
         error = (f"harvest source(s) unreadable: {'; '.join(problems)}. Fix the path or the "
                  "file's permissions in harvest.sources" if problems else None)
         return RunResult(counts=counts, timed_out=time.monotonic() >= deadline or stopped,
-                         error=error)
+                         error=error, failed_tenants=tuple(sorted(broken)))

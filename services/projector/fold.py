@@ -194,15 +194,25 @@ def _fold_job(event: JobEvent, parts: dict[UUID, dict[str, PartRow]], runs: dict
     run_parts[event.part] = changes.parts[(event.run_id, event.part)] = after
     previous = runs.get(event.run_id) or new_run(event)
     run = derive_run(previous, list(run_parts.values()))
-    for tenant in {run.tenant_id, ALL_TENANTS}:
+    for tenant, seen_before, seen_now in metric_shares(previous, run):
         mkey = (run.job, tenant)
         current = metrics.get(mkey) or MetricsRow(job=run.job, tenant_id=tenant)
-        updated = count_run(current, previous, run)
+        updated = count_run(current, seen_before, seen_now)
         if updated is not current:
             metrics[mkey] = changes.metrics[mkey] = updated
     if run.terminal and not run.counted:
         run = run.evolve(counted=True)
     runs[event.run_id] = changes.runs[event.run_id] = run
+
+
+def metric_shares(before: RunRow, run: RunRow) -> list[tuple[str, RunRow, RunRow]]:
+    """The job_metrics rows a run change moves, each with the run before and after as that
+    row sees it: all tenants' row; then a scoped run's tenant, or, for an unscoped run, each
+    tenant it touched with its share (so a tenant's health counts the nightly run over all)."""
+    if run.tenant_id != ALL_TENANTS:
+        return [(ALL_TENANTS, before, run), (run.tenant_id, before, run)]
+    return [(ALL_TENANTS, before, run),
+            *((t, before.share_of(t), run.share_of(t)) for t in sorted(run.touched))]
 
 
 def count_run(m: MetricsRow, before: RunRow, run: RunRow) -> MetricsRow:

@@ -166,8 +166,9 @@ class _Processed:
     batch: list[ConsumerRecord]
     done: list[Outcome]
     dead: list[DeadLettered]
-    #: The batch's records per tenant (the run's manifest).
+    #: The batch's records, and its dead letters, per tenant (the run's manifest).
     tenants: Counter[str]
+    failed_tenants: Counter[str]
 
     @property
     def outputs(self) -> list[Envelope]:
@@ -190,10 +191,12 @@ class _Tally:
     failed: int = 0
     partitions: set[int] = field(default_factory=set)
     by_tenant: Counter[str] = field(default_factory=Counter)
+    failed_by_tenant: Counter[str] = field(default_factory=Counter)
 
     def counts(self) -> RunCounts:
         return RunCounts(leads_processed=self.processed, leads_succeeded=self.succeeded,
-                         leads_failed=self.failed, by_tenant=dict(sorted(self.by_tenant.items())))
+                         leads_failed=self.failed, by_tenant=dict(sorted(self.by_tenant.items())),
+                         failed_by_tenant=dict(sorted(self.failed_by_tenant.items())))
 
 
 class TopicDrainer:
@@ -524,6 +527,7 @@ class TopicDrainer:
         items: list[Inbound] = []
         dead: list[DeadLettered] = []
         tenants: Counter[str] = Counter()
+        failed_tenants: Counter[str] = Counter()
         first, _ = self._numbering(self.topic_names)
         for record in batch:
             try:
@@ -532,7 +536,9 @@ class TopicDrainer:
                     raise EventDecodeError(f"{event.type} does not belong on {record.topic}")
             except EventDecodeError as exc:
                 dead.append(dead_letter(record, self.job, exc, attempts=1))
-                tenants[self._tenant_of.get(record.topic) or UNKNOWN_TENANT] += 1
+                tenant = self._tenant_of.get(record.topic) or UNKNOWN_TENANT
+                tenants[tenant] += 1
+                failed_tenants[tenant] += 1
             else:
                 items.append(Inbound(record, event, first[record.topic] + record.partition))
                 tenants[event.tenant_id] += 1
@@ -541,7 +547,8 @@ class TopicDrainer:
             assert outcome.error is not None
             dead.append(dead_letter(outcome.inbound.record, self.job, outcome.error, attempts,
                                     outcome.inbound.event))
-        return _Processed(batch, done, dead, tenants)
+            failed_tenants[outcome.inbound.event.tenant_id] += 1
+        return _Processed(batch, done, dead, tenants, failed_tenants)
 
     async def _finish(self, processed: _Processed, outputs: Sequence[Envelope], ctx: RunContext,
                       tally: _Tally) -> None:
@@ -551,6 +558,7 @@ class TopicDrainer:
         await self._commit(processed.batch)
         tally.processed += len(processed.batch)
         tally.by_tenant.update(processed.tenants)
+        tally.failed_by_tenant.update(processed.failed_tenants)
         tally.failed += len(dead)
         tally.succeeded += len(processed.batch) - len(dead)
         if dead:

@@ -72,6 +72,8 @@ class RunResult:
     timed_out: bool = False
     #: Set when the run did part of its work but could not do all of it (it reports failed).
     error: str | None = None
+    #: With ``error``: the tenants whose work failed (empty: the run's failure is everyone's).
+    failed_tenants: tuple[str, ...] = ()
 
 
 class Executor(Protocol):
@@ -379,5 +381,8 @@ class RunController:
             duration_seconds=time.monotonic() - clock, counts=result.counts, reason=reason,
             error=error, partitions=result.partitions, partitions_total=result.partitions_total,
             backlog=result.backlog, cap=self.cap(tick),
+            # A stop or a timeout cuts every tenant's work short; only an executor's own error
+            # can say whose work it was.
+            failed_tenants=result.failed_tenants if reason == "error" else (),
         ))
         self.runs_done += 1
