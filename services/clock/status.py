@@ -9,7 +9,7 @@ from typing import Any
 
 import asyncpg
 
-from events import Health, JobName
+from events import ALL_TENANTS, Health, JobName
 from services.projector.queries import run_models
 from services.runtime.config import JobConfig, PlatformConfig
 
@@ -70,10 +70,12 @@ def scheduler_status(config: PlatformConfig, *, now: datetime,
     return {"timestamp": now.isoformat(), "overall_health": worst, "jobs": jobs}
 
 
-async def load_jobs_state(conn: asyncpg.Connection | asyncpg.Pool) -> dict[str, dict[str, Any]]:
-    """Per job: metrics from the read models (all tenants), last tick and pause from the clock."""
+async def load_jobs_state(conn: asyncpg.Connection | asyncpg.Pool,
+                          tenant_id: str = ALL_TENANTS) -> dict[str, dict[str, Any]]:
+    """Per job: metrics from the read models (of ``tenant_id``; '*': all tenants), last tick
+    and pause from the clock."""
     state: dict[str, dict[str, Any]] = {job.value: {} for job in JobName}
-    for m in await run_models.metrics_of_all_tenants(conn):
+    for m in await run_models.metrics_of_tenant(conn, tenant_id):
         state.setdefault(m.job, {}).update(
             health=m.health_status.value, success_rate=m.success_rate,
             consecutive_failures=m.consecutive_failures, last_run=m.last_run_at)

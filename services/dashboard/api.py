@@ -26,6 +26,7 @@ from .models import (
     RunManifest,
     RunsPage,
     SchedulerStatus,
+    TenantSummary,
 )
 from .resources import Resources
 
@@ -37,16 +38,31 @@ Offset = Annotated[int, Query(ge=0, le=2**63 - 1,
                               description="Items to skip (next_offset of the previous page).")]
 
 
+Tenant = Annotated[str | None, Query(min_length=1, description=(
+    "Only this tenant: its leads, its runs (scoped to it, or that took or failed its leads) "
+    "and its health."))]
+
+
 @router.get("/dashboard", response_model=Dashboard)
-async def dashboard(deps: Deps) -> dict[str, Any]:
-    """Everything the overview shows, from one consistent snapshot of the read models."""
-    return await snapshot.dashboard(deps.pool, deps.config, utcnow())
+async def dashboard(deps: Deps, tenant: Tenant = None) -> dict[str, Any]:
+    """Everything the overview shows, from one consistent snapshot of the read models (of one
+    tenant, or all)."""
+    return await snapshot.dashboard(deps.pool, deps.config, utcnow(), tenant=tenant)
 
 
 @router.get("/scheduler", response_model=SchedulerStatus)
-async def scheduler(deps: Deps) -> dict[str, Any]:
-    """Overall health and, per job, schedule, next run, health and recent failures."""
-    return await snapshot.scheduler(deps.pool, deps.config, utcnow())
+async def scheduler(deps: Deps, tenant: Tenant = None) -> dict[str, Any]:
+    """Overall health and, per job, schedule, next run, health and recent failures (health of
+    one tenant's runs, or of all)."""
+    return await snapshot.scheduler(deps.pool, deps.config, utcnow(), tenant)
+
+
+@router.get("/tenants", response_model=list[TenantSummary])
+async def tenants(deps: Deps) -> list[dict[str, Any]]:
+    """Every tenant the config names or the read models hold: its health, per job, over the
+    runs scoped to it and its share of the runs over all tenants; and its leads."""
+    config = deps.config
+    return await queries.tenants_overview(deps.pool, config.tenant_ids(), config.topics.tenants)
 
 
 @router.get("/jobs/{job}/metrics", response_model=OneJobMetrics)

@@ -75,6 +75,22 @@ def families(s: MetricsSnapshot, now: datetime) -> Iterator[object]:
         health.add_metric([job], _HEALTH_VALUE[m.health_status] if m else 0)
     yield from (runs, running, processed, succeeded, failed, streak, health)
 
+    # Per tenant: the runs scoped to it and its share of the runs over all tenants.
+    tenant_health = GaugeMetricFamily(
+        "leadflow_tenant_job_health", "Job health per tenant: 0 healthy, 1 degraded, 2 failed.",
+        labels=["job", "tenant"])
+    tenant_streak = GaugeMetricFamily(
+        "leadflow_tenant_job_consecutive_failures", "Failed runs in a row by job and tenant.",
+        labels=["job", "tenant"])
+    tenant_failed = CounterMetricFamily(
+        "leadflow_tenant_leads_failed", "Leads that failed by stage and tenant.",
+        labels=["stage", "tenant"])
+    for (job, tenant), m in sorted(s.tenant_metrics.items()):
+        tenant_health.add_metric([job, tenant], _HEALTH_VALUE[m.health_status])
+        tenant_streak.add_metric([job, tenant], m.consecutive_failures)
+        tenant_failed.add_metric([job, tenant], m.total_leads_failed)
+    yield from (tenant_health, tenant_streak, tenant_failed)
+
     durations = HistogramMetricFamily("leadflow_run_duration_seconds",
                                       "Run durations by job (runs still kept in job_runs).",
                                       labels=["job"])

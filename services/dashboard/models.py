@@ -187,6 +187,12 @@ class Run(RecentJob):
     leads_by_tenant: dict[str, int] = Field(default_factory=dict, description=(
         "Leads the run took per tenant (its manifest; tenant_id is the tenant it was for, "
         "'*' for all)."))
+    failed_by_tenant: dict[str, int] = Field(default_factory=dict, description=(
+        "Of those, the leads that failed, per tenant."))
+    failed_tenants: list[str] = Field(default_factory=list, description=(
+        "When failed: the tenants whose own work failed it (e.g. an unreadable harvest "
+        "source); for the others it counts as completed. Empty: it failed for every tenant "
+        "it touched."))
 
 
 class ManifestPart(BaseModel):
@@ -195,6 +201,8 @@ class ManifestPart(BaseModel):
     cap: int | None
     leads_processed: int
     leads_by_tenant: dict[str, int]
+    failed_by_tenant: dict[str, int]
+    failed_tenants: list[str]
     partitions: list[int]
     partitions_total: int
 
@@ -212,7 +220,32 @@ class RunManifest(BaseModel):
     cap: int | None
     leads_processed: int
     leads_by_tenant: dict[str, int]
+    failed_by_tenant: dict[str, int] = Field(description="Leads failed per tenant.")
+    failed_tenants: list[str] = Field(description="Whom a failed run failed for ([]: all).")
     parts: list[ManifestPart]
+
+
+class TenantJob(BaseModel):
+    health_status: str
+    total_runs: int
+    failed_runs: int
+    consecutive_failures: int
+    total_leads_processed: int
+    total_leads_failed: int
+    last_run_at: str | None
+
+
+class TenantSummary(BaseModel):
+    """One tenant at a glance: health over its runs (scoped to it, and its share of the
+    runs over all tenants) and the leads it imported."""
+
+    tenant_id: str
+    configured: bool = Field(description="Named in the config (topics, schedules, sources, "
+                                         "overrides); else only seen in the read models.")
+    own_topics: bool = Field(description="Its leads flow through lead topics of its own.")
+    health: str = Field(description="The worst of its jobs' health.")
+    leads: int = Field(description="Leads imported (entered NEW).")
+    jobs: dict[str, TenantJob]
 
 
 class RunsPage(BaseModel):
@@ -261,6 +294,7 @@ class Dashboard(BaseModel):
     plus the funnel, dead letters, projector progress and leads per day."""
 
     timestamp: str
+    tenant: str = Field(default="*", description="The tenant shown ('*': all).")
     scheduler_status: SchedulerStatus
     job_metrics: dict[str, JobMetrics]
     recent_jobs: list[RecentJob]
@@ -272,7 +306,7 @@ class Dashboard(BaseModel):
     backlog: dict[str, int | None] = Field(
         default_factory=dict, description="Per job, the leads waiting in its input partitions "
                                           "when its last run ended (high watermark minus the "
-                                          "group's position).")
+                                          "group's position), over every tenant.")
 
 
 class LeadSummary(Open):

@@ -45,6 +45,13 @@ class LeadflowConfig(PlatformConfig):
                              "does not define")
         return self
 
+    def tenant_ids(self) -> set[str]:
+        """The tenants the config names, the stages' sections included (harvest sources,
+        scoring and qualification overrides)."""
+        return (super().tenant_ids() | {s.tenant for s in self.harvest.sources}
+                | set(self.score.tenants) | set(self.qualify.tenants))
+
+
 
 def load_config(path: Path | str | None) -> LeadflowConfig:
     """Read and validate the config file (None: the built-in defaults); ConfigError names

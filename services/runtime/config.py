@@ -549,6 +549,10 @@ class PlatformConfig(Section):
     def job(self, job: JobName) -> JobConfig:
         return self.jobs.get(job) or _default_jobs()[job]
 
+    def tenant_ids(self) -> set[str]:
+        """The tenants the config names: with topics of their own or a schedule scoped to them."""
+        return set(self.topics.tenants) | {s.tenant for j in self.jobs.values() for s in j.scopes}
+
     def section(self, key: str, model: type[SectionT]) -> SectionT:
         """A stage's own section, ``[key]``, as its package's model; ConfigError if this config
         has none (a runtime-only config where the whole file was expected)."""

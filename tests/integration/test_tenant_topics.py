@@ -10,6 +10,8 @@ from datetime import timedelta
 from pathlib import Path
 from uuid import uuid4
 
+from prometheus_client.parser import text_string_to_metric_families
+
 from events import TENANT_NOT_SERVED, JobName, LeadStatus, Topic, utcnow
 from services.harvest.config import HarvestConfig, HarvestSource
 from services.pipeline.config import LeadflowConfig
@@ -107,7 +109,8 @@ async def test_a_run_for_one_tenant_moves_only_its_leads_in_every_stage(
 
 async def test_one_tenants_broken_source_and_backlog_never_hold_up_anothers(
         settings: Settings, tmp_path: Path) -> None:
-    good = write_csv(tmp_path / "acme.csv", source_rows(20, seed=2))
+    acme_rows = source_rows(20, seed=2)
+    good = write_csv(tmp_path / "acme.csv", acme_rows)
     broken = write_csv(tmp_path / "globex.csv", source_rows(5, seed=3))
     config = tenant_config(settings, harvest=HarvestConfig(sources=(
         HarvestSource(path=good, tenant="acme"), HarvestSource(path=broken, tenant="globex"))))
@@ -121,42 +124,92 @@ async def test_one_tenants_broken_source_and_backlog_never_hold_up_anothers(
     async with running(settings, JobName.HARVEST, JobName.SCORE), Ticker(settings) as ticker:
         acme_harvest = await ticker.run(JobName.HARVEST, tenant_id="acme")
         assert (acme_harvest.status, acme_harvest.leads_succeeded) == ("completed", 20)
+        late = [{**row, "email": f"late{i}@acme-late.test"}
+                for i, row in enumerate(source_rows(5, seed=4))]
+        write_csv(good, acme_rows + late)  # acme's export grew by 5 rows since
         everyone = await ticker.run(JobName.HARVEST)
-        # The broken source fails the unscoped run, naming the file; acme's leads went through.
+        # The broken source fails the unscoped run, naming the file and the tenant it is for;
+        # acme's new leads went through.
         assert everyone.status == "failed" and "globex.csv" in (everyone.error or "")
-        # One run capped at 100 over both tenants: acme's 20 are not stuck behind globex's 1,500.
+        assert (everyone.leads_by_tenant, everyone.failed_tenants) == ({"acme": 5}, ["globex"])
+        # One run capped at 100 over both tenants: acme's 25 are not stuck behind globex's 1,500.
         score = await ticker.run(JobName.SCORE, max_leads=100)
         assert (score.status, score.leads_processed) == ("completed", 100), score
     await project(settings)
     found = await statuses(settings)
-    assert found["acme"] == Counter({LeadStatus.SCORED.value: 20})
-    assert found["globex"][LeadStatus.SCORED.value] == 80
+    assert found["acme"] == Counter({LeadStatus.SCORED.value: 25})
+    assert found["globex"][LeadStatus.SCORED.value] == 75
 
     # Each run's manifest: what it was for, the cap applied, the leads taken per tenant; in
     # the API (with the runs and leads filtered by tenant) and as CSV to export.
     async with client_for(with_token(settings), TOKEN) as api:
         manifest = (await api.get(f"/api/runs/{score.run_id}/manifest")).json()
         assert (manifest["tenant_id"], manifest["cap"], manifest["leads_by_tenant"]) == (
-            "*", 100, {"acme": 20, "globex": 80})
+            "*", 100, {"acme": 25, "globex": 75})
         assert sum(p["leads_processed"] for p in manifest["parts"]) == 100
         exported = await api.get(f"/api/runs/{score.run_id}/manifest", params={"format": "csv"})
         assert exported.headers["content-type"].startswith("text/csv")
         lines = exported.text.splitlines()
-        assert lines[0] == "run_id,job,scheduled_for,scope_tenant,scope_campaign,cap,tenant_id,leads"
-        assert [line.split(",")[-2:] for line in lines[1:]] == [["acme", "20"], ["globex", "80"]]
+        assert lines[0] == ("run_id,job,scheduled_for,scope_tenant,scope_campaign,cap,tenant_id,"
+                            "leads,leads_failed,status")
+        assert [line.split(",")[-4:] for line in lines[1:]] == [
+            ["acme", "25", "0", "completed"], ["globex", "75", "0", "completed"]]
         scoped = (await api.get(f"/api/runs/{acme_harvest.run_id}/manifest")).json()
         assert (scoped["tenant_id"], scoped["leads_by_tenant"]) == ("acme", {"acme": 20})
-        # acme's runs: its own and those that took its leads (the unscoped harvest found none
-        # left); the score run took 20.
+        failed = (await api.get(f"/api/runs/{everyone.run_id}/manifest")).json()
+        assert (failed["leads_by_tenant"], failed["failed_tenants"]) == ({"acme": 5}, ["globex"])
+        # acme's runs: its own and those that took its leads; globex's: the run that failed
+        # for it; the score run took 25 of acme's.
         harvests = (await api.get("/api/jobs/harvest/runs", params={"tenant": "acme"})).json()
-        assert [r["run_id"] for r in harvests["items"]] == [str(acme_harvest.run_id)]
+        assert [r["run_id"] for r in harvests["items"]] == [str(everyone.run_id),
+                                                            str(acme_harvest.run_id)]
+        globex_harvests = (await api.get("/api/jobs/harvest/runs",
+                                         params={"tenant": "globex"})).json()
+        assert [r["run_id"] for r in globex_harvests["items"]] == [str(everyone.run_id)]
+        # Listed for a tenant, a run over all shows how it went for that tenant.
+        assert [(r["status"], r["leads_processed"]) for r in harvests["items"]] == [
+            ("completed", 5), ("completed", 20)]
+        assert [(r["status"], r["leads_processed"], r["failed_tenants"])
+                for r in globex_harvests["items"]] == [("failed", 0, ["globex"])]
         scores = (await api.get("/api/jobs/score/runs", params={"tenant": "acme"})).json()
         assert [(r["run_id"], r["leads_by_tenant"]["acme"]) for r in scores["items"]] == [
-            (str(score.run_id), 20)]
+            (str(score.run_id), 25)]
         assert (await api.get("/api/jobs/harvest/runs",
                               params={"tenant": "initech"})).json()["items"] == []
         leads = (await api.get("/api/leads", params={"tenant": "acme", "limit": 5})).json()
-        assert leads["total"] == 20 and {r["tenant_id"] for r in leads["items"]} == {"acme"}
+        assert leads["total"] == 25 and {r["tenant_id"] for r in leads["items"]} == {"acme"}
+
+        # Health per tenant: the unscoped harvest failed for globex only. acme's share of it
+        # went through, so acme stays healthy while the job over all tenants is degraded.
+        def harvest_of(metrics: dict[str, object]) -> tuple[object, ...]:
+            return (metrics["total_runs"], metrics["failed_runs"], metrics["health_status"])
+
+        per_tenant = {t: (await api.get("/api/jobs/harvest/metrics", params={"tenant": t})).json()
+                      for t in ("*", "acme", "globex")}
+        assert harvest_of(per_tenant["*"]) == (2, 1, "degraded")
+        assert harvest_of(per_tenant["acme"]) == (2, 0, "healthy")
+        assert harvest_of(per_tenant["globex"]) == (1, 1, "degraded")
+        assert per_tenant["acme"]["total_leads_processed"] == 25
+        tenants = {t["tenant_id"]: t for t in (await api.get("/api/tenants")).json()}
+        assert {t: (v["health"], v["own_topics"], v["leads"]) for t, v in tenants.items()} == {
+            "acme": ("healthy", True, 25), "globex": ("degraded", True, 1500)}
+        assert tenants["globex"]["jobs"]["harvest"]["consecutive_failures"] == 1
+        # The overview for one tenant: its funnel, runs and health.
+        acme = (await api.get("/api/dashboard", params={"tenant": "acme"})).json()
+        overall = (await api.get("/api/dashboard")).json()
+        assert acme["tenant"] == "acme" and acme["funnel"][LeadStatus.SCORED.value] == 25
+        assert acme["scheduler_status"]["jobs"]["harvest"]["health"] == "healthy"
+        assert overall["scheduler_status"]["jobs"]["harvest"]["health"] == "degraded"
+        assert {r["run_id"] for r in acme["recent_jobs"]} == {
+            str(acme_harvest.run_id), str(everyone.run_id), str(score.run_id)}
+        # And for Prometheus: health and failure streaks per job and tenant.
+        scraped = (await api.get("/metrics")).raise_for_status().text
+        samples = {(s.name, s.labels.get("job"), s.labels.get("tenant")): s.value
+                   for family in text_string_to_metric_families(scraped)
+                   for s in family.samples if s.name.startswith("leadflow_tenant_job")}
+        assert samples[("leadflow_tenant_job_health", "harvest", "globex")] == 1
+        assert samples[("leadflow_tenant_job_health", "harvest", "acme")] == 0
+        assert samples[("leadflow_tenant_job_consecutive_failures", "harvest", "globex")] == 1
         missing = await api.get(f"/api/runs/{uuid4()}/manifest")
         assert missing.status_code == 404 and "no run" in missing.json()["detail"]
 

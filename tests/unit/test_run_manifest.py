@@ -54,11 +54,14 @@ def test_a_job_event_from_before_manifests_folds_to_an_empty_one() -> None:
 
 def test_merged_counts_and_the_csv_export() -> None:
     assert merged_by_tenant({"b": 1, "a": 2}, {"b": 3}, {}) == {"a": 2, "b": 4}
-    manifest = {"run_id": "r1", "job": "score", "scheduled_for": "2026-12-05T02:00:00+00:00",
-                "tenant_id": "*", "campaign_id": None, "cap": 100,
-                "leads_by_tenant": {"globex": 80, "acme": 20}}
+    manifest = {"run_id": "r1", "job": "harvest", "scheduled_for": "2026-12-05T02:00:00+00:00",
+                "tenant_id": "*", "campaign_id": None, "cap": 100, "status": "failed",
+                "leads_by_tenant": {"globex": 80, "acme": 20}, "failed_by_tenant": {"globex": 2},
+                "failed_tenants": ["initech"]}
     assert manifest_csv(manifest).splitlines() == [
-        "run_id,job,scheduled_for,scope_tenant,scope_campaign,cap,tenant_id,leads",
-        "r1,score,2026-12-05T02:00:00+00:00,*,,100,acme,20",
-        "r1,score,2026-12-05T02:00:00+00:00,*,,100,globex,80",
+        "run_id,job,scheduled_for,scope_tenant,scope_campaign,cap,tenant_id,leads,leads_failed,"
+        "status",
+        "r1,harvest,2026-12-05T02:00:00+00:00,*,,100,acme,20,0,completed",
+        "r1,harvest,2026-12-05T02:00:00+00:00,*,,100,globex,80,2,completed",
+        "r1,harvest,2026-12-05T02:00:00+00:00,*,,100,initech,0,0,failed",
     ]

@@ -26,6 +26,7 @@ from .runs import (
     runs_page,
 )
 from .status import dead_letter_count, dead_letters_page, projector_status
+from .tenants import tenants_overview
 
 __all__ = [
     "DURATION_BUCKETS",
@@ -55,4 +56,5 @@ __all__ = [
     "run_manifest",
     "runs_page",
     "status_counts",
+    "tenants_overview",
 ]

@@ -30,9 +30,11 @@ _LIST_COLUMNS = """lead_id, tenant_id, campaign_id, email, first_name, last_name
     last_contacted_at, next_action_at, do_not_contact, created_at, updated_at"""
 
 
-async def status_counts(conn: Conn) -> dict[str, int]:
-    """Leads per current status (every status present, zero when none)."""
-    rows = await conn.fetch("SELECT status, count(*) AS n FROM leads GROUP BY status")
+async def status_counts(conn: Conn, *, tenant: str | None = None) -> dict[str, int]:
+    """Leads per current status (every status present, zero when none), of one tenant or all."""
+    rows = await conn.fetch(
+        "SELECT status, count(*) AS n FROM leads WHERE ($1::text IS NULL OR tenant_id = $1) "
+        "GROUP BY status", tenant)
     found = {r["status"]: r["n"] for r in rows}
     return {s.value: found.get(s.value, 0) for s in FUNNEL}
 
@@ -59,15 +61,17 @@ def _pct(part: int, whole: int | None) -> float | None:
     return round(part / whole * 100, 2) if whole else None
 
 
-async def leads_per_day(conn: Conn, *, until: date, days: int = 14) -> list[dict[str, Any]]:
-    """Per UTC day, the leads entering each status ('CONTACTED' counts every step sent);
-    every day of the window present, oldest first."""
+async def leads_per_day(conn: Conn, *, until: date, days: int = 14,
+                        tenant: str | None = None) -> list[dict[str, Any]]:
+    """Per UTC day, the leads entering each status ('CONTACTED' counts every step sent), of
+    one tenant or all; every day of the window present, oldest first."""
     since = until - timedelta(days=days - 1)
     rows = await conn.fetch(
         """
         SELECT day, metric, sum(count)::bigint AS n FROM pipeline_daily
-        WHERE day BETWEEN $1 AND $2 GROUP BY day, metric
-        """, since, until)
+        WHERE day BETWEEN $1 AND $2 AND ($3::text IS NULL OR tenant_id = $3)
+        GROUP BY day, metric
+        """, since, until, tenant)
     series: dict[date, dict[str, int]] = {since + timedelta(days=i): {} for i in range(days)}
     for r in rows:
         kind, _, name = r["metric"].partition(":")

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from events import TickSource
+from events import ALL_TENANTS, TickSource
 
 from ..rows import MetricsRow
 from .common import Conn
@@ -31,6 +31,8 @@ class DurationHistogram:
 @dataclass(frozen=True, slots=True)
 class MetricsSnapshot:
     job_metrics: dict[str, MetricsRow] = field(default_factory=dict)
+    #: (job, tenant) -> that tenant's metrics (its scoped runs and its share of the others).
+    tenant_metrics: dict[tuple[str, str], MetricsRow] = field(default_factory=dict)
     running: dict[str, int] = field(default_factory=dict)
     durations: dict[str, DurationHistogram] = field(default_factory=dict)
     leads_by_status: dict[str, int] = field(default_factory=dict)
@@ -41,8 +43,14 @@ class MetricsSnapshot:
 
 async def metrics_snapshot(conn: Conn) -> MetricsSnapshot:
     """Everything /metrics exposes (durations from the runs retention still keeps)."""
-    metrics = {r["job"]: MetricsRow.from_row(r)
-               for r in await conn.fetch("SELECT * FROM job_metrics WHERE tenant_id = '*'")}
+    metrics: dict[str, MetricsRow] = {}
+    per_tenant: dict[tuple[str, str], MetricsRow] = {}
+    for r in await conn.fetch("SELECT * FROM job_metrics"):
+        row = MetricsRow.from_row(r)
+        if row.tenant_id == ALL_TENANTS:
+            metrics[row.job] = row
+        else:
+            per_tenant[(row.job, row.tenant_id)] = row
     running = {r["job"]: r["n"] for r in await conn.fetch(
         "SELECT job, count(*) AS n FROM job_runs WHERE status = 'running' GROUP BY job")}
     bucket_rows = await conn.fetch(
@@ -69,7 +77,8 @@ async def metrics_snapshot(conn: Conn) -> MetricsSnapshot:
         SELECT job, max(scheduled_for) AS at FROM job_runs
         WHERE source = ANY($1::text[]) GROUP BY job
         """, list(CLOCK_SOURCES))}
-    return MetricsSnapshot(job_metrics=metrics, running=running, durations=durations,
+    return MetricsSnapshot(job_metrics=metrics, tenant_metrics=per_tenant, running=running,
+                           durations=durations,
                            leads_by_status=await status_counts(conn),
                            dead_letters_by_stage=letters, last_clock_tick=ticks,
                            projector=await projector_status(conn))

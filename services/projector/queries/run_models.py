@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
+from events import ALL_TENANTS
 from events.runs import PartRow, RunRow
 
 from ..rows import MetricsRow
@@ -61,10 +62,10 @@ async def parts_by_run(conn: Conn, run_ids: Sequence[UUID]) -> dict[UUID, list[P
     return parts
 
 
-async def metrics_of_all_tenants(conn: Conn) -> list[MetricsRow]:
-    """Each job's metrics over every tenant (tenant_id '*')."""
+async def metrics_of_tenant(conn: Conn, tenant_id: str = ALL_TENANTS) -> list[MetricsRow]:
+    """Each job's metrics for one tenant (default '*': over every tenant)."""
     return [MetricsRow.from_row(r) for r in await conn.fetch(
-        "SELECT * FROM leadflow_read.job_metrics WHERE tenant_id = '*'")]
+        "SELECT * FROM leadflow_read.job_metrics WHERE tenant_id = $1", tenant_id)]
 
 
 async def run_statuses(conn: Conn, job: str, instants: Sequence[datetime]) -> dict[datetime, str]:

@@ -11,6 +11,7 @@ from typing import Any
 from uuid import UUID
 
 from events import PIPELINE
+from events.runs import share, status_for
 
 from ..rows import MetricsRow
 from .common import Conn, iso
@@ -18,8 +19,18 @@ from .common import Conn, iso
 _RUN_COLUMNS = """run_id, job, tenant_id, campaign_id, status, source, scheduled_for, requested_by,
     retry_of, attempt, max_leads, started_at, completed_at, duration_seconds, leads_processed,
     leads_succeeded, leads_failed, parts, partitions_total, partitions_covered, backlog, reason,
-    error, recorded_at, skipped_ticks, cap, leads_by_tenant,
+    error, recorded_at, skipped_ticks, cap, leads_by_tenant, failed_by_tenant, failed_tenants,
     coalesce(started_at, recorded_at) AS sort_key"""
+
+#: A run "is for" tenant $N when scoped to it, or when it took or failed its leads or failed
+#: for it (a NULL tenant: every run).
+_FOR_TENANT = """($%(n)s::text IS NULL OR tenant_id = $%(n)s OR leads_by_tenant ? $%(n)s
+    OR failed_by_tenant ? $%(n)s OR failed_tenants ? $%(n)s)"""
+
+
+def for_tenant(n: int) -> str:
+    """The SQL condition that a run is for the tenant bound as parameter ``n``."""
+    return _FOR_TENANT % {"n": n}
 
 _MIN_UUID = UUID(int=0)
 
@@ -27,14 +38,18 @@ _MIN_UUID = UUID(int=0)
 PIPELINE_JOBS = tuple(job.value for job in PIPELINE)
 
 
-async def recent_runs(conn: Conn, limit: int = 10) -> list[dict[str, Any]]:
-    """The latest runs, newest first, in the seed dashboard's recent_jobs shape."""
+async def recent_runs(conn: Conn, limit: int = 10, *,
+                      tenant: str | None = None) -> list[dict[str, Any]]:
+    """The latest runs, newest first, in the seed dashboard's recent_jobs shape (with
+    ``tenant``: the runs for that tenant, each as it saw it)."""
     rows = await conn.fetch(
-        """
+        f"""
         SELECT run_id, job, status, source, scheduled_for, started_at, completed_at,
-               duration_seconds, leads_processed, leads_succeeded, leads_failed, error, reason
-        FROM job_runs ORDER BY coalesce(started_at, recorded_at) DESC, run_id LIMIT $1
-        """, limit)
+               duration_seconds, leads_processed, leads_succeeded, leads_failed, error, reason,
+               tenant_id, leads_by_tenant, failed_by_tenant, failed_tenants
+        FROM job_runs WHERE {for_tenant(2)}
+        ORDER BY coalesce(started_at, recorded_at) DESC, run_id LIMIT $1
+        """, limit, tenant)  # noqa: S608 - a constant condition; values are bound
     return [
         {
             "run_id": str(r["run_id"]), "job_type": r["job"], "status": r["status"],
@@ -43,9 +58,20 @@ async def recent_runs(conn: Conn, limit: int = 10) -> list[dict[str, Any]]:
             "completed_at": iso(r["completed_at"]), "duration_seconds": r["duration_seconds"],
             "leads_processed": r["leads_processed"], "leads_succeeded": r["leads_succeeded"],
             "leads_failed": r["leads_failed"], "error": r["error"],
+            **share_of(r, tenant),
         }
         for r in rows
     ]
+
+
+def share_of(r: Any, tenant: str | None) -> dict[str, Any]:
+    """For a run over every tenant listed for ``tenant``: the status and lead counts as that
+    tenant saw them (its leads only; failed only if the failure was everyone's or its own).
+    Nothing to change for a run scoped to the tenant, or without a tenant."""
+    if tenant is None or r["tenant_id"] == tenant:
+        return {}
+    return share(r["status"], r["leads_by_tenant"], r["failed_by_tenant"], r["failed_tenants"],
+                 tenant)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,16 +108,17 @@ class RunCursor:
 async def runs_page(conn: Conn, job: str, *, limit: int = 20,
                     before: RunCursor | None = None, tenant: str | None = None) -> dict[str, Any]:
     """One page of ``job``'s runs, newest first, with the cursor of the next page; with
-    ``tenant``, only the runs for that tenant or that took its leads."""
+    ``tenant``, only the runs for that tenant or that took its leads, each with the status and
+    counts it had for that tenant (the manifest fields stay the whole run's)."""
     rows = await conn.fetch(
         f"""
         SELECT {_RUN_COLUMNS} FROM job_runs
         WHERE job = $1
           AND ($2::timestamptz IS NULL OR (coalesce(started_at, recorded_at), run_id) < ($2, $3))
-          AND ($5::text IS NULL OR tenant_id = $5 OR leads_by_tenant ? $5)
+          AND {for_tenant(5)}
         ORDER BY coalesce(started_at, recorded_at) DESC, run_id DESC
         LIMIT $4
-        """,  # noqa: S608 - a constant column list; values are bound
+        """,  # noqa: S608 - constant columns and condition; values are bound
         job, before.sort_key if before else None, before.run_id if before else _MIN_UUID,
         limit + 1, tenant)
     more = len(rows) > limit
@@ -99,7 +126,7 @@ async def runs_page(conn: Conn, job: str, *, limit: int = 20,
     last = rows[-1] if rows else None
     return {
         "job": job,
-        "items": [run_dict(r) for r in rows],
+        "items": [{**run_dict(r), **share_of(r, tenant)} for r in rows],
         "limit": limit,
         "next_before": RunCursor(last["sort_key"], last["run_id"]).encode() if more and last else None,
     }
@@ -119,7 +146,8 @@ def run_dict(r: Any) -> dict[str, Any]:
         "partitions_total": r["partitions_total"], "partitions_covered": r["partitions_covered"],
         "backlog": r["backlog"], "reason": r["reason"], "error": r["error"],
         "skipped_ticks": r["skipped_ticks"], "cap": r["cap"],
-        "leads_by_tenant": r["leads_by_tenant"],
+        "leads_by_tenant": r["leads_by_tenant"], "failed_by_tenant": r["failed_by_tenant"],
+        "failed_tenants": r["failed_tenants"],
     }
 
 
@@ -129,14 +157,15 @@ async def run_manifest(conn: Conn, run_id: UUID) -> dict[str, Any] | None:
     run = await conn.fetchrow(
         """
         SELECT run_id, job, status, tenant_id, campaign_id, source, scheduled_for, cap,
-               leads_processed, leads_by_tenant
+               leads_processed, leads_by_tenant, failed_by_tenant, failed_tenants
         FROM job_runs WHERE run_id = $1
         """, run_id)
     if run is None:
         return None
     parts = await conn.fetch(
         """
-        SELECT part, status, cap, leads_processed, leads_by_tenant, partitions, partitions_total
+        SELECT part, status, cap, leads_processed, leads_by_tenant, failed_by_tenant,
+               failed_tenants, partitions, partitions_total
         FROM job_run_parts WHERE run_id = $1 ORDER BY part
         """, run_id)
     return {
@@ -144,20 +173,26 @@ async def run_manifest(conn: Conn, run_id: UUID) -> dict[str, Any] | None:
         "tenant_id": run["tenant_id"], "campaign_id": run["campaign_id"],
         "source": run["source"], "scheduled_for": iso(run["scheduled_for"]), "cap": run["cap"],
         "leads_processed": run["leads_processed"], "leads_by_tenant": run["leads_by_tenant"],
+        "failed_by_tenant": run["failed_by_tenant"], "failed_tenants": run["failed_tenants"],
         "parts": [dict(p) for p in parts],
     }
 
 
 def manifest_csv(manifest: dict[str, Any]) -> str:
-    """A manifest as CSV: one line per tenant whose leads the run took."""
+    """A manifest as CSV: one line per tenant the run touched, with its leads taken and
+    failed and the run's status as that tenant sees it."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["run_id", "job", "scheduled_for", "scope_tenant", "scope_campaign", "cap",
-                     "tenant_id", "leads"])
-    for tenant, leads in sorted(manifest["leads_by_tenant"].items()):
+                     "tenant_id", "leads", "leads_failed", "status"])
+    taken, failed = manifest["leads_by_tenant"], manifest.get("failed_by_tenant", {})
+    failed_for = manifest.get("failed_tenants", [])
+    for tenant in sorted({*taken, *failed, *failed_for}):
         writer.writerow([manifest["run_id"], manifest["job"], manifest["scheduled_for"],
                          manifest["tenant_id"], manifest["campaign_id"] or "",
-                         "" if manifest["cap"] is None else manifest["cap"], tenant, leads])
+                         "" if manifest["cap"] is None else manifest["cap"], tenant,
+                         taken.get(tenant, 0), failed.get(tenant, 0),
+                         status_for(manifest["status"], failed_for, tenant)])
     return out.getvalue()
 
 

@@ -22,8 +22,9 @@ async def projector_status(conn: Conn) -> dict[str, Any]:
             "updated_at": iso(row["updated_at"]), "age_seconds": round(row["age_seconds"], 3)}
 
 
-async def dead_letter_count(conn: Conn) -> int:
-    return await conn.fetchval("SELECT count(*) FROM dead_letters")
+async def dead_letter_count(conn: Conn, *, tenant: str | None = None) -> int:
+    return await conn.fetchval(
+        "SELECT count(*) FROM dead_letters WHERE ($1::text IS NULL OR tenant_id = $1)", tenant)
 
 
 async def dead_letters_page(conn: Conn, *, stage: str | None = None, limit: int = 50,
