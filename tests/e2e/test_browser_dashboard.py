@@ -12,18 +12,30 @@ import shutil
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from uuid import uuid4
 
 import uvicorn
 from playwright.async_api import Page, async_playwright
 
-from events import PIPELINE, Topic
+from events import (
+    ALL_TENANTS,
+    PIPELINE,
+    JobFailed,
+    JobName,
+    RunCounts,
+    RunInfo,
+    TickSource,
+    Topic,
+    utcnow,
+)
 from services.dashboard.app import create_app
 from services.dashboard.server import Server
 from services.pipeline.settings import Settings
 from services.projector import queries
 from services.projector.service import Projector
 from services.runtime.bus import ensure_topics
-from tests.harness import ARTIFACTS, Ticker, read_models, running
+from tests.factories import created_event, lead_factory
+from tests.harness import ARTIFACTS, Ticker, publish, read_models, running
 from tests.harness.dashboard import (
     LEADS,
     READ_TOKEN,
@@ -253,3 +265,60 @@ async def test_empty_dashboard_guides_a_new_user_on_a_phone(settings: Settings) 
         await shot(page, "controls-phone")
         event = await published(settings, Topic.CONTROL, await result.get_attribute("data-event-id"))
         assert event.type == "kill_switch.changed" and event.engaged  # type: ignore[attr-defined]
+
+
+async def test_the_tenant_picker_shows_one_tenants_leads_runs_and_health(settings: Settings) -> None:
+    settings = dashboard_settings(settings, Path("unused.csv"), refresh_seconds=1)
+    leads = [created_event(lead_factory(tenant_id=tenant, email=f"{tenant}{i}@picker.test"))
+             for tenant, n in (("acme", 3), ("globex", 5)) for i in range(n)]
+    now = utcnow()
+    # Last night's harvest over every tenant: acme's 3 leads went in, globex's file was missing.
+    harvest = JobFailed(
+        event_id=uuid4(), occurred_at=now, recorded_at=now, tenant_id=ALL_TENANTS, run_id=uuid4(),
+        job=JobName.HARVEST, part="h1", run=RunInfo(scheduled_for=now, source=TickSource.SCHEDULE),
+        started_at=now, completed_at=now, duration_seconds=1.5,
+        counts=RunCounts(leads_processed=3, leads_succeeded=3, by_tenant={"acme": 3}),
+        reason="error", error="harvest source(s) unreadable: globex.csv: No such file",
+        failed_tenants=("globex",))
+    await publish(settings, [*leads, harvest])
+    picker = "[data-testid=tenant-select]"
+    async with live_projector(settings), served(settings) as url, \
+            browser_page(1280, 900) as page:
+        await page.goto(f"{url}#token={READ_TOKEN}")
+        await page.wait_for_selector("body[data-loaded=overview] [data-testid=job-card-harvest]")
+
+        async def shown(tenant: str, tab: str = "overview") -> tuple[str | None, ...]:
+            await page.wait_for_selector(f"body[data-loaded={tab}][data-tenant='{tenant}']")
+            if tab != "overview":
+                return (await page.inner_text("[data-testid=leads-range]"),)
+            return (await page.get_attribute("[data-testid=overall-health]", "data-health"),
+                    await page.get_attribute("[data-testid=job-card-harvest]", "data-health"),
+                    await page.inner_text("[data-testid=funnel-NEW-count]"))
+
+        assert await shown("") == ("degraded", "degraded", "8")
+        options = await page.locator(f"{picker} option").evaluate_all(
+            "os => os.map(o => [o.value, o.dataset.health || ''])")
+        assert options == [["", ""], ["acme", "healthy"], ["globex", "degraded"]]
+
+        # Each tenant sees the run as it went for it: acme's 3 leads went in, globex's failed.
+        run_row = "[data-testid=recent-runs] [data-testid=run-row]"
+
+        async def the_run() -> list[str]:
+            return [await page.get_attribute(run_row, "data-status") or "",
+                    await page.inner_text(f"{run_row} td:nth-child(6)")]
+
+        await page.select_option(picker, "acme")
+        assert await shown("acme") == ("healthy", "healthy", "3")
+        assert await the_run() == ["completed", "3"]
+        assert "tenant=acme" in page.url
+        await page.select_option(picker, "globex")
+        assert await shown("globex") == ("degraded", "degraded", "5")
+        assert await the_run() == ["failed", "0"]
+        await shot(page, "overview-tenant")
+        await open_tab(page, "leads")
+        assert (await shown("globex", "leads"))[0].endswith("of 5")  # type: ignore[union-attr]
+
+        # A link to the view keeps the tenant.
+        await page.goto(f"{url}?tenant=acme#leads")
+        assert (await shown("acme", "leads"))[0].endswith("of 3")  # type: ignore[union-attr]
+        assert await page.input_value(picker) == "acme"

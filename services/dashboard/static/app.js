@@ -10,6 +10,7 @@
     tab: "overview",
     ui: { refresh_seconds: 5, controls_enabled: true, jobs: ["harvest", "score", "qualify", "route", "contact"] },
     job: "harvest",
+    tenant: new URLSearchParams(location.search).get("tenant") || "",
     runsShown: 30,
     leads: { offset: 0, limit: 50, total: 0 },
     selectedLead: null,
@@ -225,6 +226,41 @@
 
   const shortId = (id) => String(id).slice(0, 8);
 
+  // --- tenant filter -----------------------------------------------------------------
+
+  /** ``path`` with the chosen tenant as ?tenant= (all tenants: unchanged). */
+  function forTenant(path) {
+    if (!state.tenant) return path;
+    return `${path}${path.includes("?") ? "&" : "?"}tenant=${encodeURIComponent(state.tenant)}`;
+  }
+
+  async function loadTenantOptions() {
+    const list = await getJSON("api/tenants");
+    const select = $("#tenant");
+    const names = list.map((t) => t.tenant_id);
+    if (state.tenant && !names.includes(state.tenant)) names.push(state.tenant); // a link to a tenant not seen yet
+    const health = Object.fromEntries(list.map((t) => [t.tenant_id, t.health]));
+    fill(select, h("option", { value: "" }, "All tenants"), names.map((name) => h("option", {
+      value: name, "data-health": health[name] || "unknown",
+    }, health[name] && health[name] !== "healthy" ? `${name} (${health[name]})` : name)));
+    select.value = state.tenant;
+    select.hidden = list.length === 0 && !state.tenant; // one implicit tenant: nothing to pick
+  }
+
+  function pickTenant(name) {
+    state.tenant = name;
+    state.leads.offset = 0;
+    state.selectedLead = null;
+    $("#lead-detail").hidden = true;
+    $(".leads-layout").classList.add("no-detail");
+    const url = new URL(location.href);
+    if (name) url.searchParams.set("tenant", name); else url.searchParams.delete("tenant");
+    history.replaceState(null, "", url); // a link to this view shows the same tenant
+    document.body.dataset.tenant = name;
+    document.body.dataset.loaded = "";
+    refresh();
+  }
+
   // --- overview ----------------------------------------------------------------------
 
   function setOverallHealth(scheduler) {
@@ -362,7 +398,7 @@
   }
 
   async function loadOverview() {
-    const data = await getJSON("api/dashboard");
+    const data = await getJSON(forTenant("api/dashboard"));
     setOverallHealth(data.scheduler_status);
     renderAlerts(data);
     const sched = data.scheduler_status.jobs || {};
@@ -386,9 +422,9 @@
   async function loadJobs() {
     const job = state.job;
     const [metrics, page, scheduler] = await Promise.all([
-      getJSON(`api/jobs/${job}/metrics`),
-      getJSON(`api/jobs/${job}/runs?limit=${state.runsShown}`),
-      getJSON("api/scheduler"),
+      getJSON(forTenant(`api/jobs/${job}/metrics`)),
+      getJSON(forTenant(`api/jobs/${job}/runs?limit=${state.runsShown}`)),
+      getJSON(forTenant("api/scheduler")),
     ]);
     if (job !== state.job) return; // the user picked another job meanwhile
     setOverallHealth(scheduler);
@@ -439,6 +475,7 @@
     if (q) params.set("q", q);
     if ($("#lead-status").value) params.set("status", $("#lead-status").value);
     if ($("#lead-campaign").value) params.set("campaign", $("#lead-campaign").value);
+    if (state.tenant) params.set("tenant", state.tenant);
     const [page] = await Promise.all([getJSON(`api/leads?${params}`), loadCampaignOptions()]);
     state.leads.total = page.total;
     if (!page.items.length) {
@@ -607,11 +644,14 @@
   async function refresh() {
     if (state.busy) { state.again = true; return; }
     state.busy = true;
+    const tenant = state.tenant;
     try {
-      await loaders[state.tab]();
+      await Promise.all([loaders[state.tab](), loadTenantOptions()]);
+      if (tenant !== state.tenant) { state.again = true; return; } // picked another meanwhile
       $("#updated").textContent = `updated ${new Date().toLocaleTimeString()}`;
       $("#conn-error").hidden = true;
       document.body.dataset.loaded = state.tab;
+      document.body.dataset.tenant = state.tenant;
     } catch (err) {
       const box = $("#conn-error");
       box.textContent = `could not refresh: ${err.message}`;
@@ -636,6 +676,7 @@
     wireControls();
     showTokenState();
     $(".leads-layout").classList.add("no-detail");
+    $("#tenant").addEventListener("change", (e) => pickTenant(e.target.value));
     const reload = () => { state.leads.offset = 0; refresh(); };
     $("#lead-q").addEventListener("input", debounce(reload, 300));
     $("#lead-status").addEventListener("change", reload);
