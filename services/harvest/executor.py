@@ -29,6 +29,7 @@ from . import seen
 from .config import HarvestSource
 from .normalize import RowError, lead_created, read_lead
 from .sources import SourceRow, read_rows
+from .turns import TenantSources, turn_size
 
 log = logging.getLogger(__name__)
 
@@ -114,35 +115,7 @@ class Harvester:
         report = SourceReport(source=str(source.path))
         rows = read_rows(source.path, source.resolved_format())
         for chunk in _chunks(rows, CHUNK):
-            split = split_rows(chunk, source, at)
-            leads, lines, errors = split.leads, split.lines, split.errors
-            report.bad_rows.extend(errors)
-            fresh_ids = await seen.unseen(self.pool, [lead.lead_id for lead in leads])
-            fresh: dict[UUID, tuple[Lead, int]] = {}
-            for lead, line in lines:  # the same email twice in a file is one lead: keep the first
-                if lead.lead_id in fresh_ids and lead.lead_id not in fresh:
-                    fresh[lead.lead_id] = (lead, line)
-            report.already_known += len(leads) - len(fresh)
-            take = list(fresh.values())
-            if budget is not None:
-                granted = await budget.claim(len(take))
-                if granted < len(take):
-                    take, report.exhausted_budget = take[:granted], True
-            new_errors = await seen.unreported(self.pool, errors)
-            taken = {line for _, line in take}
-            for warning in split.warnings:  # only rows that become leads now: once per row
-                if warning.line in taken:
-                    report.warnings.append(warning)
-                    log.warning("%s:%d: %s", warning.source, warning.line, redact(warning.reason),
-                                extra={"action": "row_warning"})
-            events: list[LeadCreated | DeadLettered] = [
-                lead_created(lead, line=line, run_id=run_id) for lead, line in take]
-            events += [bad_row_dead_letter(e, source.tenant, run_id) for e in new_errors]
-            await self.publisher.publish(events)
-            await seen.mark_seen(self.pool, [lead for lead, _ in take])
-            await seen.mark_reported(self.pool, new_errors)
-            report.created += len(take)
-            report.new_bad_rows += len(new_errors)
+            await self.take(chunk, source, report, at=at, run_id=run_id, budget=budget)
             if progress is not None:
                 progress(len(chunk))
             if report.exhausted_budget or (deadline is not None and time.monotonic() >= deadline):
@@ -151,6 +124,41 @@ class Harvester:
                 report.stopped = True
                 break
         return report
+
+    async def take(self, chunk: Sequence[SourceRow | RowError], source: HarvestSource,
+                   report: SourceReport, *, at: datetime, run_id: UUID | None,
+                   budget: RunBudget | None) -> None:
+        """Emit a chunk's new leads (at most what the budget grants) and its new bad rows,
+        adding to ``report``."""
+        split = split_rows(chunk, source, at)
+        leads, lines, errors = split.leads, split.lines, split.errors
+        report.bad_rows.extend(errors)
+        fresh_ids = await seen.unseen(self.pool, [lead.lead_id for lead in leads])
+        fresh: dict[UUID, tuple[Lead, int]] = {}
+        for lead, line in lines:  # the same email twice in a file is one lead: keep the first
+            if lead.lead_id in fresh_ids and lead.lead_id not in fresh:
+                fresh[lead.lead_id] = (lead, line)
+        report.already_known += len(leads) - len(fresh)
+        take = list(fresh.values())
+        if budget is not None:
+            granted = await budget.claim(len(take))
+            if granted < len(take):
+                take, report.exhausted_budget = take[:granted], True
+        new_errors = await seen.unreported(self.pool, errors)
+        taken = {line for _, line in take}
+        for warning in split.warnings:  # only rows that become leads now: once per row
+            if warning.line in taken:
+                report.warnings.append(warning)
+                log.warning("%s:%d: %s", warning.source, warning.line, redact(warning.reason),
+                            extra={"action": "row_warning"})
+        events: list[LeadCreated | DeadLettered] = [
+            lead_created(lead, line=line, run_id=run_id) for lead, line in take]
+        events += [bad_row_dead_letter(e, source.tenant, run_id) for e in new_errors]
+        await self.publisher.publish(events)
+        await seen.mark_seen(self.pool, [lead for lead, _ in take])
+        await seen.mark_reported(self.pool, new_errors)
+        report.created += len(take)
+        report.new_bad_rows += len(new_errors)
 
 
 def source_problem(path: Path) -> str | None:
@@ -191,50 +199,81 @@ class HarvestExecutor:
                 and tick.campaign_id in (None, s.campaign)]
 
     async def execute(self, ctx: RunContext, budget: RunBudget, deadline: float) -> RunResult:
-        pool = self.pool
-        harvester = Harvester(pool, self.publisher)
-        created = bad = 0
-        by_tenant: Counter[str] = Counter()
-        bad_by_tenant: Counter[str] = Counter()
-        stopped = False
-        problems: list[str] = []
-        broken: set[str] = set()  # tenants with a source that could not be read
+        turns = _Turns()
         try:
             if not await self.lock.try_acquire():
                 log.info("another instance is harvesting; this part does nothing",
                          extra={"action": "harvest_locked"})
                 return RunResult()
-            for source in self.in_scope(ctx):
-                if ctx.stopping:
-                    stopped = True
-                    break
-                if problem := source_problem(source.path):
-                    problems.append(problem)
-                    broken.add(source.tenant)
-                    continue
-                try:
-                    report = await harvester.harvest(source, at=ctx.at, run_id=ctx.run_id,
-                                                     budget=budget, deadline=deadline,
-                                                     stop=ctx.stop)
-                except OSError as exc:  # unreadable halfway: this source only
-                    problems.append(f"{source.path}: {exc.strerror or exc}")
-                    broken.add(source.tenant)
-                    continue
-                created += report.created
-                bad += report.new_bad_rows
-                by_tenant[source.tenant] += report.created + report.new_bad_rows
-                bad_by_tenant[source.tenant] += report.new_bad_rows
-                stopped = stopped or report.stopped
-                if report.exhausted_budget or time.monotonic() >= deadline or stopped:
-                    break
+            await self._read_in_turns(Harvester(self.pool, self.publisher), ctx, budget,
+                                      deadline, turns)
         finally:
             await self.lock.release()
+        created, bad = sum(turns.created.values()), sum(turns.bad.values())
         counts = RunCounts(leads_processed=created + bad, leads_succeeded=created, leads_failed=bad,
-                           by_tenant=dict(sorted((+by_tenant).items())),
-                           failed_by_tenant=dict(sorted((+bad_by_tenant).items())))
+                           by_tenant=dict(sorted((+(turns.created + turns.bad)).items())),
+                           failed_by_tenant=dict(sorted((+turns.bad).items())))
         # The other sources went through; the run still fails, so nobody reads "0 processed"
         # as a quiet night.
-        error = (f"harvest source(s) unreadable: {'; '.join(problems)}. Fix the path or the "
-                 "file's permissions in harvest.sources" if problems else None)
-        return RunResult(counts=counts, timed_out=time.monotonic() >= deadline or stopped,
-                         error=error, failed_tenants=tuple(sorted(broken)))
+        error = (f"harvest source(s) unreadable: {'; '.join(turns.problems)}. Fix the path or "
+                 "the file's permissions in harvest.sources" if turns.problems else None)
+        return RunResult(counts=counts, timed_out=time.monotonic() >= deadline or turns.stopped,
+                         error=error, failed_tenants=tuple(sorted(turns.broken)))
+
+    async def _read_in_turns(self, harvester: Harvester, ctx: RunContext, budget: RunBudget,
+                             deadline: float, turns: _Turns) -> None:
+        """Read the sources in scope, tenant after tenant a turn's rows at a time, until they
+        are read, the cap is reached, the time is up or the service stops."""
+        sources = []
+        for source in self.in_scope(ctx):
+            if problem := source_problem(source.path):
+                turns.fail(source, problem)
+            else:
+                sources.append(source)
+        tenants = TenantSources.group(sources)
+        reading, left = list(tenants), budget.total
+        try:
+            while reading:
+                size = turn_size(left, len(reading), CHUNK)
+                for group in list(reading):
+                    if ctx.stopping:
+                        turns.stopped = True
+                        return
+                    if time.monotonic() >= deadline:
+                        return
+                    try:
+                        turn = group.next_rows(size)
+                    except OSError as exc:  # unreadable halfway: this source only
+                        assert group.current is not None
+                        turns.fail(group.current, f"{group.current.path}: {exc.strerror or exc}")
+                        continue
+                    if turn is None:
+                        reading.remove(group)
+                        continue
+                    source, chunk = turn
+                    report = SourceReport(source=str(source.path))
+                    await harvester.take(chunk, source, report, at=ctx.at, run_id=ctx.run_id,
+                                         budget=budget)
+                    turns.created[source.tenant] += report.created
+                    turns.bad[source.tenant] += report.new_bad_rows
+                    left -= report.created
+                    if report.exhausted_budget:
+                        return
+        finally:
+            for group in tenants:
+                group.close()
+
+
+@dataclass(slots=True)
+class _Turns:
+    """What a harvest run did so far, per tenant."""
+
+    created: Counter[str] = field(default_factory=Counter)
+    bad: Counter[str] = field(default_factory=Counter)
+    problems: list[str] = field(default_factory=list)
+    broken: set[str] = field(default_factory=set)  # tenants with a source that could not be read
+    stopped: bool = False
+
+    def fail(self, source: HarvestSource, problem: str) -> None:
+        self.problems.append(problem)
+        self.broken.add(source.tenant)
