@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from events import JobName, utcnow
+from events import ALL_TENANTS, JobName, utcnow
 
 from ..clock import store
 from ..clock.backfill import BackfillEntry, Reprocess, backfill_instants, parse_time, plan_backfill
@@ -128,11 +128,13 @@ def backfill(
 # --- clock status / pause / resume -------------------------------------------------------------
 
 
-async def show_status(settings: Settings, console: Console) -> dict[str, Any]:
+async def show_status(settings: Settings, console: Console,
+                      tenant: str | None = None) -> dict[str, Any]:
     async with connect(settings.database_url) as conn:
-        state = await load_jobs_state(conn)
+        state = await load_jobs_state(conn, tenant or ALL_TENANTS)
     status = scheduler_status(settings.pipeline, now=utcnow(), jobs_state=state)
-    table = Table(title=f"scheduler: {status['overall_health']}", box=box.SIMPLE_HEAD,
+    scope = f" (tenant {tenant}: its runs and its share of the others)" if tenant else ""
+    table = Table(title=f"scheduler: {status['overall_health']}{scope}", box=box.SIMPLE_HEAD,
                   pad_edge=False, collapse_padding=True)
     for column in ("job", "on", "schedule", "next (UTC)", "in h", "last tick", "health", "fails",
                    "paused"):
@@ -153,10 +155,12 @@ def _short(iso: str | None) -> str:
 
 
 @clock_app.command("status")
-def status_command(config: ConfigOption = None) -> None:
+def status_command(config: ConfigOption = None, tenant: Annotated[str | None, typer.Option(
+        "--tenant", help="Health of one tenant's runs (those scoped to it and its share of "
+                         "the runs over all tenants).")] = None) -> None:
     """Per job: schedule, next run, last tick, health, and whether it is paused."""
     settings = settings_for(config)
-    run_async(lambda: show_status(settings, console))
+    run_async(lambda: show_status(settings, console, tenant))
 
 
 async def set_paused(settings: Settings, job: JobName, paused: bool, by: str) -> bool:

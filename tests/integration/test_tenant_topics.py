@@ -5,14 +5,17 @@ to (LEADFLOW_TENANTS_INCLUDE / _EXCLUDE)."""
 
 from __future__ import annotations
 
+import io
 from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 from uuid import uuid4
 
 from prometheus_client.parser import text_string_to_metric_families
+from rich.console import Console
 
 from events import TENANT_NOT_SERVED, JobName, LeadStatus, Topic, utcnow
+from services.cli.clock_commands import show_status as show_clock_status
 from services.harvest.config import HarvestConfig, HarvestSource
 from services.pipeline.config import LeadflowConfig
 from services.pipeline.settings import Settings
@@ -212,6 +215,12 @@ async def test_one_tenants_broken_source_and_backlog_never_hold_up_anothers(
         assert samples[("leadflow_tenant_job_consecutive_failures", "harvest", "globex")] == 1
         missing = await api.get(f"/api/runs/{uuid4()}/manifest")
         assert missing.status_code == 404 and "no run" in missing.json()["detail"]
+    # And in the terminal: `leadflow clock status --tenant`.
+    out = io.StringIO()
+    shown = await show_clock_status(settings, Console(file=out, width=200), "globex")
+    assert shown["jobs"]["harvest"]["health"] == "degraded" and "tenant globex" in out.getvalue()
+    acme_status = await show_clock_status(settings, Console(file=io.StringIO()), "acme")
+    assert acme_status["jobs"]["harvest"]["health"] == "healthy"
 
 
 async def test_a_process_serves_only_the_tenants_it_is_told_to(settings: Settings) -> None:
