@@ -127,19 +127,27 @@ class Harvester:
 
     async def take(self, chunk: Sequence[SourceRow | RowError], source: HarvestSource,
                    report: SourceReport, *, at: datetime, run_id: UUID | None,
-                   budget: RunBudget | None) -> None:
-        """Emit a chunk's new leads (at most what the budget grants) and its new bad rows,
-        adding to ``report``."""
+                   budget: RunBudget | None,
+                   limit: int | None = None) -> list[SourceRow | RowError]:
+        """Emit a chunk's new leads (at most ``limit``, and what the budget grants) and its new
+        bad rows, adding to ``report``. Returns the rows from the first new lead over
+        ``limit`` on, untouched, for a later turn."""
         split = split_rows(chunk, source, at)
-        leads, lines, errors = split.leads, split.lines, split.errors
-        report.bad_rows.extend(errors)
-        fresh_ids = await seen.unseen(self.pool, [lead.lead_id for lead in leads])
+        lines, errors = split.lines, split.errors
+        fresh_ids = await seen.unseen(self.pool, [lead.lead_id for lead in split.leads])
         fresh: dict[UUID, tuple[Lead, int]] = {}
         for lead, line in lines:  # the same email twice in a file is one lead: keep the first
             if lead.lead_id in fresh_ids and lead.lead_id not in fresh:
                 fresh[lead.lead_id] = (lead, line)
-        report.already_known += len(leads) - len(fresh)
         take = list(fresh.values())
+        rest: list[SourceRow | RowError] = []
+        if limit is not None and len(take) > limit:
+            cut = take[limit][1]  # the line of the first new lead left for later
+            rest = [row for row in chunk if row.line >= cut]
+            take, lines = take[:limit], [(lead, line) for lead, line in lines if line < cut]
+            errors = [e for e in errors if e.line < cut]
+        report.bad_rows.extend(errors)
+        report.already_known += len(lines) - len(take)
         if budget is not None:
             granted = await budget.claim(len(take))
             if granted < len(take):
@@ -159,6 +167,7 @@ class Harvester:
         await seen.mark_reported(self.pool, new_errors)
         report.created += len(take)
         report.new_bad_rows += len(new_errors)
+        return rest
 
 
 def source_problem(path: Path) -> str | None:
@@ -222,8 +231,9 @@ class HarvestExecutor:
 
     async def _read_in_turns(self, harvester: Harvester, ctx: RunContext, budget: RunBudget,
                              deadline: float, turns: _Turns) -> None:
-        """Read the sources in scope, tenant after tenant a turn's rows at a time, until they
-        are read, the cap is reached, the time is up or the service stops."""
+        """Read the sources in scope, tenant after tenant a turn at a time (a chunk of rows,
+        at most a share of new leads), until they are read, the cap is reached, the time is
+        up or the service stops."""
         sources = []
         for source in self.in_scope(ctx):
             if problem := source_problem(source.path):
@@ -242,7 +252,7 @@ class HarvestExecutor:
                     if time.monotonic() >= deadline:
                         return
                     try:
-                        turn = group.next_rows(size)
+                        turn = group.next_rows(CHUNK)
                     except OSError as exc:  # unreadable halfway: this source only
                         assert group.current is not None
                         turns.fail(group.current, f"{group.current.path}: {exc.strerror or exc}")
@@ -252,8 +262,11 @@ class HarvestExecutor:
                         continue
                     source, chunk = turn
                     report = SourceReport(source=str(source.path))
-                    await harvester.take(chunk, source, report, at=ctx.at, run_id=ctx.run_id,
-                                         budget=budget)
+                    # A chunk's rows, but no more new leads than the turn's share: rows of
+                    # leads already known cost no share, and a known file reads in full chunks.
+                    group.put_back(await harvester.take(
+                        chunk, source, report, at=ctx.at, run_id=ctx.run_id, budget=budget,
+                        limit=size))
                     turns.created[source.tenant] += report.created
                     turns.bad[source.tenant] += report.new_bad_rows
                     left -= report.created

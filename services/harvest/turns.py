@@ -15,8 +15,8 @@ from .sources import SourceRow, read_rows
 
 
 def turn_size(left: int, tenants: int, chunk: int) -> int:
-    """Rows one tenant reads in its turn: an even share of what is left of the cap among the
-    tenants still reading, at most a chunk, at least one row. Pure."""
+    """New leads one tenant takes in its turn: an even share of what is left of the cap among
+    the tenants still reading, at most a chunk, at least one. Pure."""
     return max(1, min(chunk, -(-left // max(tenants, 1))))
 
 
@@ -28,6 +28,8 @@ class TenantSources:
     waiting: deque[HarvestSource]
     current: HarvestSource | None = None
     rows: Iterator[SourceRow | RowError] | None = field(default=None, repr=False)
+    #: Rows of the current source read but left for the next turn, served first.
+    held: list[SourceRow | RowError] = field(default_factory=list, repr=False)
 
     @classmethod
     def group(cls, sources: Sequence[HarvestSource]) -> list[TenantSources]:
@@ -41,6 +43,10 @@ class TenantSources:
         """Up to ``size`` rows of the current source (moving on to the next one when it ends),
         or None when every source is read. OSError: the current source could not be read
         (it is dropped; the next call goes on with the next source)."""
+        if self.held:
+            assert self.current is not None
+            chunk, self.held = self.held[:size], self.held[size:]
+            return self.current, chunk
         while True:
             if self.rows is None:
                 if not self.waiting:
@@ -56,6 +62,10 @@ class TenantSources:
             if chunk:
                 return self.current, chunk
             self.rows = None
+
+    def put_back(self, rows: list[SourceRow | RowError]) -> None:
+        """Rows of the last turn left unread, to read first next turn."""
+        self.held = rows + self.held
 
     def close(self) -> None:
         """Close the source being read (its file), if any."""

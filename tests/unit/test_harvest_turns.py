@@ -47,3 +47,16 @@ def test_a_source_gone_halfway_is_dropped_and_the_next_one_read(tmp_path: Path) 
     turn = group.next_rows(5)
     assert turn is not None and turn[0].path == after and len(turn[1]) == 1
     group.close()
+
+
+def test_rows_put_back_are_read_first_in_the_next_turn(tmp_path: Path) -> None:
+    source = write_csv(tmp_path / "a.csv", source_rows(5))
+    [group] = TenantSources.group([HarvestSource(path=source, tenant="acme")])
+    first = group.next_rows(3)
+    assert first is not None
+    group.put_back(first[1][1:])  # the turn's share ended after the first row
+    again = group.next_rows(10)
+    assert again is not None and [r.line for r in again[1]] == [3, 4]
+    rest = group.next_rows(10)
+    assert rest is not None and [r.line for r in rest[1]] == [5, 6]
+    assert group.next_rows(10) is None
