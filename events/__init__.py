@@ -26,6 +26,7 @@ from .jobs import (
     RunCounts,
     RunInfo,
     merged_by_tenant,
+    tenant_counts,
 )
 from .lead import Assignment, Lead, Outreach, Qualification, ScoreCard
 from .lead_events import (
@@ -109,6 +110,7 @@ __all__ = [
     "encode",
     "merged_by_tenant",
     "stage_group",
+    "tenant_counts",
     "transition",
     "utcnow",
 ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Mapping
 from datetime import datetime
 from typing import ClassVar, Literal, TypedDict
 from uuid import UUID
@@ -63,6 +65,15 @@ class RunCounts(Frozen):
     by_tenant: dict[str, int] = Field(default_factory=dict)
     #: Leads failed per tenant (of leads_failed).
     failed_by_tenant: dict[str, int] = Field(default_factory=dict)
+
+
+def tenant_counts(taken: Mapping[str, int], failed: Mapping[str, int]) -> RunCounts:
+    """A run's counts from the leads it took and failed per tenant (failed ones among those
+    taken)."""
+    processed, bad = sum(taken.values()), sum(failed.values())
+    return RunCounts(leads_processed=processed, leads_succeeded=processed - bad,
+                     leads_failed=bad, by_tenant=dict(sorted((+Counter(taken)).items())),
+                     failed_by_tenant=dict(sorted((+Counter(failed)).items())))
 
 
 def merged_by_tenant(*counts: dict[str, int]) -> dict[str, int]:

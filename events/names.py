@@ -103,3 +103,8 @@ class Health(StrEnum):
     HEALTHY = "healthy"
     DEGRADED = "degraded"
     FAILED = "failed"
+
+    @property
+    def severity(self) -> int:
+        """0 healthy, 1 degraded, 2 failed: the worse, the higher (also the gauge's value)."""
+        return list(Health).index(self)

@@ -16,8 +16,6 @@ from services.runtime.config import JobConfig, PlatformConfig
 from . import store
 from .schedule import job_schedule, next_run
 
-_RANK = {Health.HEALTHY.value: 0, Health.DEGRADED.value: 1, Health.FAILED.value: 2}
-
 
 def scheduled_time(config: JobConfig) -> str:
     """'HH:MM' for a once-a-day cron (minute and hour fixed, every day), else the expression."""
@@ -65,7 +63,7 @@ def scheduler_status(config: PlatformConfig, *, now: datetime,
     now = now.astimezone(UTC)
     jobs = {job.value: job_status(job, config, now, jobs_state.get(job.value, {}))
             for job in JobName}
-    worst = max((j["health"] for j in jobs.values() if j["enabled"]), key=_RANK.__getitem__,
+    worst = max((j["health"] for j in jobs.values() if j["enabled"]), key=lambda h: Health(h).severity,
                 default=Health.HEALTHY.value)
     return {"timestamp": now.isoformat(), "overall_health": worst, "jobs": jobs}
 

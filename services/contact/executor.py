@@ -14,6 +14,7 @@ from events import (
     RunCounts,
     TickEmitted,
     merged_by_tenant,
+    tenant_counts,
 )
 
 from ..runtime.budget import RunBudget
@@ -32,12 +33,9 @@ from .stage import ContactLogic
 
 def run_counts(drained: RunCounts, followups: Tally) -> RunCounts:
     """The run's counts: routed leads consumed, plus follow-ups that used the budget."""
-    return RunCounts(leads_processed=drained.leads_processed + followups.used,
-                     leads_succeeded=drained.leads_succeeded + followups.used - followups.failed,
-                     leads_failed=drained.leads_failed + followups.failed,
-                     by_tenant=merged_by_tenant(drained.by_tenant, dict(followups.by_tenant)),
-                     failed_by_tenant=merged_by_tenant(drained.failed_by_tenant,
-                                                       dict(followups.failed_by_tenant)))
+    return tenant_counts(merged_by_tenant(drained.by_tenant, dict(followups.by_tenant)),
+                         merged_by_tenant(drained.failed_by_tenant,
+                                          dict(followups.failed_by_tenant)))
 
 
 class ContactExecutor:

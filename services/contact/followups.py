@@ -28,15 +28,12 @@ NOT_COUNTED = frozenset({"held", "busy", "done", "deferred"})
 class Tally:
     """What a follow-up pass did, counted as it goes (attempts are not kept)."""
 
-    used: int = 0  # budget units: sent, stopped, failed or retry scheduled
-    failed: int = 0
-    by_tenant: Counter[str] = field(default_factory=Counter)  # budget units per tenant
+    #: Budget units per tenant (sent, stopped, failed or retry scheduled), and failures.
+    by_tenant: Counter[str] = field(default_factory=Counter)
     failed_by_tenant: Counter[str] = field(default_factory=Counter)
 
     def add(self, attempts: Sequence[Attempt], tenants: Mapping[UUID, str]) -> None:
         """Count a batch's attempts; ``tenants``: each lead's tenant."""
-        self.used += used(attempts)
-        self.failed += sum(1 for a in attempts if a.kind == "failed")
         self.by_tenant.update(tenants[a.lead_id] for a in attempts if a.kind not in NOT_COUNTED)
         self.failed_by_tenant.update(tenants[a.lead_id] for a in attempts if a.kind == "failed")
 

@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
-from events import PIPELINE, Health, RunStatus, utcnow
+from events import PIPELINE, RunStatus, utcnow
 
 from ..projector import queries
 from ..projector.queries import MetricsSnapshot
@@ -19,7 +19,6 @@ from .auth import resources
 
 router = APIRouter(tags=["health"])
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-_HEALTH_VALUE = {Health.HEALTHY: 0, Health.DEGRADED: 1, Health.FAILED: 2}
 
 
 @router.get("/metrics", response_class=Response,
@@ -72,7 +71,7 @@ def families(s: MetricsSnapshot, now: datetime) -> Iterator[object]:
         succeeded.add_metric([job], m.total_leads_succeeded if m else 0)
         failed.add_metric([job], m.total_leads_failed if m else 0)
         streak.add_metric([job], m.consecutive_failures if m else 0)
-        health.add_metric([job], _HEALTH_VALUE[m.health_status] if m else 0)
+        health.add_metric([job], m.health_status.severity if m else 0)
     yield from (runs, running, processed, succeeded, failed, streak, health)
 
     # Per tenant: the runs scoped to it and its share of the runs over all tenants.
@@ -86,7 +85,7 @@ def families(s: MetricsSnapshot, now: datetime) -> Iterator[object]:
         "leadflow_tenant_leads_failed", "Leads that failed by stage and tenant.",
         labels=["stage", "tenant"])
     for (job, tenant), m in sorted(s.tenant_metrics.items()):
-        tenant_health.add_metric([job, tenant], _HEALTH_VALUE[m.health_status])
+        tenant_health.add_metric([job, tenant], m.health_status.severity)
         tenant_streak.add_metric([job, tenant], m.consecutive_failures)
         tenant_failed.add_metric([job, tenant], m.total_leads_failed)
     yield from (tenant_health, tenant_streak, tenant_failed)

@@ -17,7 +17,7 @@ from uuid import UUID
 
 import asyncpg
 
-from events import ALL_TENANTS, DeadLettered, JobName, Lead, LeadCreated, RunCounts, utcnow
+from events import ALL_TENANTS, DeadLettered, JobName, Lead, LeadCreated, tenant_counts, utcnow
 from events.ids import event_id
 
 from ..runtime.budget import RunBudget
@@ -218,10 +218,8 @@ class HarvestExecutor:
                                       deadline, turns)
         finally:
             await self.lock.release()
-        created, bad = sum(turns.created.values()), sum(turns.bad.values())
-        counts = RunCounts(leads_processed=created + bad, leads_succeeded=created, leads_failed=bad,
-                           by_tenant=dict(sorted((+(turns.created + turns.bad)).items())),
-                           failed_by_tenant=dict(sorted((+turns.bad).items())))
+        # Bad rows count as taken and failed, as a stage counts its dead letters.
+        counts = tenant_counts(turns.created + turns.bad, turns.bad)
         # The other sources went through; the run still fails, so nobody reads "0 processed"
         # as a quiet night.
         error = (f"harvest source(s) unreadable: {'; '.join(turns.problems)}. Fix the path or "

@@ -37,6 +37,7 @@ from events import (
     Topic,
     decode,
     stage_group,
+    tenant_counts,
 )
 
 from . import kafka_clients
@@ -186,17 +187,13 @@ class _Finishing:
 
 @dataclass(slots=True)
 class _Tally:
-    processed: int = 0
-    succeeded: int = 0
-    failed: int = 0
-    partitions: set[int] = field(default_factory=set)
+    """A run's inputs, and its dead letters, per tenant (every input is counted once)."""
+
     by_tenant: Counter[str] = field(default_factory=Counter)
     failed_by_tenant: Counter[str] = field(default_factory=Counter)
 
     def counts(self) -> RunCounts:
-        return RunCounts(leads_processed=self.processed, leads_succeeded=self.succeeded,
-                         leads_failed=self.failed, by_tenant=dict(sorted(self.by_tenant.items())),
-                         failed_by_tenant=dict(sorted(self.failed_by_tenant.items())))
+        return tenant_counts(self.by_tenant, self.failed_by_tenant)
 
 
 class TopicDrainer:
@@ -556,11 +553,8 @@ class TopicDrainer:
         dead = processed.dead
         await self.logic.published(await self.publisher.publish([*outputs, *dead]), ctx)
         await self._commit(processed.batch)
-        tally.processed += len(processed.batch)
         tally.by_tenant.update(processed.tenants)
         tally.failed_by_tenant.update(processed.failed_tenants)
-        tally.failed += len(dead)
-        tally.succeeded += len(processed.batch) - len(dead)
         if dead:
             log.warning("%d message(s) of run %s sent to the dead-letter topic", len(dead),
                         ctx.run_id, extra={"action": "dead_lettered"})

@@ -58,13 +58,13 @@ async def recent_runs(conn: Conn, limit: int = 10, *,
             "completed_at": iso(r["completed_at"]), "duration_seconds": r["duration_seconds"],
             "leads_processed": r["leads_processed"], "leads_succeeded": r["leads_succeeded"],
             "leads_failed": r["leads_failed"], "error": r["error"],
-            **share_of(r, tenant),
+            **seen_by(r, tenant),
         }
         for r in rows
     ]
 
 
-def share_of(r: Any, tenant: str | None) -> dict[str, Any]:
+def seen_by(r: Any, tenant: str | None) -> dict[str, Any]:
     """For a run over every tenant listed for ``tenant``: the status and lead counts as that
     tenant saw them (its leads only; failed only if the failure was everyone's or its own).
     Nothing to change for a run scoped to the tenant, or without a tenant."""
@@ -126,7 +126,7 @@ async def runs_page(conn: Conn, job: str, *, limit: int = 20,
     last = rows[-1] if rows else None
     return {
         "job": job,
-        "items": [{**run_dict(r), **share_of(r, tenant)} for r in rows],
+        "items": [{**run_dict(r), **seen_by(r, tenant)} for r in rows],
         "limit": limit,
         "next_before": RunCursor(last["sort_key"], last["run_id"]).encode() if more and last else None,
     }

@@ -11,8 +11,6 @@ from ..rows import MetricsRow
 from .common import Conn
 from .runs import PIPELINE_JOBS
 
-_RANK = {Health.HEALTHY: 0, Health.DEGRADED: 1, Health.FAILED: 2}
-
 
 async def tenants_overview(conn: Conn, configured: Collection[str],
                            own_topics: Collection[str]) -> list[dict[str, Any]]:
@@ -39,7 +37,7 @@ def tenant_summary(tenant: str, metrics: dict[str, MetricsRow], leads: int, *,
                   "last_run_at": m.last_run_at.isoformat() if m.last_run_at else None}
             for job in (*PIPELINE_JOBS, *sorted(set(metrics) - set(PIPELINE_JOBS)))
             if (m := metrics.get(job)) is not None}
-    worst = max((m.health_status for m in metrics.values()), key=_RANK.__getitem__,
+    worst = max((m.health_status for m in metrics.values()), key=lambda h: h.severity,
                 default=Health.HEALTHY)
     return {"tenant_id": tenant, "configured": configured, "own_topics": own_topics,
             "health": worst.value, "leads": leads, "jobs": jobs}
