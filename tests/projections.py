@@ -3,6 +3,7 @@ then compare with what the projector wrote."""
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 import asyncpg
@@ -64,6 +65,10 @@ async def assert_models_equal_fold(db: asyncpg.Pool, expected: Changes) -> None:
     daily = {(r["day"], r["tenant_id"], r["campaign_id"], r["metric"]): r["count"]
              for r in await db.fetch("SELECT * FROM pipeline_daily")}
     assert daily == dict(expected.daily)
+    counts = {(r["tenant_id"], r["campaign_id"], r["status"]): r["n"]
+              for r in await db.fetch("SELECT * FROM lead_counts")}
+    assert counts == dict(Counter((e.lead.tenant_id, e.lead.campaign_id, e.lead.status.value)
+                                  for e in expected.leads.values()))
 
 
 def _jsonless(row: tuple[Any, ...]) -> tuple[Any, ...]:

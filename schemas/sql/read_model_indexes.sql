@@ -1,7 +1,10 @@
 -- Secondary indexes of the read models (read_models.sql). Kept apart so that a rebuild can
 -- bulk-load its shadow schema first and index it once at the end, before the swap.
-CREATE INDEX IF NOT EXISTS leads_status ON leads (status);
-CREATE INDEX IF NOT EXISTS leads_campaign_status ON leads (campaign_id, status);
+-- leads has no index on status: every event changes it, and an indexed column makes each of
+-- a lead's five writes a new index entry in every index instead of a HOT update. Counts per
+-- status come from lead_counts; a list filtered by status scans, as most statuses would.
+DROP INDEX IF EXISTS leads_status;
+DROP INDEX IF EXISTS leads_campaign_status;
 -- The leads list matches emails by ILIKE substring, which no btree serves; the index only
 -- cost every projector write of a lead an insertion. Dropped where an older schema made it.
 DROP INDEX IF EXISTS leads_email;

@@ -73,6 +73,8 @@ class Loaded:
     """What the database already holds for the keys a batch touches."""
 
     lead_versions: dict[UUID, int] = field(default_factory=dict)
+    #: The lead_counts row each stored lead is counted in: (tenant, campaign, status).
+    lead_statuses: dict[UUID, tuple[str, str, str]] = field(default_factory=dict)
     known_event_ids: set[UUID] = field(default_factory=set)
     parts: dict[tuple[UUID, str], PartRow] = field(default_factory=dict)
     runs: dict[UUID, RunRow] = field(default_factory=dict)
@@ -91,6 +93,8 @@ class Changes:
     runs: dict[UUID, RunRow] = field(default_factory=dict)
     metrics: dict[tuple[str, str], MetricsRow] = field(default_factory=dict)
     daily: Counter[tuple[date, str, str, str]] = field(default_factory=Counter)
+    #: What each lead_counts row (tenant, campaign, status) gains or loses; no zero entries.
+    lead_counts: Counter[tuple[str, str, str]] = field(default_factory=Counter)
     dead_letters: list[DeadLettered] = field(default_factory=list)
     offsets: dict[tuple[str, int], int] = field(default_factory=dict)
     #: Retention runs in this batch: (tick, prune job_runs / lead_events recorded before).
@@ -160,7 +164,21 @@ def fold(batch: Iterable[Positioned], loaded: Loaded, *,
             changes.prunes.append((event, event.scheduled_for - retention))
         elif isinstance(event, TickEmitted | ControlEvent):
             pass  # ticks become runs through job events; control state lives with contact
+    changes.lead_counts = moved_counts(changes.leads, loaded.lead_statuses)
     return changes
+
+
+def moved_counts(leads: dict[UUID, LeadEvent],
+                 stored: dict[UUID, tuple[str, str, str]]) -> Counter[tuple[str, str, str]]:
+    """How the lead_counts rows change when ``leads`` (each lead's newest event of a batch)
+    replace what the table holds: each lead leaves its stored row and joins its new one."""
+    moved: Counter[tuple[str, str, str]] = Counter()
+    for lead_id, event in leads.items():
+        lead = event.lead
+        moved[(lead.tenant_id, lead.campaign_id, lead.status.value)] += 1
+        if (before := stored.get(lead_id)) is not None:
+            moved[before] -= 1
+    return Counter({key: n for key, n in moved.items() if n})
 
 
 def _fold_lead(item: Positioned, event: LeadEvent, versions: dict[UUID, int], known: set[UUID],

@@ -39,6 +39,7 @@ MODEL_TABLES = {
     "job_runs": "run_id",
     "job_metrics": "job, tenant_id",
     "pipeline_daily": "day, tenant_id, campaign_id, metric",
+    "lead_counts": "tenant_id, campaign_id, status",
     "dead_letters": "event_id",
 }
 

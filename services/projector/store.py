@@ -6,6 +6,7 @@ never names one. Bulk rows go through COPY into temporary tables, then one state
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -87,9 +88,11 @@ async def load(conn: asyncpg.Connection, batch: Sequence[Positioned]) -> Loaded:
     leads, runs, jobs = keys_of(batch)
     loaded = Loaded()
     if leads:
-        rows = await conn.fetch("SELECT lead_id, version FROM leads WHERE lead_id = ANY($1::uuid[])",
-                                list(leads))
+        rows = await conn.fetch("SELECT lead_id, version, tenant_id, campaign_id, status FROM leads "
+                                "WHERE lead_id = ANY($1::uuid[])", list(leads))
         loaded.lead_versions = {r["lead_id"]: r["version"] for r in rows}
+        loaded.lead_statuses = {r["lead_id"]: (r["tenant_id"], r["campaign_id"], r["status"])
+                                for r in rows}
     if event_ids := event_ids_to_check(batch, loaded.lead_versions):
         rows = await conn.fetch(
             """
@@ -179,6 +182,8 @@ async def write(conn: asyncpg.Connection, changes: Changes) -> list[tuple[int, i
             """,
             [k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys], [k[3] for k in keys],
             [changes.daily[k] for k in keys])
+    if changes.lead_counts:
+        await _move_counts(conn, changes.lead_counts)
     pruned = [await prune(conn, before) for _, before in changes.prunes]
     if changes.offsets:
         items = list(changes.offsets.items())
@@ -190,6 +195,28 @@ async def write(conn: asyncpg.Connection, changes: Changes) -> list[tuple[int, i
             """,
             [k[0] for k, _ in items], [k[1] for k, _ in items], [v for _, v in items])
     return pruned
+
+
+async def _move_counts(conn: asyncpg.Connection, moved: Counter[tuple[str, str, str]]) -> None:
+    # Sorted, so that rebuild workers moving the same rows lock them in one order. A row that
+    # reaches zero is removed: the table then holds the same rows however the log was batched.
+    keys = sorted(moved)
+    columns = ([k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys],
+               [moved[k] for k in keys])
+    await conn.execute(
+        """
+        INSERT INTO lead_counts (tenant_id, campaign_id, status, n)
+        SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[])
+        ON CONFLICT (tenant_id, campaign_id, status) DO UPDATE SET n = lead_counts.n + EXCLUDED.n
+        """, *columns)
+    if any(n < 0 for n in moved.values()):
+        await conn.execute(
+            """
+            DELETE FROM lead_counts c
+            USING unnest($1::text[], $2::text[], $3::text[]) AS k(tenant_id, campaign_id, status)
+            WHERE c.n = 0 AND (c.tenant_id, c.campaign_id, c.status) =
+                              (k.tenant_id, k.campaign_id, k.status)
+            """, *columns[:3])
 
 
 async def record_status(conn: asyncpg.Connection, lag: int | None, applied: int) -> None:

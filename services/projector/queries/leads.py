@@ -33,8 +33,8 @@ _LIST_COLUMNS = """lead_id, tenant_id, campaign_id, email, first_name, last_name
 async def status_counts(conn: Conn, *, tenant: str | None = None) -> dict[str, int]:
     """Leads per current status (every status present, zero when none), of one tenant or all."""
     rows = await conn.fetch(
-        "SELECT status, count(*) AS n FROM leads WHERE ($1::text IS NULL OR tenant_id = $1) "
-        "GROUP BY status", tenant)
+        "SELECT status, sum(n)::bigint AS n FROM lead_counts "
+        "WHERE ($1::text IS NULL OR tenant_id = $1) GROUP BY status", tenant)
     found = {r["status"]: r["n"] for r in rows}
     return {s.value: found.get(s.value, 0) for s in FUNNEL}
 
@@ -91,8 +91,16 @@ async def leads_page(conn: Conn, *, status: str | None = None, campaign: str | N
     where = """($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR campaign_id = $2)
         AND ($3::text IS NULL OR email ILIKE $3 ESCAPE '\\' OR company ILIKE $3 ESCAPE '\\')
         AND ($4::text IS NULL OR tenant_id = $4)"""
-    total = await conn.fetchval(f"SELECT count(*) FROM leads WHERE {where}",  # noqa: S608
-                                status, campaign, pattern, tenant)
+    if pattern is None:  # counted per status already: no scan of the table for the total
+        total = await conn.fetchval(
+            """
+            SELECT coalesce(sum(n), 0)::bigint FROM lead_counts
+            WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR campaign_id = $2)
+              AND ($3::text IS NULL OR tenant_id = $3)
+            """, status, campaign, tenant)
+    else:
+        total = await conn.fetchval(f"SELECT count(*) FROM leads WHERE {where}",  # noqa: S608
+                                    status, campaign, pattern, tenant)
     rows = await conn.fetch(
         f"""
         SELECT {_LIST_COLUMNS} FROM leads WHERE {where}
@@ -122,8 +130,8 @@ async def campaigns(conn: Conn) -> list[dict[str, Any]]:
     """Campaigns that have leads, with their lead count per status."""
     rows = await conn.fetch(
         """
-        SELECT campaign_id, tenant_id, status, count(*) AS n FROM leads
-        GROUP BY campaign_id, tenant_id, status ORDER BY campaign_id, tenant_id
+        SELECT campaign_id, tenant_id, status, n FROM lead_counts
+        ORDER BY campaign_id, tenant_id
         """)
     found: dict[tuple[str, str], dict[str, int]] = {}
     for r in rows:
