@@ -93,7 +93,8 @@ class Changes:
     runs: dict[UUID, RunRow] = field(default_factory=dict)
     metrics: dict[tuple[str, str], MetricsRow] = field(default_factory=dict)
     daily: Counter[tuple[date, str, str, str]] = field(default_factory=Counter)
-    #: What each lead_counts row (tenant, campaign, status) gains or loses; no zero entries.
+    #: What each lead_counts row (tenant, campaign, status) gains or loses, as each lead leaves
+    #: the row it was counted in for the row of its newest event; no zero entries.
     lead_counts: Counter[tuple[str, str, str]] = field(default_factory=Counter)
     dead_letters: list[DeadLettered] = field(default_factory=list)
     offsets: dict[tuple[str, int], int] = field(default_factory=dict)
@@ -140,7 +141,12 @@ def fold(batch: Iterable[Positioned], loaded: Loaded, *,
     the log, not the wall clock, so a rebuild prunes exactly what the live projector pruned.
     """
     changes = Changes()
-    versions = dict(loaded.lead_versions)
+    # Each lead's highest version so far and the lead_counts row it is counted in, so that
+    # one lookup per event decides the write and moves the count.
+    statuses = loaded.lead_statuses
+    versions = {lead_id: (version, statuses.get(lead_id))
+                for lead_id, version in loaded.lead_versions.items()}
+    moved: Counter[tuple[str, str, str]] = Counter()
     known = set(loaded.known_event_ids)
     parts: dict[UUID, dict[str, PartRow]] = {}
     for (run_id, part), row in loaded.parts.items():
@@ -151,7 +157,7 @@ def fold(batch: Iterable[Positioned], loaded: Loaded, *,
         event = item.event
         changes.offsets[(item.topic, item.partition)] = item.offset + 1
         if isinstance(event, LeadEvent):
-            _fold_lead(item, event, versions, known, changes)
+            _fold_lead(item, event, versions, known, changes, moved)
             if event.lead.lead_id not in loaded.lead_versions:
                 changes.new_leads.add(event.lead.lead_id)
         elif isinstance(event, JobEvent):
@@ -164,25 +170,13 @@ def fold(batch: Iterable[Positioned], loaded: Loaded, *,
             changes.prunes.append((event, event.scheduled_for - retention))
         elif isinstance(event, TickEmitted | ControlEvent):
             pass  # ticks become runs through job events; control state lives with contact
-    changes.lead_counts = moved_counts(changes.leads, loaded.lead_statuses)
+    changes.lead_counts = Counter({key: n for key, n in moved.items() if n})
     return changes
 
 
-def moved_counts(leads: dict[UUID, LeadEvent],
-                 stored: dict[UUID, tuple[str, str, str]]) -> Counter[tuple[str, str, str]]:
-    """How the lead_counts rows change when ``leads`` (each lead's newest event of a batch)
-    replace what the table holds: each lead leaves its stored row and joins its new one."""
-    moved: Counter[tuple[str, str, str]] = Counter()
-    for lead_id, event in leads.items():
-        lead = event.lead
-        moved[(lead.tenant_id, lead.campaign_id, lead.status.value)] += 1
-        if (before := stored.get(lead_id)) is not None:
-            moved[before] -= 1
-    return Counter({key: n for key, n in moved.items() if n})
-
-
-def _fold_lead(item: Positioned, event: LeadEvent, versions: dict[UUID, int], known: set[UUID],
-               changes: Changes) -> None:
+def _fold_lead(item: Positioned, event: LeadEvent,
+               versions: dict[UUID, tuple[int, tuple[str, str, str] | None]], known: set[UUID],
+               changes: Changes, moved: Counter[tuple[str, str, str]]) -> None:
     if event.event_id in known:
         return  # a redelivered duplicate: same id, already folded
     known.add(event.event_id)
@@ -197,8 +191,14 @@ def _fold_lead(item: Positioned, event: LeadEvent, versions: dict[UUID, int], kn
         # CONTACTED counts every step sent; conversions need the leads reached for the first time.
         changes.daily[(day, lead.tenant_id, lead.campaign_id, FIRST_CONTACT)] += 1
     # Topics interleave, so a lead's events can arrive out of order: the highest version wins.
-    if lead.version > versions.get(lead.lead_id, 0):
-        versions[lead.lead_id] = lead.version
+    held = versions.get(lead.lead_id)
+    if held is None or lead.version > held[0]:
+        # The lead leaves the count it was in (stored, or an earlier event of this batch).
+        counted = (lead.tenant_id, lead.campaign_id, lead.status.value)
+        if held is not None and held[1] is not None:
+            moved[held[1]] -= 1
+        moved[counted] += 1
+        versions[lead.lead_id] = (lead.version, counted)
         changes.leads[lead.lead_id] = event
 
 
