@@ -39,10 +39,10 @@ CREATE TABLE IF NOT EXISTS leads (
     created_at         timestamptz NOT NULL,
     updated_at         timestamptz NOT NULL,
     last_event_id      uuid NOT NULL
-) WITH (fillfactor = 70);
+);
 -- Every event rewrites its lead's row. With room left on each page and no index on a column
 -- an event changes, the new version is a HOT update: no index entry written, the old version
--- pruned in place. Tables made before: new pages get the room.
+-- pruned in place. (Set here for new and older tables alike; older ones get it on new pages.)
 ALTER TABLE leads SET (fillfactor = 70);
 
 -- Leads per tenant, campaign and current status, moved by the projector in the transaction

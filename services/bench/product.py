@@ -25,6 +25,7 @@ from events.state_machine import event_type
 
 from ..pipeline.settings import Settings
 from ..pipeline.stack import Stack
+from ..projector import queries
 from ..projector.fold import FIRST_CONTACT, entered
 from ..runtime.bus import ensure_topics
 from ..runtime.db import READ_SCHEMA, create_pool
@@ -145,8 +146,8 @@ async def warm(pool: asyncpg.Pool, stack: Stack, timeout: float = 120) -> None:
 
 
 async def status_counts(pool: asyncpg.Pool) -> dict[str, int]:
-    """Leads per status in the read model."""
-    return dict(await pool.fetch("SELECT status, sum(n)::bigint FROM lead_counts GROUP BY status"))
+    """Leads per status in the read model (the statuses some lead is at)."""
+    return {status: n for status, n in (await queries.status_counts(pool)).items() if n}
 
 
 async def import_and_wait(settings: Settings, pool: asyncpg.Pool, stack: Stack, n: int,
