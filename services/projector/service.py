@@ -145,6 +145,9 @@ class Projector:
             # "none": an offset the log does not hold is reported (_out_of_range), never
             # silently reset to the start.
             enable_auto_commit=False, auto_offset_reset="none", client_id="leadflow-projector",
+            # No fetch_min_bytes here, unlike the stages (runtime/drain.py): catch-up and
+            # rebuild end after a few empty polls, and a fetch held back for more bytes made
+            # them end before the log's last records.
             max_poll_records=self.batch_size, fetch_max_wait_ms=200,
             # The consumer buffers up to max_partition_fetch_bytes for each of the ~100
             # partitions it reads: at 1 MB those buffers held 69 MiB of a 194 MiB peak RSS
