@@ -192,6 +192,8 @@ class Outbox:
         self.token = uuid4()  # this process's claims; a restart gets a new one
         self.breaker = Breaker()
         self.clock = clock  # monotonic seconds; the breaker's probe timing uses it
+        #: Routed leads being attempted before their row exists (see progress.Unwritten).
+        self.unwritten = progress.Unwritten()
 
     # --- attempts ------------------------------------------------------------------------
 
@@ -233,10 +235,12 @@ class Outbox:
         if route is None or sequence is None:
             reason = (f"sequence {route.sequence_id!r} is not in [contact.sequences]; add it"
                       if route else "lead has no route")
+            await self._rows([lead.lead_id])
             await progress.fail(self.pool, lead.lead_id, p.step + 1, reason)
             return Attempt(lead.lead_id, "failed", reason=reason)
         step = next_step(p.step, sequence)
         if step is None:  # the sequence was shortened after this lead's last step
+            await self._rows([lead.lead_id])
             await progress.stop(self.pool, lead.lead_id, "completed")
             return Attempt(lead.lead_id, "done")
         key = ledger.idempotency_key(lead.campaign_id, lead.lead_id, step)
@@ -420,6 +424,7 @@ class Outbox:
     async def _flush(self, flush: _Flush, run_id: UUID) -> None:
         await ledger.release_many(self.pool, flush.release, self.token)
         await usage.give_back_many(self.pool, flush.give_back)
+        await self._rows([h.lead_id for h in flush.holds] + [lead_id for lead_id, _ in flush.stops])
         await progress.hold(self.pool, flush.holds, run_id)
         for lead_id, reason in flush.stops:
             await progress.stop(self.pool, lead_id, reason)
@@ -431,6 +436,7 @@ class Outbox:
             if entry.event_published or p.step >= entry.step:
                 return Attempt(lead_id, "done")
             return Attempt(lead_id, "sent", event=self._rebuild(p, entry, sequence))
+        await self._rows([lead_id])
         if entry.status == "failed":
             await progress.fail(self.pool, lead_id, entry.step, entry.error or "failed")
             return Attempt(lead_id, "failed", reason=entry.error)
@@ -444,6 +450,7 @@ class Outbox:
     async def _failed_send(self, exc: SendError, entry: ledger.Entry, lead_id: UUID,
                            limits: Sequence[Limit], run_id: UUID, at: datetime) -> Attempt:
         error = redact(str(exc))
+        await self._rows([lead_id])
         if exc.unknown:
             # The message may have left: keep its quota units and never send it again.
             reason = f"outcome unknown, not resent: {error}"
@@ -462,10 +469,15 @@ class Outbox:
         return Attempt(lead_id, "failed", reason=reason)
 
     async def _give_up(self, key: str, lead_id: UUID, step: int, reason: str) -> None:
+        await self._rows([lead_id])
         await ledger.mark_failed(self.pool, key, self.token, reason)
         await progress.fail(self.pool, lead_id, step, reason)
         log.warning("step %d of lead %s failed: %s", step, lead_id, reason,
                     extra={"action": "send_failed"})
+
+    async def _rows(self, lead_ids: Sequence[UUID]) -> None:
+        """Enrol any of these leads that has no row yet, before a write to its row."""
+        await self.unwritten.write(self.pool, lead_ids)
 
     def _rebuild(self, p: Progress, entry: ledger.Entry, sequence: SequenceConfig) -> LeadContacted:
         """The LeadContacted of a recorded send, exactly as it was first built."""
@@ -478,7 +490,8 @@ class Outbox:
 
     async def reported(self, events: Sequence[LeadContacted], run_id: UUID | None,
                        values: Sequence[bytes] | None = None) -> None:
-        """The events are in the log: mark them published and move each lead on, atomically.
+        """The events are in the log: mark them published and move each lead on, atomically
+        (a lead read from the log just now gets its row here, at the step sent).
         ``values``: the events' bytes as published (each is encoded again without them)."""
         if not events:
             return
@@ -489,9 +502,10 @@ class Outbox:
             outreach = event.lead.outreach
             assert outreach is not None
             moves.append(progress.Advance(event, value, event.step, outreach.next_action_at))
+        first = self.unwritten.partitions([e.lead.lead_id for e in events])
         async with self.pool.acquire() as conn, conn.transaction():
             await ledger.mark_published(conn, [e.idempotency_key for e in events])
-            await progress.advance(conn, moves, run_id)
+            await progress.advance(conn, moves, run_id, first)
 
     # --- after a crash -------------------------------------------------------------------
 
@@ -514,7 +528,12 @@ class Outbox:
         known = await progress.fetch(self.pool, [e.lead_id for e in entries])
         for entry in entries:
             p = known.get(entry.lead_id)
-            if p is None or p.step >= entry.step:
+            if p is None:
+                # Step 1 of a lead read from the log, sent, then the process died before the
+                # lead had a row: its offset was not committed, so the run that reads the lead
+                # again publishes it (the ledger knows the send), from the routed lead.
+                continue
+            if p.step >= entry.step:
                 await ledger.mark_published(self.pool, [entry.key])
                 continue
             route = p.last_event.lead.route
@@ -536,6 +555,7 @@ class Outbox:
         else:
             reason = "outcome unknown after an interruption; not resent (policy)"
             if await ledger.resolve(self.pool, entry, "failed", reason, error=reason):
+                await self._rows([entry.lead_id])
                 await progress.fail(self.pool, entry.lead_id, entry.step, reason)
         log.warning("interrupted send %s settled (%s)", entry.key,
                     {True: "sent", False: "pending", None: "failed: unknown outcome"}[verdict],

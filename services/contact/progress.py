@@ -6,7 +6,7 @@ it (version + 1), and ``next_action_at``, so a tick can find what is due.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
@@ -71,6 +71,48 @@ async def enroll(db: Db, events: Sequence[LeadEvent], due_at: datetime,
     return {r["lead_id"] for r in rows}
 
 
+@dataclass(frozen=True, slots=True)
+class _Enrolment:
+    event: LeadEvent
+    due_at: datetime
+    partition: int | None
+    payload: bytes | None
+    run_id: UUID
+
+
+class Unwritten:
+    """Routed leads read from the log whose row is not written yet.
+
+    A lead sent at once gets its row from its first step's ``advance`` (one write instead of an
+    enrolment and an update); any other write to a lead's row enrols it first (``write``).
+    Either happens before the lead's offset is committed, so a crash in between only means the
+    lead is read again: the ledger then knows what was sent."""
+
+    def __init__(self) -> None:
+        self._leads: dict[UUID, _Enrolment] = {}
+
+    def add(self, events: Sequence[LeadEvent], due_at: datetime, run_id: UUID,
+            partitions: Sequence[int | None], payloads: Sequence[bytes]) -> None:
+        """Hold these leads' enrolments (those of an earlier run were never needed: dropped)."""
+        self._leads = {k: v for k, v in self._leads.items() if v.run_id == run_id}
+        for event, partition, payload in zip(events, partitions, payloads, strict=True):
+            self._leads[event.lead.lead_id] = _Enrolment(event, due_at, partition, payload, run_id)
+
+    def partitions(self, lead_ids: Sequence[UUID]) -> dict[UUID, int | None]:
+        """The partitions of those of ``lead_ids`` held here, no longer held: their
+        ``advance`` writes their rows."""
+        return {lead_id: e.partition for lead_id in lead_ids
+                if (e := self._leads.pop(lead_id, None)) is not None}
+
+    async def write(self, db: Db, lead_ids: Sequence[UUID]) -> None:
+        """Enrol those of ``lead_ids`` held here (their rows are about to be read or changed)."""
+        taken = [e for lead_id in lead_ids if (e := self._leads.pop(lead_id, None)) is not None]
+        for due_at in sorted({e.due_at for e in taken}):
+            group = [e for e in taken if e.due_at == due_at]
+            await enroll(db, [e.event for e in group], due_at, [e.partition for e in group],
+                         [e.payload if e.payload is not None else encode(e.event) for e in group])
+
+
 def enrolled(event: LeadEvent, due_at: datetime) -> Progress:
     """The progress ``enroll`` just wrote for ``event`` (no need to read it back)."""
     lead = event.lead
@@ -127,24 +169,44 @@ class Advance:
         return self.next_action_at is None
 
 
-async def advance(db: Db, moves: Sequence[Advance], run_id: UUID | None) -> None:
-    """Record that each step was sent and reported (a step already recorded is left alone)."""
+async def advance(db: Db, moves: Sequence[Advance], run_id: UUID | None,
+                  partitions: Mapping[UUID, int | None] | None = None) -> None:
+    """Record that each step was sent and reported (a step already recorded is left alone).
+    A lead without a row gets it here, enrolled at the step sent; ``partitions``: the
+    leads.routed partition of each such lead."""
     if not moves:
         return
+    partitions = partitions or {}
+    firsts: dict[UUID, Advance] = {}
+    for m in moves:  # one row per lead: an upsert may not touch a row twice
+        firsts.setdefault(m.event.lead.lead_id, m)
+    moves = list(firsts.values())
+    leads = [m.event.lead for m in moves]
     await db.execute(
         """
-        UPDATE contact_leads AS c
-        SET step = u.step, last_event = u.ev, next_action_at = u.next,
-            state = CASE WHEN u.done THEN 'completed' ELSE c.state END,
-            stopped_reason = CASE WHEN u.done THEN 'completed' ELSE c.stopped_reason END,
-            hold_reason = NULL, last_error = NULL, last_run_id = COALESCE($6, c.last_run_id),
+        INSERT INTO contact_leads AS c (lead_id, tenant_id, campaign_id, sequence_id, email,
+                                        last_event, step, state, stopped_reason, next_action_at,
+                                        last_run_id, source_partition)
+        SELECT l, t, cm, s, e, ev, st, CASE WHEN done THEN 'completed' ELSE 'active' END,
+               CASE WHEN done THEN 'completed' END, nx, $11, p
+        FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                    $7::int[], $8::timestamptz[], $9::bool[], $10::int[])
+             AS u(l, t, cm, s, e, ev, st, nx, done, p)
+        ON CONFLICT (lead_id) DO UPDATE
+        SET step = EXCLUDED.step, last_event = EXCLUDED.last_event,
+            next_action_at = EXCLUDED.next_action_at,
+            state = CASE WHEN EXCLUDED.state = 'completed' THEN 'completed' ELSE c.state END,
+            stopped_reason = CASE WHEN EXCLUDED.state = 'completed' THEN 'completed'
+                                  ELSE c.stopped_reason END,
+            hold_reason = NULL, last_error = NULL, last_run_id = COALESCE($11, c.last_run_id),
             updated_at = now()
-        FROM unnest($1::uuid[], $2::int[], $3::text[], $4::timestamptz[], $5::bool[])
-             AS u(lead_id, step, ev, next, done)
-        WHERE c.lead_id = u.lead_id AND c.step = u.step - 1
-        """, [m.event.lead.lead_id for m in moves], [m.step for m in moves],
-        [m.value.decode() for m in moves], [m.next_action_at for m in moves],
-        [m.completed for m in moves], run_id)
+        WHERE c.step = EXCLUDED.step - 1
+        """, [lead.lead_id for lead in leads], [lead.tenant_id for lead in leads],
+        [lead.campaign_id for lead in leads],
+        [lead.route.sequence_id if lead.route else "" for lead in leads],
+        [lead.email for lead in leads], [m.value.decode() for m in moves],
+        [m.step for m in moves], [m.next_action_at for m in moves],
+        [m.completed for m in moves], [partitions.get(lead.lead_id) for lead in leads], run_id)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,8 +1,10 @@
 """Contact stage input: ROUTED leads are enrolled in their sequence and sent step 1.
 
-Every routed lead is enrolled (contact_leads) before anything else, so a lead that cannot be
-sent now (paused campaign, quota, a tick scoped to another campaign) stays due and is picked up
-by a later run's follow-up pass: nothing consumed from the topic is ever dropped.
+Every routed lead has its row in contact_leads before its offset is committed, so a lead that
+cannot be sent now (paused campaign, quota, a tick scoped to another campaign) stays due and is
+picked up by a later run's follow-up pass: nothing consumed from the topic is ever dropped. A
+lead sent at once gets its row when its LeadContacted is reported, already at step 1: one write
+instead of an enrolment and an update.
 """
 
 from __future__ import annotations
@@ -58,19 +60,25 @@ class ContactLogic:
                 valid.append(item)
         with translated("contact state"):
             routed = [i.event for i in valid if isinstance(i.event, LeadEvent)]
-            fresh = await progress.enroll(self.pool, routed, ctx.at,
-                                          [i.partition for i in valid],
-                                          [i.record.value for i in valid])
-            # Leads enrolled just now are as written; only the others are read back.
-            known = {e.lead.lead_id: progress.enrolled(e, ctx.at)
-                     for e in routed if e.lead.lead_id in fresh}
-            known.update(await progress.fetch(
-                self.pool, [e.lead.lead_id for e in routed if e.lead.lead_id not in fresh]))
+            known = await progress.fetch(self.pool, [e.lead.lead_id for e in routed])
+            fresh = [(i, e) for i, e in zip(valid, routed, strict=True)
+                     if e.lead.lead_id not in known]
+            # A lead read for the first time is enrolled in memory; its row is written once,
+            # by whatever happens to it first (progress.Unwritten).
+            self.outbox.unwritten.add([e for _, e in fresh], ctx.at, ctx.run_id,
+                                      [i.partition for i, _ in fresh],
+                                      [i.record.value for i, _ in fresh])
+            known.update((e.lead.lead_id, progress.enrolled(e, ctx.at)) for _, e in fresh)
             wanted = [(item, known[event.lead.lead_id]) for item, event in zip(valid, routed, strict=True)
                       if wants_step_one(known[event.lead.lead_id], ctx)]
             attempts = await self.outbox.attempt_many([p for _, p in wanted], ctx.run_id, ctx.at,
                                                      stop=ctx.stop)
             sent = {id(item): a for (item, _), a in zip(wanted, attempts, strict=True)}
+            # Every lead not sent now is enrolled before the batch's offsets are committed, so a
+            # later run's follow-up pass finds it; a lead sent gets its row when it is reported.
+            going = {a.lead_id for a in attempts if a.kind == "sent"}
+            await self.outbox.unwritten.write(
+                self.pool, [e.lead.lead_id for _, e in fresh if e.lead.lead_id not in going])
             for item in valid:
                 attempt = sent.get(id(item))
                 outcomes.append(Outcome(item, [attempt.event] if attempt and attempt.event else []))
