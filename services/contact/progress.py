@@ -76,7 +76,7 @@ class _Enrolment:
     event: LeadEvent
     due_at: datetime
     partition: int | None
-    payload: bytes | None
+    payload: bytes  # the routed event as read from the log
     run_id: UUID
 
 
@@ -110,7 +110,7 @@ class Unwritten:
         for due_at in sorted({e.due_at for e in taken}):
             group = [e for e in taken if e.due_at == due_at]
             await enroll(db, [e.event for e in group], due_at, [e.partition for e in group],
-                         [e.payload if e.payload is not None else encode(e.event) for e in group])
+                         [e.payload for e in group])
 
 
 def enrolled(event: LeadEvent, due_at: datetime) -> Progress:
