@@ -61,6 +61,10 @@ class ControlFeed:
         """Events applied after ``mark`` (all still held, if some were dropped since)."""
         return self._recent[max(0, mark - self._dropped):]
 
+    def lost(self, mark: int) -> bool:
+        """Whether some events applied after ``mark`` are no longer held (``since`` lacks them)."""
+        return mark < self._dropped
+
     def _remember(self, batch: Sequence[controls.Positioned]) -> None:
         self._recent.extend(item.event for item in batch if item.event is not None)
         if len(self._recent) > 2 * self.RECENT:

@@ -2,11 +2,11 @@
 
 Both step 1 (a newly routed lead) and follow-ups go through ``Outbox.attempt_many``. Sends go a
 control window at a time (``contact.control_window_sends``, at most ``control_window`` long):
-the control topic is read to its end and the control tables read once per window; quota units
-are reserved and ledger keys claimed for the window in one statement each; the sends then go
-with bounded concurrency, each checked in memory right before it leaves against the tables
-read plus every control event applied since. A send happens only under a ledger claim, so two
-runs can never send the same step.
+the control tables are read once per batch (``_Controls``), the control topic to its end once
+per window while quota units are reserved and ledger keys claimed for the window in one
+statement each; the sends then go with bounded concurrency, each checked in memory right
+before it leaves against the tables read plus every control event applied since. A send
+happens only under a ledger claim, so two runs can never send the same step.
 
 Interrupted sends (a 'claimed' row whose process is gone) are settled by ``reconcile``: if the
 sender can tell whether the message left, its answer decides; otherwise (SMTP) the step is
@@ -99,53 +99,68 @@ class _Ready:
         return self.p.last_event.lead
 
 
-class _Window:
-    """One control window's view of the controls: the tables read after a feed sync, then the
-    events the feed applied since, both in memory. Re-read once ``control_window`` has passed."""
+class _Controls:
+    """A batch's view of the controls: the control tables read for all its leads, plus the
+    events the feed applied since that read, held in memory. Each window starts by catching the
+    feed up with the control topic's end; the tables are read again only when that alone would
+    not do (see ``catch_up``)."""
 
     def __init__(self, outbox: Outbox, leads: Sequence[Lead]) -> None:
         self.outbox = outbox
         self.leads = leads
         self.snapshot = ControlSnapshot()
         self.mark = 0
-        self.read_at = 0.0
-        self.reads = 0  # a state computed from an earlier read is stale
+        self.tables_at = 0.0
+        self.synced_at = 0.0
+        self.reads = 0  # a state computed from an earlier table read is stale
         self._lock = asyncio.Lock()
 
-    def _old(self) -> bool:
-        return time.monotonic() - self.read_at > self.outbox.config.control_window.total_seconds()
+    def _old(self, at: float) -> bool:
+        return time.monotonic() - at > self.outbox.config.control_window.total_seconds()
 
-    async def read(self) -> None:
+    async def catch_up(self) -> None:
+        """Read the control topic to its end. The tables are read as well the first time,
+        without a feed, once ``control_window`` has passed since their read (a control lifted
+        shows only there), or once the feed no longer holds every event applied since it."""
+        feed = self.outbox.feed
+        if (feed is None or not self.reads or self._old(self.tables_at)
+                or feed.lost(self.mark)):
+            await self.read_tables()
+        else:
+            await feed.sync(self.outbox.config.control_sync_timeout.total_seconds())
+            self.synced_at = time.monotonic()
+
+    async def read_tables(self) -> None:
         """Read the control tables while the feed catches up with the control topic's end.
 
         The mark is taken first, so an event the table read missed (applied during it) is in
-        ``feed.since(mark)``, which every send applies on top of the tables. One round trip to
-        the broker and one to Postgres per window, at the same time instead of one after the
-        other."""
+        ``feed.since(mark)``, which every check applies on top of the tables. One round trip to
+        the broker and one to Postgres, at the same time instead of one after the other."""
         feed = self.outbox.feed
         if feed is None:
-            self.snapshot = await controls.snapshot(self.outbox.pool, self.leads)
+            mark, snapshot = 0, await controls.snapshot(self.outbox.pool, self.leads)
         else:
-            self.mark = feed.mark()
+            mark = feed.mark()
             synced = asyncio.ensure_future(
                 feed.sync(self.outbox.config.control_sync_timeout.total_seconds()))
             try:
-                self.snapshot = await controls.snapshot(self.outbox.pool, self.leads)
+                snapshot = await controls.snapshot(self.outbox.pool, self.leads)
             except BaseException:
                 synced.cancel()
                 await asyncio.gather(synced, return_exceptions=True)
                 raise
             await synced
-        self.read_at = time.monotonic()
+        self.mark, self.snapshot = mark, snapshot
+        self.tables_at = self.synced_at = time.monotonic()
         self.reads += 1
 
-    async def block(self, lead: Lead, read: tuple[int, ControlState]) -> Block | None:
-        """The latest known reason not to send to ``lead`` now, checked in memory. ``read``:
-        (the read it came from, the lead's state then), reused while that read is current."""
-        if self._old():
-            async with self._lock:  # one re-read for every send that found the window old
-                if self._old():
-                    await self.read()
+    def state_for(self, lead: Lead) -> tuple[int, ControlState]:
+        """``lead``'s state as the tables were read: (that read, the state)."""
+        return self.reads, self.snapshot.state_for(lead)
+
+    def now(self, lead: Lead, read: tuple[int, ControlState]) -> Block | None:
+        """The latest known reason not to send to ``lead``, in memory: ``read`` (reused while
+        its table read is current) plus every control event the feed applied since."""
         reads, state = read
         if reads != self.reads:
             state = self.snapshot.state_for(lead)
@@ -153,6 +168,15 @@ class _Window:
         if feed is not None:
             state = tightened(state, lead, feed.since(self.mark))
         return blocked(lead, state)
+
+    async def block(self, lead: Lead, read: tuple[int, ControlState]) -> Block | None:
+        """``now``, right before a send: caught up first if the last catch-up is older than
+        ``control_window``."""
+        if self._old(self.synced_at):
+            async with self._lock:  # one catch-up for every send that found it old
+                if self._old(self.synced_at):
+                    await self.catch_up()
+        return self.now(lead, read)
 
 
 @dataclass(slots=True)
@@ -167,11 +191,10 @@ class _Flush:
 
 @dataclass(slots=True)
 class _Opened:
-    """A window with its controls read and its keys claimed: ready to send."""
+    """A window with its controls caught up and its keys claimed: ready to send."""
 
-    window: _Window
-    read: int  # the window's read its states come from
-    states: dict[str, ControlState] = field(default_factory=dict)
+    controls: _Controls
+    states: dict[str, tuple[int, ControlState]] = field(default_factory=dict)
     mine: list[tuple[_Ready, ledger.Entry]] = field(default_factory=list)
     attempts: list[Attempt] = field(default_factory=list)
     flush: _Flush = field(default_factory=_Flush)
@@ -268,11 +291,12 @@ class Outbox:
     async def _windows(self, chunks: Sequence[Sequence[_Ready]], run_id: UUID, at: datetime,
                        settle_own: bool, stop: asyncio.Event | None) -> list[Attempt]:
         """The control windows of a batch, one after another. With a sender that can tell
-        after a crash whether a message left, the next window is opened (controls read, keys
-        claimed) while this one's sends are recorded: a crash then costs no email, and that
-        read still comes after this window's sends, so a control's reach stays one window.
-        A stop ends the batch after the window in flight (a batch may be 10,000 sends long,
-        and a shutdown must not wait for them all)."""
+        after a crash whether a message left, the next window is opened (controls caught up,
+        keys claimed) while this one's sends are recorded: a crash then costs no email, and
+        that catch-up still comes after this window's sends, so a control's reach stays one
+        window. A stop ends the batch after the window in flight (a batch may be 10,000 sends
+        long, and a shutdown must not wait for them all)."""
+        ctl = _Controls(self, [r.lead for chunk in chunks for r in chunk])
         attempts: list[Attempt] = []
         opening: asyncio.Future[_Opened] | None = None
         try:
@@ -285,7 +309,7 @@ class Outbox:
                                  for rest in chunks[i:] for r in rest]
                     break
                 if opening is None:
-                    opened = await self._open(chunk, run_id, at, settle_own)
+                    opened = await self._open(ctl, chunk, run_id, at, settle_own)
                 else:
                     # Shielded: a run stopped meanwhile must not cut the claims short; the
                     # handler below waits for them and gives them back.
@@ -294,7 +318,7 @@ class Outbox:
                 if (i + 1 < len(chunks) and self.sender.confirms_delivery
                         and not (stop is not None and stop.is_set())):
                     opening = asyncio.ensure_future(
-                        self._open(chunks[i + 1], run_id, at, settle_own))
+                        self._open(ctl, chunks[i + 1], run_id, at, settle_own))
                 attempts += await self._record(opened, sent, run_id, at)
         except BaseException:
             if opening is not None:
@@ -307,27 +331,50 @@ class Outbox:
         await asyncio.wait([opening])
         if opening.cancelled() or opening.exception() is not None:
             return
-        opened = opening.result()
+        await self._let_go(opening.result(), run_id)
+
+    async def _let_go(self, opened: _Opened, run_id: UUID) -> None:
+        """Give back a window's keys and units, none of them sent (a failure is being raised)."""
         unsent = _Flush(release=[r.claim.key for r, _ in opened.mine],
                         give_back=[*opened.flush.give_back, *(r.limits for r, _ in opened.mine)])
         try:
             await self._flush(unsent, run_id)
         except (*CONNECTION_ERRORS, asyncpg.PostgresError):
             # The failure being raised says more; a restart settles these claims by asking.
-            log.warning("could not release %d claims opened ahead", len(opened.mine),
+            log.warning("could not release %d claims of a window not sent", len(opened.mine),
                         extra={"action": "claims_kept"})
 
-    async def _open(self, ready: Sequence[_Ready], run_id: UUID, at: datetime,
+    async def _open(self, ctl: _Controls, ready: Sequence[_Ready], run_id: UUID, at: datetime,
                     settle_own: bool) -> _Opened:
-        """Read a window's controls, reserve the limits and claim the keys of the sends that
-        may go."""
-        window = _Window(self, [r.lead for r in ready])
-        await window.read()
-        opened = _Opened(window, window.reads)
+        """Catch the controls up while the limits are reserved and the keys claimed of the
+        sends that may go by what is known so far: the round trips overlap, and every send is
+        checked again, caught up, right before it goes. The batch's first window decides from
+        the tables, so it reads them first."""
+        if not ctl.reads:
+            await ctl.catch_up()
+            return await self._claim(ctl, ready, run_id, at, settle_own)
+        caught_up = asyncio.ensure_future(ctl.catch_up())
+        try:
+            opened = await self._claim(ctl, ready, run_id, at, settle_own)
+        except BaseException:
+            caught_up.cancel()
+            await asyncio.gather(caught_up, return_exceptions=True)
+            raise
+        try:
+            await caught_up
+        except BaseException:
+            await self._let_go(opened, run_id)
+            raise
+        return opened
+
+    async def _claim(self, ctl: _Controls, ready: Sequence[_Ready], run_id: UUID, at: datetime,
+                     settle_own: bool) -> _Opened:
+        """Reserve the limits and claim the keys of the sends the controls let go now."""
+        opened = _Opened(ctl)
         go: list[_Ready] = []
         for r in ready:
-            opened.states[r.claim.key] = state = window.snapshot.state_for(r.lead)
-            block = blocked(r.lead, state)
+            opened.states[r.claim.key] = read = ctl.state_for(r.lead)
+            block = ctl.now(r.lead, read)
             if block is None:
                 go.append(r)
             else:
@@ -356,7 +403,7 @@ class Outbox:
         """Send the window's claimed steps, each re-checked in memory right before it goes."""
         gate = asyncio.Semaphore(self.config.send_concurrency)
         outcomes = await asyncio.gather(*(
-            self._send(r, opened.window, (opened.read, opened.states[r.claim.key]), gate)
+            self._send(r, opened.controls, opened.states[r.claim.key], gate)
             for r, _ in opened.mine))
         sent: list[tuple[_Ready, ledger.Entry, str | None]] = []
         for (r, entry), outcome in zip(opened.mine, outcomes, strict=True):
@@ -389,11 +436,11 @@ class Outbox:
         await self._flush(opened.flush, run_id)
         return attempts
 
-    async def _send(self, r: _Ready, window: _Window, read: tuple[int, ControlState],
+    async def _send(self, r: _Ready, ctl: _Controls, read: tuple[int, ControlState],
                     gate: asyncio.Semaphore) -> Block | SendError | _Sent:
         """One send, checked against the latest known controls and the breaker right before."""
         async with gate:
-            block = await window.block(r.lead, read)
+            block = await ctl.block(r.lead, read)
             if block is not None:
                 return block
             admitted, self.breaker = breaker_admits(self.breaker, self.clock(),

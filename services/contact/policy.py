@@ -105,7 +105,7 @@ def blocked(lead: Lead, state: ControlState) -> Block | None:
 
 @dataclass(frozen=True, slots=True)
 class ControlSnapshot:
-    """The control tables as they bear on one sub-batch of sends, read once after a feed sync."""
+    """The control tables as they bear on a batch of sends, read while the feed syncs."""
 
     kill_switches: frozenset[str] = frozenset()  # tenants with the switch engaged ('*': all)
     pauses: frozenset[tuple[str, str]] = frozenset()  # (tenant, campaign) paused

@@ -1,26 +1,43 @@
 """Controls on the real broker and Postgres: pause / resume, the kill switch, suppressions
 (also from a CSV through the CLI), do-not-contact, all re-checked right before each send; a
-control published mid-window reaches at most the rest of that window's sends."""
+control published mid-window reaches at most the rest of that window's sends; a window whose
+controls cannot be caught up sends nothing and gives its claims back."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
+
+import pytest
 
 from events import (
     CampaignPaused,
     CampaignResumed,
+    ControlEvent,
     JobName,
     KillSwitchChanged,
     SuppressionAdded,
 )
+from services.contact import progress
 from services.contact.config import ContactConfig
+from services.contact.outbox import Outbox
 from services.contact.templates import Message
 from services.pipeline.settings import Settings
+from services.runtime.errors import InfrastructureError
 from tests.harness import Ticker, make_config, publish
-from tests.harness.contact import RecordingSender, contact_service, day, db, leads, make_control, routed
+from tests.harness.contact import (
+    RecordingSender,
+    contact_service,
+    day,
+    db,
+    leads,
+    ledger,
+    make_control,
+    routed,
+)
 
 
 async def test_a_paused_campaign_is_skipped_and_its_leads_wait_for_the_resume(
@@ -165,3 +182,44 @@ async def test_do_not_contact_and_a_suppression_csv_loaded_by_the_cli_are_honour
     assert {e: p["stopped_reason"] for e, p in progress.items()} == {
         "dnc@corp.com": "do_not_contact", "listed@corp.com": "suppressed_email",
         "anyone@sub.csvdomain.org": "suppressed_domain", "ok@corp.com": None}
+
+
+class StalledFeed:
+    """A control feed that catches up once (the batch's table read), then never again."""
+
+    def __init__(self) -> None:
+        self.syncs = 0
+
+    def mark(self) -> int:
+        return 0
+
+    def since(self, mark: int) -> Sequence[ControlEvent]:
+        return []
+
+    def lost(self, mark: int) -> bool:
+        return False
+
+    async def sync(self, timeout: float) -> None:
+        self.syncs += 1
+        if self.syncs > 1:
+            raise InfrastructureError("the control topic is not applied")
+
+
+async def test_a_window_whose_controls_cannot_be_caught_up_sends_nothing_and_keeps_no_claim(
+        settings: Settings) -> None:
+    # A window's keys are claimed while the feed catches up: if the catch-up fails, the sends
+    # do not go and the claims are given back, not left for a restart to settle.
+    events = [routed(f"s{i}@stall{i}.com") for i in range(4)]
+    sender = RecordingSender()
+    async with contact_service(settings), db(settings) as pool:
+        config = ContactConfig(control_window_sends=2)
+        outbox = Outbox(config, pool, sender, StalledFeed(), "instance-stalled")  # type: ignore[arg-type]
+        with pytest.raises(InfrastructureError):
+            await outbox.attempt_many([progress.enrolled(e, day(0)) for e in events],
+                                      events[0].event_id, day(0))
+        rows = {r["lead_id"]: r for r in await ledger(pool)}
+    assert sorted(sender.recipients()) == ["s0@stall0.com", "s1@stall1.com"]
+    first, second = events[:2], events[2:]
+    assert {rows[e.lead.lead_id]["status"] for e in first} == {"sent"}
+    assert {(rows[e.lead.lead_id]["status"], rows[e.lead.lead_id]["attempts"])
+            for e in second} == {("pending", 0)}
