@@ -22,7 +22,7 @@ LEAD_COLUMNS = ("lead_id", "tenant_id", "campaign_id", "sequence_id", "email", "
                 "updated_at")
 ATTEMPT_COLUMNS = ("idempotency_key", "lead_id", "step", "sequence_id", "status", "sender",
                    "email", "subject", "message_id", "attempts", "error", "resolution",
-                   "decided_at", "claimed_at", "sent_at", "failed_at", "event_published_at")
+                   "decided_at", "claimed_at", "sent_at", "failed_at", "event_published")
 
 
 #: A text cell starting with one of these is a formula to a spreadsheet (CSV injection).

@@ -1,12 +1,15 @@
-"""Owner of contact_ledger: a send is claimed under its idempotency key before it happens.
+"""Owner of contact_ledger and contact_windows: a send is claimed under its idempotency key
+before it happens.
 
 A key is claimed by one process at a time (``claim_token``); only that process may record the
 send's outcome. A claim whose process died is reconciled (outbox.py), never blindly repeated.
+Sends are recorded a window at a time, each window with a row in contact_windows until the
+broker has acknowledged its LeadContacted events: recovery reads those rows.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from uuid import UUID
@@ -57,14 +60,13 @@ class Entry:
     claim_token: UUID | None
     attempts: int
     error: str | None
-    event_published: bool
 
     @classmethod
     def from_row(cls, row: asyncpg.Record) -> Entry:
         return cls(row["idempotency_key"], row["lead_id"], row["step"], row["status"],
                    row["sender"], row["subject"], row["message_id"], row["run_id"],
                    row["decided_at"], row["claimed_by"], row["claim_token"], row["attempts"],
-                   row["error"], row["event_published_at"] is not None)
+                   row["error"])
 
 
 async def claim(db: Db, c: Claim) -> tuple[bool, Entry]:
@@ -102,7 +104,7 @@ async def claim_many(db: Db, claims: Sequence[Claim]) -> dict[str, tuple[bool, E
             claimed_at = now()
         WHERE l.status = 'pending'
         RETURNING idempotency_key, lead_id, step, status, sender, subject, message_id, run_id,
-                  decided_at, claimed_by, claim_token, attempts, error, event_published_at
+                  decided_at, claimed_by, claim_token, attempts, error
         """,
         [c.key for c in claims], [c.tenant_id for c in claims], [c.campaign_id for c in claims],
         [c.lead_id for c in claims], [c.step for c in claims], [c.sequence_id for c in claims],
@@ -115,7 +117,7 @@ async def claim_many(db: Db, claims: Sequence[Claim]) -> dict[str, tuple[bool, E
         for r in await db.fetch(
                 """
                 SELECT idempotency_key, lead_id, step, status, sender, subject, message_id, run_id,
-                       decided_at, claimed_by, claim_token, attempts, error, event_published_at
+                       decided_at, claimed_by, claim_token, attempts, error
                 FROM contact_ledger WHERE idempotency_key = ANY($1::text[])
                 """, others):
             out[r["idempotency_key"]] = (False, Entry.from_row(r))
@@ -126,22 +128,30 @@ async def claim_many(db: Db, claims: Sequence[Claim]) -> dict[str, tuple[bool, E
 #: claim until vacuum removes it, while the statistics count only the few claimed now: a plan
 #: reading the window through it grew with the ledger (~100 µs per send at 50,000 leads).
 #: IS NOT DISTINCT FROM (status is NOT NULL: the same test) is no index condition, so the
-#: window's rows are found by their keys.
+#: window's rows are found by their keys. The window's row is written by the same statement.
 MARK_SENT = """
-    UPDATE contact_ledger AS l
-    SET status = 'sent', sent_at = now(), provider_id = u.p, error = NULL
-    FROM unnest($1::text[], $2::text[]) AS u(k, p)
-    WHERE l.idempotency_key = u.k AND l.status IS NOT DISTINCT FROM 'claimed'
-      AND l.claim_token = $3
-    RETURNING l.idempotency_key
+    WITH marked AS (
+        UPDATE contact_ledger AS l
+        SET status = 'sent', sent_at = now(), provider_id = u.p, error = NULL
+        FROM unnest($1::text[], $2::text[]) AS u(k, p)
+        WHERE l.idempotency_key = u.k AND l.status IS NOT DISTINCT FROM 'claimed'
+          AND l.claim_token = $3
+        RETURNING l.idempotency_key),
+    opened AS (
+        INSERT INTO contact_windows (window_id, claimed_by, claim_token, keys)
+        SELECT $4, $5, $3, array_agg(idempotency_key) FROM marked HAVING count(*) > 0)
+    SELECT idempotency_key FROM marked
     """
 
 
-async def mark_sent_many(db: Db, token: UUID, sent: Sequence[tuple[str, str | None]]) -> set[str]:
-    """``mark_sent`` for (key, provider id) pairs; returns the keys recorded under our claim."""
+async def mark_sent_many(db: Db, token: UUID, sent: Sequence[tuple[str, str | None]], *,
+                         window_id: UUID, claimed_by: str) -> set[str]:
+    """Record (key, provider id) pairs sent under our claim, as the window ``window_id`` whose
+    LeadContacted events are still to be reported; returns the keys recorded."""
     if not sent:
         return set()
-    rows = await db.fetch(MARK_SENT, [k for k, _ in sent], [p for _, p in sent], token)
+    rows = await db.fetch(MARK_SENT, [k for k, _ in sent], [p for _, p in sent], token,
+                          window_id, claimed_by)
     return {r["idempotency_key"] for r in rows}
 
 
@@ -183,7 +193,7 @@ async def abandoned(db: Db, instance_id: str, token: UUID, stale_after: timedelt
     rows = await db.fetch(
         """
         SELECT idempotency_key, lead_id, step, status, sender, subject, message_id, run_id,
-                  decided_at, claimed_by, claim_token, attempts, error, event_published_at
+                  decided_at, claimed_by, claim_token, attempts, error
         FROM contact_ledger
         WHERE status = 'claimed'
           AND ((claimed_by = $1 AND claim_token IS DISTINCT FROM $2) OR claimed_at < now() - $3::interval)
@@ -194,51 +204,68 @@ async def abandoned(db: Db, instance_id: str, token: UUID, stale_after: timedelt
 
 async def resolve(db: Db, entry: Entry, status: str, resolution: str,
                   error: str | None = None) -> bool:
-    """Settle an abandoned claim as 'sent', 'pending' or 'failed'; False if someone else did."""
+    """Settle an abandoned claim as 'sent', 'pending' or 'failed'; False if someone else did.
+    A send settled as 'sent' gets a window of its own, under the claim that made it, so that
+    recovery reports it."""
     done = await db.fetchval(
         """
-        UPDATE contact_ledger
-        SET status = $3, resolution = $4, error = COALESCE($5, error),
-            sent_at = CASE WHEN $3 = 'sent' THEN now() ELSE sent_at END,
-            failed_at = CASE WHEN $3 = 'failed' THEN now() ELSE failed_at END
-        WHERE idempotency_key = $1 AND status = 'claimed' AND claim_token IS NOT DISTINCT FROM $2
-        RETURNING true
+        WITH settled AS (
+            UPDATE contact_ledger
+            SET status = $3, resolution = $4, error = COALESCE($5, error),
+                sent_at = CASE WHEN $3 = 'sent' THEN now() ELSE sent_at END,
+                failed_at = CASE WHEN $3 = 'failed' THEN now() ELSE failed_at END
+            WHERE idempotency_key = $1 AND status = 'claimed'
+              AND claim_token IS NOT DISTINCT FROM $2
+            RETURNING idempotency_key, claimed_by, claim_token, status),
+        opened AS (
+            INSERT INTO contact_windows (window_id, claimed_by, claim_token, keys)
+            SELECT gen_random_uuid(), claimed_by, claim_token, ARRAY[idempotency_key]
+            FROM settled WHERE status = 'sent')
+        SELECT true FROM settled
         """, entry.key, entry.claim_token, status, resolution, error)
     return bool(done)
 
 
-async def unpublished(db: Db, instance_id: str, token: UUID, stale_after: timedelta) -> list[Entry]:
-    """Sends recorded but whose LeadContacted may not be in the log, left by a process now gone."""
+async def unreported(db: Db, instance_id: str, token: UUID,
+                     stale_after: timedelta) -> dict[UUID, list[Entry]]:
+    """Windows of sends whose LeadContacted may not be in the log, left by a process now gone
+    (this instance's earlier lives, or any window gone stale): window id -> its sends."""
     rows = await db.fetch(
         """
-        SELECT idempotency_key, lead_id, step, status, sender, subject, message_id, run_id,
-                  decided_at, claimed_by, claim_token, attempts, error, event_published_at
-        FROM contact_ledger
-        WHERE status = 'sent' AND event_published_at IS NULL
-          AND ((claimed_by = $1 AND claim_token IS DISTINCT FROM $2) OR sent_at < now() - $3::interval)
-        ORDER BY sent_at
+        SELECT w.window_id, l.idempotency_key, l.lead_id, l.step, l.status, l.sender, l.subject,
+               l.message_id, l.run_id, l.decided_at, l.claimed_by, l.claim_token, l.attempts,
+               l.error
+        FROM contact_windows w
+             CROSS JOIN LATERAL unnest(w.keys) AS k(key)
+             JOIN contact_ledger l ON l.idempotency_key = k.key
+        WHERE (w.claimed_by = $1 AND w.claim_token IS DISTINCT FROM $2)
+           OR w.sent_at < now() - $3::interval
+        ORDER BY w.sent_at, w.window_id, l.idempotency_key
         """, instance_id, token, stale_after)
-    return [Entry.from_row(r) for r in rows]
+    windows: dict[UUID, list[Entry]] = {}
+    for r in rows:
+        windows.setdefault(r["window_id"], []).append(Entry.from_row(r))
+    return windows
 
 
-async def mark_published(db: Db, keys: Sequence[str]) -> None:
-    """Record that the LeadContacted of these sends is in the log (no need to emit it again)."""
-    if keys:
-        await db.execute(
-            """
-            UPDATE contact_ledger SET event_published_at = now()
-            WHERE idempotency_key = ANY($1::text[]) AND event_published_at IS NULL
-            """, list(keys))
+async def close_windows(db: Db, window_ids: Collection[UUID]) -> None:
+    """Record that the LeadContacted events of these windows' sends are in the log."""
+    if window_ids:
+        await db.execute("DELETE FROM contact_windows WHERE window_id = ANY($1::uuid[])",
+                         list(window_ids))
 
 
 async def for_campaign(db: Db, campaign_id: str) -> list[asyncpg.Record]:
-    """Every ledger row of a campaign, oldest first (for exports)."""
+    """Every ledger row of a campaign, oldest first (for exports). ``event_published``: the
+    send's LeadContacted is in the log, as the lead's progress (moved on by it) shows."""
     return await db.fetch(
         """
-        SELECT idempotency_key, tenant_id, campaign_id, lead_id, step, sequence_id, status,
-               sender, email, subject, message_id, provider_id, attempts, error, resolution,
-               decided_at, claimed_at, sent_at, failed_at, event_published_at
-        FROM contact_ledger WHERE campaign_id = $1 ORDER BY claimed_at, lead_id, step
+        SELECT l.idempotency_key, l.tenant_id, l.campaign_id, l.lead_id, l.step, l.sequence_id,
+               l.status, l.sender, l.email, l.subject, l.message_id, l.provider_id, l.attempts,
+               l.error, l.resolution, l.decided_at, l.claimed_at, l.sent_at, l.failed_at,
+               l.status = 'sent' AND COALESCE(c.step >= l.step, false) AS event_published
+        FROM contact_ledger l LEFT JOIN contact_leads c ON c.lead_id = l.lead_id
+        WHERE l.campaign_id = $1 ORDER BY l.claimed_at, l.lead_id, l.step
         """, campaign_id)
 
 

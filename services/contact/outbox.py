@@ -53,6 +53,7 @@ from .policy import (
 from .progress import Progress
 from .senders import Sender, SendError
 from .templates import Message, compose, message_id
+from .windows import OpenWindows
 
 log = logging.getLogger(__name__)
 
@@ -217,6 +218,8 @@ class Outbox:
         self.clock = clock  # monotonic seconds; the breaker's probe timing uses it
         #: Routed leads being attempted before their row exists (see progress.Unwritten).
         self.unwritten = progress.Unwritten()
+        #: Windows of sends recorded and not all reported yet (contact_windows rows).
+        self.open_windows = OpenWindows()
 
     # --- attempts ------------------------------------------------------------------------
 
@@ -420,8 +423,11 @@ class Outbox:
                       run_id: UUID, at: datetime) -> list[Attempt]:
         """Record the window's sends, releases and holds in bulk; its attempts."""
         attempts = opened.attempts
-        recorded = await ledger.mark_sent_many(self.pool, self.token,
-                                               [(r.claim.key, provider) for r, _, provider in sent])
+        window_id = uuid4()
+        recorded = await ledger.mark_sent_many(
+            self.pool, self.token, [(r.claim.key, provider) for r, _, provider in sent],
+            window_id=window_id, claimed_by=self.instance_id)
+        self.open_windows.opened(window_id, recorded)
         for r, entry, _ in sent:
             if entry.key not in recorded:
                 # Our claim was settled by another instance meanwhile (it looked abandoned).
@@ -480,7 +486,7 @@ class Outbox:
                         sequence: SequenceConfig, *, settle_own: bool) -> Attempt:
         lead_id = p.lead_id
         if entry.status == "sent":
-            if entry.event_published or p.step >= entry.step:
+            if p.step >= entry.step:  # its LeadContacted moved the lead on: it is in the log
                 return Attempt(lead_id, "done")
             return Attempt(lead_id, "sent", event=self._rebuild(p, entry, sequence))
         await self._rows([lead_id])
@@ -537,7 +543,7 @@ class Outbox:
 
     async def reported(self, events: Sequence[LeadContacted], run_id: UUID | None,
                        values: Sequence[bytes] | None = None) -> None:
-        """The events are in the log: mark them published and move each lead on, atomically
+        """The events are in the log: close their windows and move each lead on, atomically
         (a lead read from the log just now gets its row here, at the step sent).
         ``values``: the events' bytes as published (each is encoded again without them)."""
         if not events:
@@ -550,8 +556,10 @@ class Outbox:
             assert outreach is not None
             moves.append(progress.Advance(event, value, event.step, outreach.next_action_at))
         first = self.unwritten.partitions([e.lead.lead_id for e in events])
+        # A window recorded by another process is closed by recovery (``unreported``).
+        closed = self.open_windows.reported([e.idempotency_key for e in events])
         async with self.pool.acquire() as conn, conn.transaction():
-            await ledger.mark_published(conn, [e.idempotency_key for e in events])
+            await ledger.close_windows(conn, closed)
             await progress.advance(conn, moves, run_id, first)
 
     # --- after a crash -------------------------------------------------------------------
@@ -568,25 +576,33 @@ class Outbox:
             await self._settle(entry)
 
     async def unreported(self) -> list[LeadContacted]:
-        """LeadContacted events of recorded sends that a process now gone may not have published."""
+        """LeadContacted events of recorded sends that a process now gone may not have
+        published. A window is closed once every send of it has moved its lead on; until then
+        each recovery looks at it again."""
         stale = self.config.stale_claim_after
         events: list[LeadContacted] = []
-        entries = await ledger.unpublished(self.pool, self.instance_id, self.token, stale)
-        known = await progress.fetch(self.pool, [e.lead_id for e in entries])
-        for entry in entries:
-            p = known.get(entry.lead_id)
-            if p is None:
-                # Step 1 of a lead read from the log, sent, then the process died before the
-                # lead had a row: its offset was not committed, so the run that reads the lead
-                # again publishes it (the ledger knows the send), from the routed lead.
-                continue
-            if p.step >= entry.step:
-                await ledger.mark_published(self.pool, [entry.key])
-                continue
-            route = p.last_event.lead.route
-            sequence = self.config.sequences.get(route.sequence_id) if route else None
-            if sequence is not None:
-                events.append(self._rebuild(p, entry, sequence))
+        windows = await ledger.unreported(self.pool, self.instance_id, self.token, stale)
+        known = await progress.fetch(
+            self.pool, [e.lead_id for entries in windows.values() for e in entries])
+        done = []
+        for window_id, entries in windows.items():
+            left = [e for e in entries
+                    if (p := known.get(e.lead_id)) is None or p.step < e.step]
+            if not left:
+                done.append(window_id)
+            for entry in left:
+                p = known.get(entry.lead_id)
+                if p is None:
+                    # Step 1 of a lead read from the log, sent, then the process died before
+                    # the lead had a row: its offset was not committed, so the run that reads
+                    # the lead again publishes it (the ledger knows the send), from the routed
+                    # lead.
+                    continue
+                route = p.last_event.lead.route
+                sequence = self.config.sequences.get(route.sequence_id) if route else None
+                if sequence is not None:
+                    events.append(self._rebuild(p, entry, sequence))
+        await ledger.close_windows(self.pool, done)
         return events
 
     async def _settle(self, entry: ledger.Entry) -> None:

@@ -35,7 +35,8 @@ async def test_marking_a_window_sent_looks_its_rows_up_by_key_not_by_status(
         for _ in range(10):
             window = claims(50, token, run_id)
             await ledger.claim_many(conn, window)
-            await ledger.mark_sent_many(conn, token, [(c.key, "ok") for c in window])
+            await ledger.mark_sent_many(conn, token, [(c.key, "ok") for c in window],
+                                        window_id=uuid.uuid4(), claimed_by="i1")
         # The ledger was small when these windows were planned; a plan cached for the statement
         # then (a scan of the whole table, cheapest at a few hundred rows) would be kept while
         # the ledger grows: the service's connections plan each execution afresh.
@@ -57,8 +58,9 @@ async def test_marking_a_window_sent_looks_its_rows_up_by_key_not_by_status(
         async with conn.transaction():
             plan = "\n".join(r[0] for r in await conn.fetch(
                 "EXPLAIN " + ledger.MARK_SENT, [c.key for c in window],
-                ["ok"] * len(window), token))
-            sent = await ledger.mark_sent_many(conn, token, [(c.key, "ok") for c in window])
+                ["ok"] * len(window), token, uuid.uuid4(), "i1"))
+            sent = await ledger.mark_sent_many(conn, token, [(c.key, "ok") for c in window],
+                                               window_id=uuid.uuid4(), claimed_by="i1")
     assert "contact_ledger_status" not in plan, plan
     assert "contact_ledger_pkey" in plan, plan
     assert sent == {c.key for c in window}

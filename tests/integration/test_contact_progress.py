@@ -19,34 +19,39 @@ from services.pipeline.settings import Settings
 from tests.harness import Ticker, publish
 from tests.harness.contact import RecordingSender, contact_service, day, db, leads, ledger, routed
 
-# Counts every row written to contact_leads, per lead and kind of write.
+# Counts every row written to a table, per lead and kind of write.
 _WRITES = """
-CREATE TABLE IF NOT EXISTS test_progress_writes (lead_id uuid, op text);
-CREATE OR REPLACE FUNCTION test_progress_write() RETURNS trigger AS $$
+CREATE TABLE IF NOT EXISTS test_writes (tbl text, lead_id uuid, op text);
+CREATE OR REPLACE FUNCTION test_write() RETURNS trigger AS $$
 BEGIN
-    INSERT INTO test_progress_writes VALUES (NEW.lead_id, TG_OP);
+    INSERT INTO test_writes VALUES (TG_TABLE_NAME, NEW.lead_id, TG_OP);
     RETURN NEW;
 END $$ LANGUAGE plpgsql;
-CREATE OR REPLACE TRIGGER test_progress_write AFTER INSERT OR UPDATE ON contact_leads
-    FOR EACH ROW EXECUTE FUNCTION test_progress_write();
 """
 
 
 @asynccontextmanager
-async def counted_writes(pool: asyncpg.Pool) -> AsyncIterator[None]:
+async def counted_writes(pool: asyncpg.Pool, table: str = "contact_leads") -> AsyncIterator[None]:
     await pool.execute(_WRITES)
+    await pool.execute(f"CREATE OR REPLACE TRIGGER test_write AFTER INSERT OR UPDATE ON {table} "
+                       "FOR EACH ROW EXECUTE FUNCTION test_write()")
     try:
         yield
     finally:
-        await pool.execute("DROP TRIGGER test_progress_write ON contact_leads")
+        await pool.execute(f"DROP TRIGGER test_write ON {table}")
 
 
-async def writes(pool: asyncpg.Pool) -> dict[str, list[str]]:
-    rows = await pool.fetch("SELECT w.lead_id, w.op FROM test_progress_writes w")
+async def writes(pool: asyncpg.Pool, table: str = "contact_leads") -> dict[str, list[str]]:
+    rows = await pool.fetch("SELECT lead_id, op FROM test_writes WHERE tbl = $1", table)
     out: dict[str, list[str]] = {}
     for r in rows:
         out.setdefault(str(r["lead_id"]), []).append(r["op"])
     return out
+
+
+async def windows(pool: asyncpg.Pool) -> list[list[str]]:
+    """The keys of each window of sends not reported yet (contact_windows)."""
+    return [list(r["keys"]) for r in await pool.fetch("SELECT keys FROM contact_windows")]
 
 
 async def test_a_lead_sent_at_once_is_written_once(settings: Settings) -> None:
@@ -70,6 +75,25 @@ async def test_a_lead_sent_at_once_is_written_once(settings: Settings) -> None:
         last = decode(row["last_event"])
         assert isinstance(last, LeadContacted) and last.step == 1
         assert last.lead.lead_id == e.lead.lead_id
+
+
+async def test_a_send_is_written_twice_to_the_ledger_claimed_then_sent(
+        settings: Settings) -> None:
+    # That its LeadContacted is in the log is recorded once per window (contact_windows), not
+    # by a third write of each send's row.
+    events = [routed(f"twice{i}@firm{i}.com") for i in range(4)]
+    await publish(settings, events)
+    sender = RecordingSender()
+    async with contact_service(settings, sender), db(settings) as pool:
+        async with counted_writes(pool, "contact_ledger"), Ticker(settings) as ticker:
+            run = await ticker.run(JobName.CONTACT, at=day(0))
+            written = await writes(pool, "contact_ledger")
+        rows = await ledger(pool)
+        left = await windows(pool)
+    assert run.status == "completed" and len(sender.sent) == 4
+    assert written == {str(e.lead.lead_id): ["INSERT", "UPDATE"] for e in events}
+    assert {r["status"] for r in rows} == {"sent"}
+    assert left == []  # every send's LeadContacted was acknowledged
 
 
 async def test_a_lead_not_sent_gets_its_row_before_the_run_ends(settings: Settings) -> None:
@@ -117,14 +141,17 @@ async def test_a_send_never_reported_is_reported_when_the_lead_is_read_again(
                                             event.event_id, day(0))
         assert attempt.kind == "sent" and await leads(pool) == {}
         # A restart's recovery finds the send unreported but leaves it to the lead's redelivery:
-        # it has no row to build the event from, and must not mark it published.
+        # it has no row to build the event from, and must not close its window.
         assert await outbox.reconcile() == []
-        assert [r["event_published_at"] for r in await ledger(pool)] == [None]
+        assert await windows(pool) == [[attempt.event.idempotency_key]]
         async with Ticker(settings) as ticker:
             run = await ticker.run(JobName.CONTACT, at=day(0))
-        progress = await leads(pool)
-        rows = await ledger(pool)
+            progress = await leads(pool)
+            rows = await ledger(pool)
+            # The lead moved on: the next recovery closes the window.
+            assert (await ticker.run(JobName.CONTACT, at=day(0))).status == "completed"
+        left = await windows(pool)
     assert run.status == "completed"
     assert len(sender.sent) == 1  # never sent again
     assert progress[event.lead.email]["step"] == 1
-    assert [r["status"] for r in rows] == ["sent"] and rows[0]["event_published_at"] is not None
+    assert [r["status"] for r in rows] == ["sent"] and left == []

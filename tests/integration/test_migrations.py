@@ -215,3 +215,32 @@ async def test_lead_events_are_found_by_age_through_a_brin_index_not_a_btree(
             """, READ_SCHEMA)}
     assert methods == {"lead_events_pkey": "btree", "lead_events_lead": "btree",
                        "lead_events_recorded_brin": "brin"}
+
+
+async def test_sends_an_older_ledger_never_marked_published_move_to_windows_for_recovery(
+        empty_db: str) -> None:
+    """Before contact_windows a send's row was marked published after its LeadContacted was
+    acknowledged, and recovery read the unmarked ones through an index: those become windows
+    (one per claim token), and the index goes."""
+    known = available()
+    windows = next(m for m in known if m.name == "contact_windows")
+    await migrate(empty_db, known[:windows.version - 1])
+    dead, live = uuid.uuid4(), uuid.uuid4()
+    async with connect(empty_db) as conn:
+        await conn.execute(
+            """
+            INSERT INTO contact_ledger (idempotency_key, tenant_id, campaign_id, lead_id, step,
+                                        sequence_id, status, sender, email, cause_event_id,
+                                        claimed_by, claim_token, sent_at, event_published_at)
+            SELECT k, 'acme', 'q4', gen_random_uuid(), 1, 'standard', 'sent', 'proof',
+                   'x@example.com', gen_random_uuid(), 'i1', t, now() - interval '1 hour', p
+            FROM (VALUES ('q4:a', $1::uuid, NULL::timestamptz), ('q4:b', $1, NULL),
+                         ('q4:c', $2, NULL), ('q4:d', $2, now())) AS v(k, t, p)
+            """, dead, live)
+    await migrate(empty_db)
+    async with connect(empty_db) as conn:
+        found = {r["claim_token"]: sorted(r["keys"]) for r in await conn.fetch(
+            "SELECT claim_token, keys FROM contact_windows WHERE claimed_by = 'i1'")}
+        index = await conn.fetchval("SELECT to_regclass('contact_ledger_unpublished')")
+    assert found == {dead: ["q4:a", "q4:b"], live: ["q4:c"]}  # q4:d was reported
+    assert index is None
