@@ -59,6 +59,7 @@ log = logging.getLogger(__name__)
 
 #: "deferred": not attempted because the run is stopping; the lead stays due for the next run.
 Kind = Literal["sent", "held", "stopped", "retry", "failed", "busy", "done", "deferred"]
+STOPPING = "the run is stopping"
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,9 +246,7 @@ class Outbox:
                 results[p.lead_id] = prepared
             else:
                 ready.append(prepared)
-        size = self.config.control_window_sends
-        chunks = [ready[start:start + size] for start in range(0, len(ready), size)]
-        for attempt in await self._windows(chunks, run_id, at, settle_own, stop):
+        for attempt in await self._windows(ready, run_id, at, settle_own, stop):
             results[attempt.lead_id] = attempt
         return [results[p.lead_id] if first[p.lead_id] == i else Attempt(p.lead_id, "done")
                 for i, p in enumerate(ps)]
@@ -291,68 +290,86 @@ class Outbox:
         await self._give_up(key, lead.lead_id, step, template_error)
         return Attempt(lead.lead_id, "failed", reason=template_error)
 
-    async def _windows(self, chunks: Sequence[Sequence[_Ready]], run_id: UUID, at: datetime,
+    async def _windows(self, ready: Sequence[_Ready], run_id: UUID, at: datetime,
                        settle_own: bool, stop: asyncio.Event | None) -> list[Attempt]:
-        """The control windows of a batch, one after another. With a sender that can tell
-        after a crash whether a message left, the next window is opened (controls caught up,
-        keys claimed) while this one's sends are recorded: a crash then costs no email, and
-        that catch-up still comes after this window's sends, so a control's reach stays one
-        window. A stop ends the batch after the window in flight (a batch may be 10,000 sends
-        long, and a shutdown must not wait for them all)."""
-        ctl = _Controls(self, [r.lead for chunk in chunks for r in chunk])
+        """Claim the batch's sends, then send them a control window at a time. With a sender
+        that can tell after a crash whether a message left, the whole batch is claimed (and
+        its units reserved) in one statement each: a crash costs no email. Otherwise (SMTP) a
+        crash leaves the claims in flight as unknown outcomes, never sent, so only one window
+        is claimed at a time. A stop ends the batch after the window in flight (a batch may be
+        10,000 sends long, and a shutdown must not wait for them all)."""
+        ctl = _Controls(self, [r.lead for r in ready])
+        span = (len(ready) if self.sender.confirms_delivery else 0) or self.config.control_window_sends
         attempts: list[Attempt] = []
-        opening: asyncio.Future[_Opened] | None = None
-        try:
-            for i, chunk in enumerate(chunks):
-                if stop is not None and stop.is_set():
-                    if opening is not None:
-                        await self._abandon(opening, run_id)
-                        opening = None
-                    attempts += [Attempt(r.p.lead_id, "deferred", reason="the run is stopping")
-                                 for rest in chunks[i:] for r in rest]
-                    break
-                if opening is None:
-                    opened = await self._open(ctl, chunk, run_id, at, settle_own)
-                else:
-                    # Shielded: a run stopped meanwhile must not cut the claims short; the
-                    # handler below waits for them and gives them back.
-                    opened, opening = await asyncio.shield(opening), None
-                sent = await self._send_window(opened, run_id, at)
-                if (i + 1 < len(chunks) and self.sender.confirms_delivery
-                        and not (stop is not None and stop.is_set())):
-                    opening = asyncio.ensure_future(
-                        self._open(ctl, chunks[i + 1], run_id, at, settle_own))
-                attempts += await self._record(opened, sent, run_id, at)
-        except BaseException:
-            if opening is not None:
-                await self._abandon(opening, run_id)
-            raise
+        for start in range(0, len(ready), span):
+            if stop is not None and stop.is_set():
+                attempts += [Attempt(r.p.lead_id, "deferred", reason=STOPPING)
+                             for r in ready[start:]]
+                break
+            opened = await self._open(ctl, ready[start:start + span], run_id, at, settle_own)
+            attempts += await self._send_claimed(opened, run_id, at, stop)
         return attempts
 
-    async def _abandon(self, opening: asyncio.Future[_Opened], run_id: UUID) -> None:
-        """Let go of a window opened ahead of a failure: its keys and units, never sent."""
-        await asyncio.wait([opening])
-        if opening.cancelled() or opening.exception() is not None:
-            return
-        await self._let_go(opening.result(), run_id)
-
-    async def _let_go(self, opened: _Opened, run_id: UUID) -> None:
-        """Give back a window's keys and units, none of them sent (a failure is being raised)."""
-        unsent = _Flush(release=[r.claim.key for r, _ in opened.mine],
-                        give_back=[*opened.flush.give_back, *(r.limits for r, _ in opened.mine)])
+    async def _send_claimed(self, opened: _Opened, run_id: UUID, at: datetime,
+                            stop: asyncio.Event | None) -> list[Attempt]:
+        """Send claimed steps a control window at a time, each window after the first caught
+        up with the controls first: that catch-up follows the last send of the window before,
+        so a control's reach stays one window. A window is recorded while the next one goes
+        (the claims are what keeps a step from going twice); one that fails stops the batch
+        before the window after next. Claims left unsent by a stop or a failure are let go."""
+        size = self.config.control_window_sends
+        mine, attempts = opened.mine, opened.attempts
+        done = 0  # of ``mine``, the claims whose sends were attempted
+        recording: list[asyncio.Future[list[Attempt]]] = []
         try:
-            await self._flush(unsent, run_id)
+            while done < len(mine):
+                if done:
+                    if stop is not None and stop.is_set():
+                        break
+                    if len(recording) > 1:
+                        # One record at most behind the sends: a failed one stops the batch.
+                        await recording[-2]
+                    await opened.controls.catch_up()
+                window = mine[done:done + size]
+                done += len(window)  # from here on its claims are in flight: never let go
+                sent = await self._send_window(opened, window, run_id, at)
+                recording.append(asyncio.ensure_future(self._mark(sent, run_id, at)))
+            for recorded in await asyncio.gather(*recording):
+                attempts += recorded
+        except BaseException:
+            if recording:
+                await asyncio.wait(recording)  # a window sent is recorded if it can be
+                for record in recording:  # the failure raised below says what went wrong
+                    if not record.cancelled():
+                        record.exception()
+            await self._let_go(opened, mine[done:], run_id)
+            raise
+        unsent = mine[done:]
+        opened.flush.release += [r.claim.key for r, _ in unsent]
+        opened.flush.give_back += [r.limits for r, _ in unsent]
+        attempts += [Attempt(r.p.lead_id, "deferred", reason=STOPPING) for r, _ in unsent]
+        await self._flush(opened.flush, run_id)
+        return attempts
+
+    async def _let_go(self, opened: _Opened, unsent: Sequence[tuple[_Ready, ledger.Entry]],
+                      run_id: UUID) -> None:
+        """Give back the keys and units of claims not sent, and of sends blocked so far (a
+        failure is being raised)."""
+        flush = _Flush(release=[*opened.flush.release, *(r.claim.key for r, _ in unsent)],
+                       give_back=[*opened.flush.give_back, *(r.limits for r, _ in unsent)])
+        try:
+            await self._flush(flush, run_id)
         except (*CONNECTION_ERRORS, asyncpg.PostgresError):
             # The failure being raised says more; a restart settles these claims by asking.
-            log.warning("could not release %d claims of a window not sent", len(opened.mine),
+            log.warning("could not release %d claims not sent", len(unsent),
                         extra={"action": "claims_kept"})
 
     async def _open(self, ctl: _Controls, ready: Sequence[_Ready], run_id: UUID, at: datetime,
                     settle_own: bool) -> _Opened:
         """Catch the controls up while the limits are reserved and the keys claimed of the
         sends that may go by what is known so far: the round trips overlap, and every send is
-        checked again, caught up, right before it goes. The batch's first window decides from
-        the tables, so it reads them first."""
+        checked again, caught up, right before it goes. The batch's first claims are decided
+        from the tables, so they are read first."""
         if not ctl.reads:
             await ctl.catch_up()
             return await self._claim(ctl, ready, run_id, at, settle_own)
@@ -366,7 +383,7 @@ class Outbox:
         try:
             await caught_up
         except BaseException:
-            await self._let_go(opened, run_id)
+            await self._let_go(opened, opened.mine, run_id)
             raise
         return opened
 
@@ -401,15 +418,15 @@ class Outbox:
                                                             settle_own=settle_own))
         return opened
 
-    async def _send_window(self, opened: _Opened, run_id: UUID,
-                           at: datetime) -> list[tuple[_Ready, ledger.Entry, str | None]]:
-        """Send the window's claimed steps, each re-checked in memory right before it goes."""
+    async def _send_window(self, opened: _Opened, window: Sequence[tuple[_Ready, ledger.Entry]],
+                           run_id: UUID, at: datetime) -> list[tuple[_Ready, ledger.Entry, str | None]]:
+        """Send a window's claimed steps, each re-checked in memory right before it goes."""
         gate = asyncio.Semaphore(self.config.send_concurrency)
         outcomes = await asyncio.gather(*(
             self._send(r, opened.controls, opened.states[r.claim.key], gate)
-            for r, _ in opened.mine))
+            for r, _ in window))
         sent: list[tuple[_Ready, ledger.Entry, str | None]] = []
-        for (r, entry), outcome in zip(opened.mine, outcomes, strict=True):
+        for (r, entry), outcome in zip(window, outcomes, strict=True):
             if isinstance(outcome, Block):
                 opened.attempts.append(self._blocked(r, outcome, opened.flush, reserved=True))
             elif isinstance(outcome, SendError):
@@ -419,10 +436,10 @@ class Outbox:
                 sent.append((r, entry, outcome.provider_id))
         return sent
 
-    async def _record(self, opened: _Opened, sent: list[tuple[_Ready, ledger.Entry, str | None]],
-                      run_id: UUID, at: datetime) -> list[Attempt]:
-        """Record the window's sends, releases and holds in bulk; its attempts."""
-        attempts = opened.attempts
+    async def _mark(self, sent: list[tuple[_Ready, ledger.Entry, str | None]], run_id: UUID,
+                    at: datetime) -> list[Attempt]:
+        """Record a window's sends in one statement; their attempts, with the events to publish."""
+        attempts: list[Attempt] = []
         window_id = uuid4()
         recorded = await ledger.mark_sent_many(
             self.pool, self.token, [(r.claim.key, provider) for r, _, provider in sent],
@@ -439,7 +456,6 @@ class Outbox:
                                     key=entry.key, step=entry.step, sender=self.sender.name,
                                     subject=r.message.subject, at=at, run_id=run_id)
             attempts.append(Attempt(r.p.lead_id, "sent", event=event))
-        await self._flush(opened.flush, run_id)
         return attempts
 
     async def _send(self, r: _Ready, ctl: _Controls, read: tuple[int, ControlState],

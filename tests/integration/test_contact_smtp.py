@@ -150,13 +150,13 @@ async def test_a_send_interrupted_mid_flight_is_settled_on_restart_never_repeate
     assert entry.get("claimed", 0) == 0
 
 
-async def test_a_window_opened_ahead_of_a_failure_is_let_go_and_nothing_is_sent_twice(
+async def test_a_failed_record_stops_the_batch_a_window_later_and_nothing_is_sent_twice(
         settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
-    """With a sender that can confirm deliveries, the next window's keys are claimed while
-    this one's sends are recorded. If that record fails, the next window was never sent: its
-    claims are released, and after the restart every step goes exactly once."""
+    """With a sender that can confirm deliveries, a window is recorded while the next one goes,
+    under the claims taken for the batch. If a record fails, the window after next is never
+    sent: its claims are released; after the restart every step goes exactly once."""
     config = settings.pipeline.contact.model_copy(update={"control_window_sends": 2})
-    events = [routed(f"w{i}@engines.test") for i in range(4)]
+    events = [routed(f"w{i}@engines.test") for i in range(6)]
     ids = [e.lead.lead_id for e in events]
     real_mark_sent = ledger_table.mark_sent_many
     calls = 0
@@ -178,18 +178,19 @@ async def test_a_window_opened_ahead_of_a_failure_is_let_go_and_nothing_is_sent_
             await before.attempt_many([ps[i] for i in ids], events[0].event_id, day(0))
         rows = {r["email"]: r["status"] for r in await ledger(pool)}
         assert rows == {"w0@engines.test": "claimed", "w1@engines.test": "claimed",
-                        "w2@engines.test": "pending", "w3@engines.test": "pending"}
-        assert sorted(m.to for _, m in sender.sent) == ["w0@engines.test", "w1@engines.test"]
+                        "w2@engines.test": "sent", "w3@engines.test": "sent",
+                        "w4@engines.test": "pending", "w5@engines.test": "pending"}
+        assert sorted(m.to for _, m in sender.sent) == [f"w{i}@engines.test" for i in range(4)]
 
         after = Outbox(config, pool, sender, None, "instance-1")  # the restart
         await after.reported(await after.reconcile(), None)
         ps = await progress_table.fetch(pool, ids)
-        due = [ps[i] for i in ids if ps[i].step == 0]  # the confirmed sends moved on
-        assert [p.lead_id for p in due] == ids[2:]
+        due = [ps[i] for i in ids if ps[i].step == 0]  # the recorded or confirmed sends moved on
+        assert [p.lead_id for p in due] == ids[4:]
         attempts = await after.attempt_many(due, events[0].event_id, day(0))
         await after.reported([a.event for a in attempts if a.event is not None], None)
         state = await leads(pool)
     assert sorted(key for key, _ in sender.sent) == sorted(
         ledger_table.idempotency_key(e.lead.campaign_id, e.lead.lead_id, 1) for e in events)
     assert {email: row["step"] for email, row in state.items()} == {
-        f"w{i}@engines.test": 1 for i in range(4)}
+        f"w{i}@engines.test": 1 for i in range(6)}
