@@ -1,12 +1,13 @@
 """The one send path: controls -> limits -> claim -> re-check -> send -> record, in windows.
 
-Both step 1 (a newly routed lead) and follow-ups go through ``Outbox.attempt_many``. Sends go a
-control window at a time (``contact.control_window_sends``, at most ``control_window`` long):
-the control tables are read once per batch (``_Controls``), the control topic to its end once
-per window while quota units are reserved and ledger keys claimed for the window in one
-statement each; the sends then go with bounded concurrency, each checked in memory right
-before it leaves against the tables read plus every control event applied since. A send
-happens only under a ledger claim, so two runs can never send the same step.
+Both step 1 (a newly routed lead) and follow-ups go through ``Outbox.attempt_many``. Quota
+units are reserved and ledger keys claimed in one statement each, for the whole batch when the
+sender can confirm deliveries after a crash, else per window. Sends go a control window at a
+time (``contact.control_window_sends``, at most ``control_window`` long): the control tables
+are read once per batch (``_Controls``), the control topic to its end before each window; the
+sends then go with bounded concurrency, each checked in memory right before it leaves against
+the tables read plus every control event applied since. A send happens only under a ledger
+claim, so two runs can never send the same step.
 
 Interrupted sends (a 'claimed' row whose process is gone) are settled by ``reconcile``: if the
 sender can tell whether the message left, its answer decides; otherwise (SMTP) the step is
