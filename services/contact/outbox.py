@@ -184,17 +184,23 @@ class _Controls:
 
 @dataclass(slots=True)
 class _Flush:
-    """Writes a window's sends leave behind, done in bulk when the window ends."""
+    """Writes a batch's sends leave behind, done in bulk when its claims are settled."""
 
     release: list[str] = field(default_factory=list)
     holds: list[progress.Hold] = field(default_factory=list)
     stops: list[tuple[UUID, str]] = field(default_factory=list)
     give_back: list[Sequence[Limit]] = field(default_factory=list)
 
+    def unclaim(self, unsent: Sequence[tuple[_Ready, ledger.Entry]]) -> _Flush:
+        """Also give back the keys and units of claims never sent."""
+        self.release += [r.claim.key for r, _ in unsent]
+        self.give_back += [r.limits for r, _ in unsent]
+        return self
+
 
 @dataclass(slots=True)
 class _Opened:
-    """A window with its controls caught up and its keys claimed: ready to send."""
+    """Claimed sends (a batch's or a window's) with their controls caught up: ready to send."""
 
     controls: _Controls
     states: dict[str, tuple[int, ControlState]] = field(default_factory=dict)
@@ -346,18 +352,16 @@ class Outbox:
             await self._let_go(opened, mine[done:], run_id)
             raise
         unsent = mine[done:]
-        opened.flush.release += [r.claim.key for r, _ in unsent]
-        opened.flush.give_back += [r.limits for r, _ in unsent]
         attempts += [Attempt(r.p.lead_id, "deferred", reason=STOPPING) for r, _ in unsent]
-        await self._flush(opened.flush, run_id)
+        await self._flush(opened.flush.unclaim(unsent), run_id)
         return attempts
 
     async def _let_go(self, opened: _Opened, unsent: Sequence[tuple[_Ready, ledger.Entry]],
                       run_id: UUID) -> None:
         """Give back the keys and units of claims not sent, and of sends blocked so far (a
         failure is being raised)."""
-        flush = _Flush(release=[*opened.flush.release, *(r.claim.key for r, _ in unsent)],
-                       give_back=[*opened.flush.give_back, *(r.limits for r, _ in unsent)])
+        flush = _Flush(release=list(opened.flush.release),
+                       give_back=list(opened.flush.give_back)).unclaim(unsent)
         try:
             await self._flush(flush, run_id)
         except (*CONNECTION_ERRORS, asyncpg.PostgresError):

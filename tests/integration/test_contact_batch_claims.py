@@ -13,6 +13,7 @@ from services.contact import controls as controls_table
 from services.contact import ledger as ledger_table
 from services.contact import progress as progress_table
 from services.contact import usage as usage_table
+from services.contact.config import ContactConfig
 from services.contact.outbox import Outbox
 from services.contact.templates import Message
 from services.pipeline.settings import Settings
@@ -35,6 +36,13 @@ def counted(monkeypatch: pytest.MonkeyPatch, calls: Counter[str], module: Any, n
     monkeypatch.setattr(module, name, spy)
 
 
+def windows_of_two(settings: Settings) -> ContactConfig:
+    """Windows of two sends, with a tenant quota so that units are reserved."""
+    quotas = settings.pipeline.contact.quotas.model_copy(update={"daily_per_tenant": 100})
+    return settings.pipeline.contact.model_copy(
+        update={"control_window_sends": 2, "quotas": quotas})
+
+
 @pytest.mark.parametrize(("sender", "claims"), [(RecordingSender, 1), (UnconfirmingSender, 3)],
                          ids=["confirms-delivery", "cannot-confirm"])
 async def test_a_batch_is_claimed_at_once_when_a_crash_costs_no_email_and_sent_by_windows(
@@ -43,9 +51,7 @@ async def test_a_batch_is_claimed_at_once_when_a_crash_costs_no_email_and_sent_b
     """Six sends, windows of two: a sender that can confirm deliveries gets the batch's keys
     claimed and its units reserved in one statement each; one that cannot gets them a window
     at a time. Either way the controls are read and the sends recorded once per window."""
-    quotas = settings.pipeline.contact.quotas.model_copy(update={"daily_per_tenant": 100})
-    config = settings.pipeline.contact.model_copy(
-        update={"control_window_sends": 2, "quotas": quotas})
+    config = windows_of_two(settings)
     events = [routed(f"b{i}@engines.test") for i in range(6)]
     ids = [e.lead.lead_id for e in events]
     calls: Counter[str] = Counter()
@@ -74,9 +80,7 @@ async def test_a_stop_mid_batch_lets_go_of_the_claims_not_sent(
     """The run stops during the first window of a batch claimed at once: that window goes and
     is recorded, the rest are 'deferred', their keys released and their units given back, and
     a later run sends each of them once."""
-    quotas = settings.pipeline.contact.quotas.model_copy(update={"daily_per_tenant": 100})
-    config = settings.pipeline.contact.model_copy(
-        update={"control_window_sends": 2, "quotas": quotas})
+    config = windows_of_two(settings)
     events = [routed(f"s{i}@engines.test") for i in range(6)]
     ids = [e.lead.lead_id for e in events]
     stop = asyncio.Event()
