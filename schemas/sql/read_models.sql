@@ -212,10 +212,22 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     payload       jsonb NOT NULL
 );
 
--- One row: how far behind the log the projector writing this schema is (for /readyz, /metrics).
+-- One row per projector worker (id: 1 + its index; one projector alone is 1): how far behind
+-- its share of the log it is. Read through projector_progress (for /readyz, /metrics).
 CREATE TABLE IF NOT EXISTS projector_status (
-    id              integer PRIMARY KEY DEFAULT 1 CHECK (id = 1),
+    id              integer PRIMARY KEY DEFAULT 1,
     lag             bigint,
     events_applied  bigint NOT NULL DEFAULT 0,
     updated_at      timestamptz NOT NULL
 );
+-- Schemas made when one projector wrote them allowed only id 1.
+ALTER TABLE projector_status DROP CONSTRAINT IF EXISTS projector_status_id_check;
+ALTER TABLE projector_status DROP CONSTRAINT IF EXISTS projector_status_worker_id;
+ALTER TABLE projector_status ADD CONSTRAINT projector_status_worker_id CHECK (id >= 1);
+
+-- The projector as one row however many workers report: the lag is the sum (unknown while any
+-- worker's is), the report as old as the oldest worker's. No row before the first report.
+CREATE OR REPLACE VIEW projector_progress AS
+    SELECT CASE WHEN count(*) = count(lag) THEN sum(lag) END::bigint AS lag,
+           sum(events_applied)::bigint AS events_applied, min(updated_at) AS updated_at
+    FROM projector_status HAVING count(*) > 0;

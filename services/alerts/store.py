@@ -43,7 +43,7 @@ async def readings(conn: Conn, rules: AlertRules, now: datetime) -> Readings:
             """, failing)} if failing else {}
         status = await db.fetchrow(
             "SELECT lag, extract(epoch FROM now() - updated_at)::float8 AS age "
-            "FROM projector_status WHERE id = 1")
+            "FROM projector_progress")
         letters = {r["stage"]: r["n"] for r in await db.fetch(
             """
             SELECT coalesce(stage, 'none') AS stage, count(*) FILTER (WHERE recorded_at >= $1) AS n

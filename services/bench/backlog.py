@@ -90,7 +90,7 @@ class _Follower:
                 backlogs = {job.value: await _unread(reader, groups[job], tps)
                             for job, tps in inputs.items()}
                 backlogs[PROJECTOR] = int(await self.pool.fetchval(
-                    "SELECT lag FROM projector_status") or 0)
+                    "SELECT lag FROM projector_progress") or 0)
                 now = machine_cpu()
                 elapsed = now[1] - before[1]
                 idle = (now[0] - before[0]) / elapsed if elapsed > 0 else None

@@ -98,7 +98,7 @@ async def product_run(settings: Settings, n: int, workdir: Path, say: Console,
         after = {name: procstat.read(p.pid) for name, p in stack.procs.items()}
         servers_cpu = {name: procstat.server_cpu_seconds(pid) - servers_before[name]
                        for name, pid in servers.items()}
-        lag = await pool.fetchval("SELECT lag FROM projector_status") or 0
+        lag = await pool.fetchval("SELECT lag FROM projector_progress") or 0
         with say.status(f"pipeline ({n:,} leads): latency per lead"):
             latency = await pool.fetchrow(_LATENCY, event_type(LeadCreated),
                                           event_type(LeadContacted))

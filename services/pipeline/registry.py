@@ -101,7 +101,7 @@ class ServiceSpec:
 
 SERVICES: dict[str, ServiceSpec] = {spec.name: spec for spec in (
     *(ServiceSpec(stage.name, f"{stage.app}:build", stage=True) for stage in STAGES),
-    ServiceSpec("projector", "services.projector.service:run_projector"),
+    ServiceSpec("projector", "services.projector.workers:run_projector"),
     ServiceSpec("clock", "services.clock.service:run_clock"),
     ServiceSpec("dashboard", "services.dashboard.server:serve"),
     ServiceSpec("alerts", "services.alerts.service:run_alerts"),

@@ -74,6 +74,11 @@ async def swap_in(dsn: str, shadow: str = SHADOW_SCHEMA) -> None:
         async with conn.transaction():
             # Waits for the live projector's batch in flight and holds the next one off.
             await conn.execute(f"LOCK TABLE {live}.projector_offsets IN ACCESS EXCLUSIVE MODE")
+            # The status rows describe the live projector's workers, not the rebuild's.
+            shadow_status = f"{quote_ident(shadow)}.projector_status"
+            await conn.execute(f"DELETE FROM {shadow_status}")  # noqa: S608 - quoted names
+            await conn.execute(f"INSERT INTO {shadow_status} "  # noqa: S608 - quoted names
+                               f"SELECT * FROM {live}.projector_status")
             await conn.execute(f"DROP SCHEMA IF EXISTS {old} CASCADE")
             await conn.execute(f"ALTER SCHEMA {live} RENAME TO {old}")
             await conn.execute(f"ALTER SCHEMA {quote_ident(shadow)} RENAME TO {live}")

@@ -13,7 +13,7 @@ import contextlib
 import logging
 import signal
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -46,7 +46,7 @@ from ..runtime.db import (
 )
 from ..runtime.dead_letters import dead_letter
 from ..runtime.errors import InfrastructureError
-from ..runtime.locks import advisory_key, try_lock
+from ..runtime.locks import advisory_key, try_lock, unlock_all
 from ..runtime.logging import redact
 from ..runtime.partitions import topic_partitions
 from ..runtime.runs import run_info
@@ -88,9 +88,25 @@ class Share:
         return self.index == 0
 
 
-def lock_key(prefix: str, schema: str) -> int:
-    """Advisory lock id of the projector writing ``schema``."""
-    return advisory_key("projector", prefix, schema)
+def lock_key(prefix: str, schema: str, *parts: str) -> int:
+    """Advisory lock id of the projector writing ``schema`` (``parts``: one worker's rows)."""
+    return advisory_key("projector", prefix, schema, *parts)
+
+
+def locks_for(prefix: str, schema: str, share: Share | None,
+              numbers: Iterable[int]) -> list[tuple[int, bool]]:
+    """The advisory locks (key, shared) a projector holds while it writes ``schema``.
+
+    Alone: the schema's. A worker: the schema's shared with the other workers, one per lead
+    partition number it folds (``numbers``) and, for worker 0, one for the rest of the log.
+    So a projector alone and any worker exclude each other, and so do workers of two splits
+    (2 and 3 workers, say) that would fold the same partitions.
+    """
+    if share is None:
+        return [(lock_key(prefix, schema), False)]
+    return [(lock_key(prefix, schema), True),
+            *((lock_key(prefix, schema, f"partition {n}"), False) for n in sorted(set(numbers))),
+            *([(lock_key(prefix, schema, "unkeyed"), False)] if share.index == 0 else [])]
 
 
 class Projector:
@@ -120,6 +136,7 @@ class Projector:
         self._stop = asyncio.Event()
         self._status_at = 0.0
         self._generation = 0
+        self._locks: list[tuple[int, bool]] = []
         #: Partitions whose log ends before the offset the read models were folded to.
         self.behind: dict[tuple[str, int], int] = {}
         #: With ``adopt_log``: the partitions folded again from their start, and where they were.
@@ -135,11 +152,13 @@ class Projector:
         assert self._consumer is not None, "Projector.start() was not called"
         return self._consumer
 
+    @property
+    def worker(self) -> int:
+        """This projector's worker index (0 when it folds the whole log)."""
+        return self.share.index if self.share is not None else 0
+
     async def start(self, *, wait_for_lock: bool = True) -> None:
-        """Take the schema's lock (waiting as standby), then seek to the stored offsets."""
-        await self._connect_db(wait_for_lock=wait_for_lock)
-        if self.publish_dead_letters:
-            await self._broker.start()
+        """Take the schema's locks (waiting as standby), then seek to the stored offsets."""
         self._consumer = kafka_clients.consumer(
             bootstrap_servers=self.settings.kafka_bootstrap_servers, group_id=None,
             # "none": an offset the log does not hold is reported (_out_of_range), never
@@ -159,19 +178,35 @@ class Projector:
             await self.consumer.start()
         except KafkaError as exc:
             raise InfrastructureError(f"cannot reach the broker: {exc}") from exc
-        await self._assign()
+        tps = await self._partitions()
+        self._locks = locks_for(self.settings.prefix, self.schema, self.share,
+                                (tp.partition for tp in tps
+                                 if self.share is not None and tp.topic in self.share.lead_keyed))
+        await self._connect_db(wait_for_lock=wait_for_lock)
+        if self.worker == 0:
+            await store.forget_workers(self.conn, self.share.count if self.share else 1)
+        if self.publish_dead_letters:
+            await self._broker.start()
+        self.consumer.assign(tps)
+        await self._seek_to_stored()
 
     async def _connect_db(self, *, wait_for_lock: bool = True) -> None:
         # No statement cache: after a rebuild swap the same names mean other tables.
         self._conn = await open_connection(self.settings.database_url, statement_cache_size=0)
         await self.conn.execute(f"SET search_path TO {quote_ident(self.schema)}, public")
-        name = self.schema if self.share is None else f"{self.schema}#{self.share.index}"
-        key = lock_key(self.settings.prefix, name)
-        while not await try_lock(self.conn, key):
+        while not await self._take_locks():
             if not wait_for_lock:
                 raise InfrastructureError(f"another projector is writing schema {self.schema}")
             log.info("another projector is active; standing by", extra={"action": "standby"})
             await asyncio.sleep(2)
+
+    async def _take_locks(self) -> bool:
+        """All of this projector's locks, or none (so two standbys never hold half each)."""
+        for key, shared in self._locks:
+            if not await try_lock(self.conn, key, shared=shared):
+                await unlock_all(self.conn)
+                return False
+        return True
 
     async def _reconnect(self, cause: BaseException) -> None:
         """Wait for Postgres with capped, jittered backoff; then retake the lock and resume
@@ -209,15 +244,15 @@ class Projector:
             else:
                 self.consumer.seek(tp, position)
 
-    async def _assign(self) -> None:
+    async def _partitions(self) -> list[TopicPartition]:
+        """The partitions this projector folds (its share of them, for a worker)."""
         found = await topic_partitions(self.consumer, self.topic_names)
         tps = [TopicPartition(name, p) for name in self.topic_names for p in found[name]
                if self.share is None or self.share.owns(name, p)]
         if not tps:
             raise InfrastructureError(f"none of the topics {self.topic_names} exist; run "
                                       "`leadflow topics create` first")
-        self.consumer.assign(tps)
-        await self._seek_to_stored()
+        return tps
 
     async def stop(self) -> None:
         if self._consumer is not None:
@@ -280,7 +315,7 @@ class Projector:
             self.events_applied += len(fetched.records)
         lag = await self._lag()
         if fetched.records or lag != self.lag or time.monotonic() - self._status_at > 5:
-            await store.record_status(self.conn, lag, len(fetched.records))
+            await store.record_status(self.conn, lag, len(fetched.records), self.worker)
             self._status_at = time.monotonic()
         self.lag = lag
         return len(fetched.records)
@@ -493,7 +528,3 @@ class Projector:
         finally:
             await self.stop()
 
-
-async def run_projector(settings: Settings) -> None:
-    """The projector process: fold the log into the read models until SIGINT / SIGTERM."""
-    await Projector(settings).run_forever()

@@ -219,15 +219,23 @@ async def _move_counts(conn: asyncpg.Connection, moved: Counter[tuple[str, str, 
             """, *columns[:3])
 
 
-async def record_status(conn: asyncpg.Connection, lag: int | None, applied: int) -> None:
-    """Publish the projector's lag and progress for health checks."""
+async def record_status(conn: asyncpg.Connection, lag: int | None, applied: int,
+                        worker: int = 0) -> None:
+    """Publish a projector worker's lag and progress for health checks."""
     await conn.execute(
         """
-        INSERT INTO projector_status (id, lag, events_applied, updated_at) VALUES (1, $1, $2, now())
+        INSERT INTO projector_status (id, lag, events_applied, updated_at)
+        VALUES ($3 + 1, $1, $2, now())
         ON CONFLICT (id) DO UPDATE SET lag = EXCLUDED.lag,
             events_applied = projector_status.events_applied + EXCLUDED.events_applied,
             updated_at = now()
-        """, lag, applied)
+        """, lag, applied, worker)
+
+
+async def forget_workers(conn: asyncpg.Connection, workers: int) -> None:
+    """Drop the status rows of workers beyond ``workers`` (left by a larger split), whose old
+    reports would read as a silent projector."""
+    await conn.execute("DELETE FROM projector_status WHERE id > $1", workers)
 
 
 async def _upsert(conn: asyncpg.Connection, table: str, columns: tuple[str, ...],

@@ -355,6 +355,14 @@ class RetentionConfig(Section):
     max_age: Duration = timedelta(days=30)
 
 
+class ProjectorConfig(Section):
+    """The projector (services/projector). ``workers`` processes split the lead partitions
+    between them (each lead's rows belong to one); worker 0 also folds ticks, job and control
+    events. More than one pays where the projector has cores to spare (docs/performance.md)."""
+
+    workers: int = Field(default=1, ge=1, le=16)
+
+
 class ClockConfig(Section):
     """The clock service (services/clock): lateness, catch-up and backfill bounds."""
 
@@ -522,6 +530,7 @@ class PlatformConfig(Section):
     stage: StageConfig = StageConfig()
     dashboard: DashboardConfig = DashboardConfig()
     retention: RetentionConfig = RetentionConfig()
+    projector: ProjectorConfig = ProjectorConfig()
     alerts: AlertsConfig = AlertsConfig()
 
     @field_validator("jobs", mode="before")

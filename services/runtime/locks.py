@@ -18,10 +18,18 @@ def advisory_key(name: str, prefix: str, *parts: str) -> int:
     return zlib.crc32(":".join((f"leadflow-{name}", prefix, *parts)).encode())
 
 
-async def try_lock(conn: asyncpg.Connection, key: int) -> bool:
-    """Take the session lock ``key`` on ``conn`` if nobody holds it; never waits. It is held
-    until the connection closes (the process dying included)."""
+async def try_lock(conn: asyncpg.Connection, key: int, *, shared: bool = False) -> bool:
+    """Take the session lock ``key`` on ``conn`` if nobody holds it (``shared``: if nobody
+    holds it exclusively); never waits. It is held until the connection closes (the process
+    dying included)."""
+    if shared:
+        return bool(await conn.fetchval("SELECT pg_try_advisory_lock_shared($1)", key))
     return bool(await conn.fetchval("SELECT pg_try_advisory_lock($1)", key))
+
+
+async def unlock_all(conn: asyncpg.Connection) -> None:
+    """Let go of every session lock ``conn`` holds."""
+    await conn.execute("SELECT pg_advisory_unlock_all()")
 
 
 async def lock_transaction(conn: asyncpg.Connection, key: int) -> None:

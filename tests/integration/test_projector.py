@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from events import (
     ALL_TENANTS,
     JobName,
@@ -24,10 +26,17 @@ from events import (
     transition,
 )
 from services.pipeline.settings import Settings
-from services.projector.rebuild import MODEL_TABLES, SHADOW_SCHEMA, rebuild, table_rows
+from services.projector.rebuild import (
+    MODEL_TABLES,
+    SHADOW_SCHEMA,
+    plan_shares,
+    rebuild,
+    table_rows,
+)
 from services.projector.service import Projector
 from services.runtime.bus import ensure_topics
 from services.runtime.db import READ_SCHEMA
+from services.runtime.errors import InfrastructureError
 from tests.factories import (
     created_event,
     happy_path,
@@ -230,10 +239,63 @@ async def progressed(settings: Settings, before: int) -> None:
     raise AssertionError("the projector made no progress in 30 s; see its log in tmp_path")
 
 
+async def test_workers_exclude_a_projector_alone_and_any_split_that_would_fold_their_rows(
+        settings: Settings) -> None:
+    for batch in synthetic_events(200, seed=1):
+        await publish(settings, batch)
+    halves = [s for s in await plan_shares(settings, 2) if s is not None]
+    assert len(halves) == 2
+    first = Projector(settings, share=halves[0])
+    await first.start(wait_for_lock=False)
+    second = Projector(settings, share=halves[1])
+    try:
+        thirds = [s for s in await plan_shares(settings, 3) if s is not None]
+        for other in (Projector(settings), Projector(settings, share=thirds[0])):
+            with pytest.raises(InfrastructureError, match="another projector"):
+                await other.start(wait_for_lock=False)
+            await other.stop()
+        await second.start(wait_for_lock=False)
+        await first.catch_up(idle_polls=3)
+        await second.catch_up(idle_polls=3)
+    finally:
+        await first.stop()
+        await second.stop()
+    async with read_models(settings) as db:
+        await assert_models_equal_fold(db, reference(await read_log(settings), settings))
+        rows = await db.fetch("SELECT id, lag, events_applied FROM projector_status ORDER BY id")
+        progress = await db.fetchrow("SELECT * FROM projector_progress")
+    assert [r["id"] for r in rows] == [1, 2] and all(r["events_applied"] > 0 for r in rows)
+    assert (progress["lag"], progress["events_applied"]) == (
+        0, sum(r["events_applied"] for r in rows))
+
+
 async def test_kill_9_mid_batch_never_loses_or_doubles_a_projection(
         settings: Settings, tmp_path: Path) -> None:
+    await kill_9_storm(settings, tmp_path, workers=1)
+
+
+async def test_two_workers_killed_mid_batch_fold_exactly_the_log_and_report_as_one(
+        settings: Settings, tmp_path: Path) -> None:
+    """projector.workers = 2: the parent and each worker in turn killed with SIGKILL."""
+    await kill_9_storm(settings, tmp_path, workers=2)
+    async with read_models(settings) as db:
+        assert await db.fetchval("SELECT count(*) FROM projector_status") == 2
+
+
+def children(pid: int) -> list[int]:
+    """The worker processes ``pid`` spawned (Linux; not multiprocessing's resource tracker)."""
+    text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    return [int(p) for p in text.split()
+            if b"spawn_main" in Path(f"/proc/{p}/cmdline").read_bytes()]
+
+
+async def kill_9_storm(settings: Settings, tmp_path: Path, *, workers: int) -> None:
+    """Kill the projector 10 times at random moments while events flow; then it must have
+    folded the log exactly once. With workers, the victims alternate between the parent (its
+    workers follow it) and one worker (the parent ends the others and exits)."""
     config = tmp_path / "projector.toml"
-    config.write_text(f'[topics]\nprefix = "{settings.prefix}"\npartitions = 3\n')
+    config.write_text(f'[topics]\nprefix = "{settings.prefix}"\npartitions = 3\n'
+                      f'[projector]\nworkers = {workers}\n')
     env = {**os.environ, "DATABASE_URL": settings.database_url,
            "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
            "LEADFLOW_CONFIG": str(config), "LEADFLOW_LOG_LEVEL": "WARNING"}
@@ -263,8 +325,13 @@ async def test_kill_9_mid_batch_never_loses_or_doubles_a_projection(
             # Kill only once this incarnation is applying batches, at a random moment.
             await progressed(settings, await offsets_sum(settings))
             await asyncio.sleep(rnd.uniform(0.0, 0.3))
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
+            spawned = children(proc.pid) if workers > 1 else []
+            if len(spawned) >= workers and kills % 2:
+                os.kill(rnd.choice(spawned), signal.SIGKILL)  # the parent ends the rest
+                assert proc.wait(60) != 0
+            else:
+                proc.send_signal(signal.SIGKILL)
+                proc.wait()
             kills += 1
             proc = start()
         stop_flow.set()
@@ -275,6 +342,12 @@ async def test_kill_9_mid_batch_never_loses_or_doubles_a_projection(
             return await offsets_sum(settings) == sum(expected.offsets.values())
 
         await eventually(caught_up, 120, "the projector caught up with the log", every=0.5)
+
+        async def reports_caught_up() -> bool:
+            async with read_models(settings) as db:
+                return await db.fetchval("SELECT lag FROM projector_progress") == 0
+
+        await eventually(reports_caught_up, 30, "the projector reported lag 0", every=0.5)
     finally:
         producer.cancel()
         proc.send_signal(signal.SIGTERM)

@@ -14,7 +14,7 @@ async def projector_status(conn: Conn) -> dict[str, Any]:
         """
         SELECT lag, events_applied, updated_at,
                extract(epoch FROM now() - updated_at)::float8 AS age_seconds
-        FROM projector_status WHERE id = 1
+        FROM projector_progress
         """)
     if row is None:
         return {"lag": None, "events_applied": None, "updated_at": None, "age_seconds": None}
