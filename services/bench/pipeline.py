@@ -206,6 +206,8 @@ async def bench_pipeline(settings: Settings, say: Console, *, leads: int, config
     )
     shutil.rmtree(workdir, ignore_errors=True)
     doc = figures(results, sizes, machine_facts(broker))
+    # What the user's config changed in how the pipeline runs (the rest is the bench's own).
+    doc["config"] = {"projector_workers": part("large").pipeline.projector.workers}
     check_finite(doc)
     print_tables(doc, say)
     if json_path is not None:

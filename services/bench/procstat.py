@@ -82,3 +82,23 @@ def read(pid: int | str = "self") -> ProcStat:
                         cpu_seconds((base / "stat").read_text()))
     except FileNotFoundError:
         raise ProcessLookupError(f"process {pid} is gone") from None
+
+
+def read_tree(pid: int) -> ProcStat:
+    """``read`` for a process and the children it spawned (a projector's workers): CPU time
+    summed, the peak resident set of the largest; raise ProcessLookupError if it is gone."""
+    base = Path("/proc") / str(pid)
+    try:
+        children = [int(c) for c in (base / "task" / str(pid) / "children").read_text().split()]
+    except FileNotFoundError:
+        raise ProcessLookupError(f"process {pid} is gone") from None
+    stats: dict[int, str] = {}
+    peak = read(pid).peak_rss_mb
+    for child in children:
+        try:
+            stats[child] = (Path("/proc") / str(child) / "stat").read_text()
+            peak = max(peak, read(child).peak_rss_mb)
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # exited meanwhile: its time is in the parent's cutime now
+    stats[pid] = (base / "stat").read_text()
+    return ProcStat(peak, tree_cpu_seconds(pid, stats))

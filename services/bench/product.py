@@ -89,13 +89,13 @@ async def product_run(settings: Settings, n: int, workdir: Path, say: Console,
     servers = servers or {}
     async with (scratch_database(settings, f"pipeline{n}") as scratch,
                 running_product(scratch, workdir, say, f"pipeline ({n:,} leads)") as (stack, pool)):
-        before = {name: procstat.read(p.pid) for name, p in stack.procs.items()}
+        before = {name: procstat.read_tree(p.pid) for name, p in stack.procs.items()}
         servers_before = {name: procstat.server_cpu_seconds(pid) for name, pid in servers.items()}
         started = time.monotonic()
         async with followed(scratch, pool) as samples:
             statuses = await import_and_wait(scratch, pool, stack, n, say)
         seconds = time.monotonic() - started
-        after = {name: procstat.read(p.pid) for name, p in stack.procs.items()}
+        after = {name: procstat.read_tree(p.pid) for name, p in stack.procs.items()}
         servers_cpu = {name: procstat.server_cpu_seconds(pid) - servers_before[name]
                        for name, pid in servers.items()}
         lag = await pool.fetchval("SELECT lag FROM projector_progress") or 0
