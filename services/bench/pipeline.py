@@ -197,6 +197,8 @@ async def bench_pipeline(settings: Settings, say: Console, *, leads: int, config
     def part(name: str) -> Settings:
         return configured(settings, bench_config, f"{settings.prefix}{name}.")
 
+    # What the user's config changed in how the pipeline runs (the rest is the bench's own).
+    config_used = {"projector_workers": part("large").pipeline.projector.workers}
     results = Results(
         limits=await limits(part("limit"), sizes.leads, workdir / "limit", say),
         stages=await stage_runs(part("stages"), sizes.leads, workdir / "stages", say),
@@ -206,8 +208,7 @@ async def bench_pipeline(settings: Settings, say: Console, *, leads: int, config
     )
     shutil.rmtree(workdir, ignore_errors=True)
     doc = figures(results, sizes, machine_facts(broker))
-    # What the user's config changed in how the pipeline runs (the rest is the bench's own).
-    doc["config"] = {"projector_workers": part("large").pipeline.projector.workers}
+    doc["config"] = config_used
     check_finite(doc)
     print_tables(doc, say)
     if json_path is not None:

@@ -91,7 +91,8 @@ def default_workers() -> int:
 
 
 async def plan_shares(settings: Settings, workers: int) -> list[Share | None]:
-    """Split the rebuild between ``workers`` processes when the lead topics allow it."""
+    """Split the log between ``workers`` processes (a rebuild's, or the live projector's) when
+    the lead topics allow it; ``[None]``: one process folds it all."""
     if workers <= 1:
         return [None]
     topics = settings.pipeline.topics
@@ -103,10 +104,12 @@ async def plan_shares(settings: Settings, workers: int) -> list[Share | None]:
     if any(len(found) != 1 for found in group_counts):
         # A lead's events sit in the same partition number of every lead topic of its tenant
         # only when their counts agree; otherwise one worker must see them all.
-        log.warning("lead topics have different partition counts %s; rebuilding with one worker",
-                    counts, extra={"action": "rebuild_single_worker"})
+        log.warning("lead topics have different partition counts %s; folding with one worker",
+                    counts, extra={"action": "projector_single_worker"})
         return [None]
     count = min(workers, *(min(found) for found in group_counts))
+    if count < 2:  # a single partition, or no topics yet (the projector alone says so)
+        return [None]
     return [Share(k, count, frozenset(names)) for k in range(count)]
 
 
