@@ -8,7 +8,8 @@ DROP INDEX IF EXISTS leads_campaign_status;
 -- The leads list matches emails by ILIKE substring, which no btree serves; the index only
 -- cost every projector write of a lead an insertion. Dropped where an older schema made it.
 DROP INDEX IF EXISTS leads_email;
-CREATE INDEX IF NOT EXISTS lead_events_lead ON lead_events (lead_id, version);
+-- A lead's history is read through lead_events' primary key (lead_id, version, event_id).
+DROP INDEX IF EXISTS lead_events_lead;
 -- Only retention reads lead_events by age (a range delete), and rows arrive close to
 -- recorded_at order: a BRIN summary serves it, where a btree cost every event an insertion.
 DROP INDEX IF EXISTS lead_events_recorded;

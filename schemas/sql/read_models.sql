@@ -67,8 +67,12 @@ BEGIN
     END IF;
 END $$;
 
+-- Keyed by lead, not by the event id alone: a lead's history and the projector's duplicate
+-- check both read (lead_id, version, event_id), and one btree on random ids costs each event
+-- one insertion instead of two. An event id is derived from its cause, so it comes with the
+-- same lead and version every time: the key is as unique as the id.
 CREATE TABLE IF NOT EXISTS lead_events (
-    event_id        uuid PRIMARY KEY,
+    event_id        uuid NOT NULL,
     lead_id         uuid NOT NULL,
     type            text NOT NULL,
     version         integer NOT NULL,
@@ -86,8 +90,24 @@ CREATE TABLE IF NOT EXISTS lead_events (
     -- The message exactly as it came off the log (the audit record). json keeps its bytes;
     -- jsonb would parse each one into a tree, half the Postgres CPU of this table's COPY, and
     -- nothing queries inside a payload.
-    payload         json NOT NULL
+    payload         json NOT NULL,
+    PRIMARY KEY (lead_id, version, event_id)
 );
+
+-- Databases made with the primary key on event_id alone: re-keyed once (the new index is
+-- built while the table is locked); read_model_indexes.sql drops the (lead_id, version)
+-- index it replaces.
+DO $$
+BEGIN
+    IF (SELECT array_agg(a.attname::text ORDER BY k.n)
+        FROM pg_index i
+        CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, n)
+        JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+        WHERE i.indrelid = 'lead_events'::regclass AND i.indisprimary) = ARRAY['event_id'] THEN
+        ALTER TABLE lead_events DROP CONSTRAINT lead_events_pkey,
+            ADD PRIMARY KEY (lead_id, version, event_id);
+    END IF;
+END $$;
 
 -- Databases made while payload was jsonb: converted once (a rewrite of the table).
 DO $$

@@ -115,22 +115,32 @@ def keys_of(batch: Iterable[Positioned]) -> tuple[set[UUID], set[UUID], set[str]
     return leads, runs, jobs
 
 
-def event_ids_to_check(batch: Iterable[Positioned], lead_versions: dict[UUID, int]) -> set[UUID]:
-    """Ids of the batch's events that may be folded already (redelivered duplicates).
+@dataclass(slots=True)
+class Suspects:
+    """Events of a batch that may be folded already (redelivered duplicates), by the key each
+    is stored under: lead events as (lead_id, version, event_id), dead letters by event id."""
+
+    lead_events: set[tuple[UUID, int, UUID]] = field(default_factory=set)
+    dead_letters: set[UUID] = field(default_factory=set)
+
+
+def to_check(batch: Iterable[Positioned], lead_versions: dict[UUID, int]) -> Suspects:
+    """The batch's events that need a lookup before folding.
 
     A lead's row and its events are written in one transaction and the row keeps the highest
     version folded, so an event above the stored version cannot have been folded: only the
     others (and every dead letter) need a lookup.
     """
-    ids = set()
+    suspects = Suspects()
     for item in batch:
         event = item.event
         if isinstance(event, LeadEvent):
-            if event.lead.version <= lead_versions.get(event.lead.lead_id, 0):
-                ids.add(event.event_id)
+            lead = event.lead
+            if lead.version <= lead_versions.get(lead.lead_id, 0):
+                suspects.lead_events.add((lead.lead_id, lead.version, event.event_id))
         elif isinstance(event, DeadLettered):
-            ids.add(event.event_id)
-    return ids
+            suspects.dead_letters.add(event.event_id)
+    return suspects
 
 
 def fold(batch: Iterable[Positioned], loaded: Loaded, *,

@@ -16,7 +16,7 @@ import asyncpg
 from events import DeadLettered, LeadEvent
 from events.runs import PartRow, RunRow
 
-from .fold import Changes, Loaded, Positioned, event_ids_to_check, keys_of
+from .fold import Changes, Loaded, Positioned, keys_of, to_check
 from .rows import MetricsRow
 
 LEAD_COLUMNS = (
@@ -93,14 +93,21 @@ async def load(conn: asyncpg.Connection, batch: Sequence[Positioned]) -> Loaded:
         loaded.lead_versions = {r["lead_id"]: r["version"] for r in rows}
         loaded.lead_statuses = {r["lead_id"]: (r["tenant_id"], r["campaign_id"], r["status"])
                                 for r in rows}
-    if event_ids := event_ids_to_check(batch, loaded.lead_versions):
+    suspects = to_check(batch, loaded.lead_versions)
+    if suspects.lead_events:
+        # Found through lead_events' primary key (lead_id, version, event_id).
+        keys = list(suspects.lead_events)
         rows = await conn.fetch(
             """
-            SELECT event_id FROM lead_events WHERE event_id = ANY($1::uuid[])
-            UNION ALL
-            SELECT event_id FROM dead_letters WHERE event_id = ANY($1::uuid[])
-            """, list(event_ids))
-        loaded.known_event_ids = {r["event_id"] for r in rows}
+            SELECT e.event_id FROM lead_events e
+            JOIN unnest($1::uuid[], $2::int[], $3::uuid[]) AS k(lead_id, version, event_id)
+              ON (e.lead_id, e.version, e.event_id) = (k.lead_id, k.version, k.event_id)
+            """, [k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys])
+        loaded.known_event_ids.update(r["event_id"] for r in rows)
+    if suspects.dead_letters:
+        rows = await conn.fetch("SELECT event_id FROM dead_letters WHERE event_id = ANY($1::uuid[])",
+                                list(suspects.dead_letters))
+        loaded.known_event_ids.update(r["event_id"] for r in rows)
     if runs:
         rows = await conn.fetch("SELECT * FROM job_run_parts WHERE run_id = ANY($1::uuid[])", list(runs))
         loaded.parts = {(r["run_id"], r["part"]): PartRow.from_row(r) for r in rows}

@@ -61,7 +61,8 @@ async def load(db: asyncpg.Pool, sources: Mapping[UUID, str | None]) -> dict[UUI
         """
         SELECT l.*, e.topic AS last_topic, e.partition AS last_partition,
                e."offset" AS last_offset, e.replay_id AS last_replay_id
-        FROM leads l LEFT JOIN lead_events e ON e.event_id = l.last_event_id
+        FROM leads l LEFT JOIN lead_events e
+          ON (e.lead_id, e.version, e.event_id) = (l.lead_id, l.version, l.last_event_id)
         WHERE l.lead_id = ANY($1::uuid[])
         """, list(sources))
     found: dict[UUID, Current] = {}

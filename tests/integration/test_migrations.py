@@ -213,8 +213,44 @@ async def test_lead_events_are_found_by_age_through_a_brin_index_not_a_btree(
             JOIN pg_class t ON t.oid = i.indrelid JOIN pg_namespace n ON n.oid = t.relnamespace
             WHERE n.nspname = $1 AND t.relname = 'lead_events'
             """, READ_SCHEMA)}
-    assert methods == {"lead_events_pkey": "btree", "lead_events_lead": "btree",
-                       "lead_events_recorded_brin": "brin"}
+    assert methods == {"lead_events_pkey": "btree", "lead_events_recorded_brin": "brin"}
+
+
+async def test_lead_events_of_an_older_schema_are_keyed_by_lead_with_one_btree(
+        empty_db: str) -> None:
+    """lead_events had a primary key on its random event id besides (lead_id, version): two
+    random btree insertions per event. Its key is now (lead_id, version, event_id), which
+    serves a lead's history and the duplicate check alike; migrate converts an older table
+    and keeps its rows."""
+    await migrate(empty_db)
+    row = (uuid.uuid4(), uuid.uuid4())
+    async with connect(empty_db) as conn, conn.transaction():
+        await conn.execute(f"SET LOCAL search_path TO {READ_SCHEMA}")
+        await conn.execute("ALTER TABLE lead_events DROP CONSTRAINT lead_events_pkey")
+        await conn.execute("ALTER TABLE lead_events ADD PRIMARY KEY (event_id)")
+        await conn.execute("CREATE INDEX lead_events_lead ON lead_events (lead_id, version)")
+        await conn.execute(
+            """
+            INSERT INTO lead_events (event_id, lead_id, type, version, status, tenant_id,
+                                     campaign_id, occurred_at, recorded_at, topic, partition,
+                                     "offset", payload)
+            VALUES ($1, $2, 'lead.created', 1, 'NEW', 't', 'c', now(), now(), 'leads.new', 0, 0,
+                    '{}')
+            """, *row)
+    await migrate(empty_db)
+    async with connect(empty_db) as conn, conn.transaction():
+        await conn.execute(f"SET LOCAL search_path TO {READ_SCHEMA}")
+        key = await conn.fetchval(
+            """
+            SELECT array_agg(a.attname::text ORDER BY k.n) FROM pg_index i
+            JOIN pg_class t ON t.oid = i.indrelid JOIN pg_namespace s ON s.oid = t.relnamespace
+            CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, n)
+            JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = k.attnum
+            WHERE s.nspname = $1 AND t.relname = 'lead_events' AND i.indisprimary
+            """, READ_SCHEMA)
+        stored = await conn.fetch("SELECT event_id, lead_id FROM lead_events")
+    assert key == ["lead_id", "version", "event_id"]
+    assert [(r["event_id"], r["lead_id"]) for r in stored] == [row]
 
 
 async def test_sends_an_older_ledger_never_marked_published_move_to_windows_for_recovery(

@@ -1,9 +1,9 @@
-"""Which event ids the projector must look up before folding a batch (pure)."""
+"""Which events the projector must look up before folding a batch (pure)."""
 
 from __future__ import annotations
 
 from events import DeadLettered, utcnow
-from services.projector.fold import Loaded, Positioned, event_ids_to_check, fold
+from services.projector.fold import Loaded, Positioned, fold, to_check
 from tests.factories import happy_path
 
 
@@ -13,21 +13,28 @@ def positioned(events: list) -> list[Positioned]:  # type: ignore[type-arg]
 
 def test_only_events_at_or_below_the_stored_version_can_already_be_folded() -> None:
     """The leads row holds the highest version folded, in the same transaction as its events:
-    an event above it was never folded, so its id needs no lookup."""
+    an event above it was never folded, so it needs no lookup. The others are looked up by
+    the key lead_events is stored under (lead, version, event)."""
     created, scored, qualified, *_ = happy_path()
     lead = created.lead.lead_id
     batch = positioned([created, scored, qualified])
-    assert event_ids_to_check(batch, {}) == set()  # a lead the table does not hold
-    assert event_ids_to_check(batch, {lead: 2}) == {created.event_id, scored.event_id}
-    assert event_ids_to_check(batch, {lead: 3}) == {created.event_id, scored.event_id,
-                                                     qualified.event_id}
+
+    def keys(*events):  # type: ignore[no-untyped-def]
+        return {(lead, e.lead.version, e.event_id) for e in events}
+
+    assert to_check(batch, {}).lead_events == set()  # a lead the table does not hold
+    assert to_check(batch, {lead: 2}).lead_events == keys(created, scored)
+    assert to_check(batch, {lead: 3}).lead_events == keys(created, scored, qualified)
+    assert to_check(batch, {lead: 3}).dead_letters == set()
 
 
 def test_dead_letters_are_always_looked_up() -> None:
     now = utcnow()
     parked = DeadLettered(event_id=happy_path()[0].event_id, occurred_at=now, recorded_at=now,
                           tenant_id="acme", error_type="X", error="bad")
-    assert event_ids_to_check(positioned([parked, None]), {}) == {parked.event_id}
+    suspects = to_check(positioned([parked, None]), {})
+    assert suspects.dead_letters == {parked.event_id}
+    assert suspects.lead_events == set()
 
 
 def test_lead_counts_move_each_lead_from_its_stored_status_to_its_newest() -> None:
