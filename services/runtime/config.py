@@ -79,7 +79,10 @@ class TenantRules(Section):
 
     def for_tenant(self, tenant_id: str) -> Self:
         """The rules for ``tenant_id``'s leads: its override over this section, or the section."""
-        return self._resolved.get(tenant_id, self)
+        # Read from the private values' slot: ``self._resolved`` goes through pydantic's
+        # __getattr__ (~2 us), and score and qualify ask once per lead.
+        resolved: dict[str, Self] = self.__pydantic_private__["_resolved"]  # type: ignore[index]
+        return resolved.get(tenant_id, self)
 
     def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
         # A copy with changes resolves its tenants again, against the changed fields.
