@@ -39,9 +39,17 @@ DEAD_LETTER_COLUMNS = (
 )
 
 
-#: Which of a batch's suspect events lead_events holds: (lead ids, event ids).
-KNOWN_LEAD_EVENTS = ("SELECT event_id FROM lead_events "
-                     "WHERE lead_id = ANY($1::uuid[]) AND event_id = ANY($2::uuid[])")
+#: Which of a batch's suspect events lead_events holds: (lead ids, versions, event ids).
+#: One probe of the primary key per suspect, by LATERAL ... LIMIT 1: as a join, a large batch
+#: was planned as a hash join over the whole table, and matching the leads and the ids as two
+#: arrays made the index scan 20x slower than one probe each.
+KNOWN_LEAD_EVENTS = """
+SELECT e.event_id
+FROM unnest($1::uuid[], $2::int[], $3::uuid[]) AS k(lead_id, version, event_id)
+CROSS JOIN LATERAL (
+    SELECT event_id FROM lead_events
+    WHERE (lead_id, version, event_id) = (k.lead_id, k.version, k.event_id) LIMIT 1) AS e
+"""
 
 
 def lead_row(event: LeadEvent) -> tuple[Any, ...]:
@@ -100,12 +108,9 @@ async def load(conn: asyncpg.Connection, batch: Sequence[Positioned]) -> Loaded:
                                 for r in rows}
     suspects = to_check(batch, loaded.lead_versions)
     if suspects.lead_events:
-        # An index-only scan of lead_events' primary key by lead (an id belongs to one lead,
-        # so matching both sets finds exactly the suspects stored). A join on unnest()ed
-        # (lead, version, id) rows was planned as a hash join over the whole table.
-        rows = await conn.fetch(
-            KNOWN_LEAD_EVENTS, list({lead for lead, _, _ in suspects.lead_events}),
-            [event_id for _, _, event_id in suspects.lead_events])
+        keys = list(suspects.lead_events)
+        rows = await conn.fetch(KNOWN_LEAD_EVENTS, [k[0] for k in keys], [k[1] for k in keys],
+                                [k[2] for k in keys])
         loaded.known_event_ids.update(r["event_id"] for r in rows)
     if suspects.dead_letters:
         rows = await conn.fetch("SELECT event_id FROM dead_letters WHERE event_id = ANY($1::uuid[])",
